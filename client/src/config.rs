@@ -1,0 +1,292 @@
+//! Client configuration: the connect string (hosts and optional chroot) and the builder that
+//! gathers every option before a client starts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::connector::{Connector, TcpConnector};
+use crate::error::{Error, Result};
+use crate::path::validate_path;
+use crate::proto::{Acl, DEFAULT_MAX_FRAME};
+use crate::retry::RetryPolicy;
+
+/// A parsed connect string: `h1:2181,h2:2181,[::1]:2181/app`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectString {
+    /// `host:port` of each server, in the order given (IPv6 hosts keep their brackets).
+    pub hosts: Vec<String>,
+    /// The chroot every path is relative to, `""` for none.
+    pub chroot: String,
+}
+
+/// The port used when a host names none.
+pub const DEFAULT_PORT: u16 = 2181;
+
+impl ConnectString {
+    /// Parses `hosts[/chroot]`; a host without a port gets [`DEFAULT_PORT`].
+    pub fn parse(s: &str) -> Result<ConnectString> {
+        let bad = |why: &str| Error::InvalidArgument(format!("connect string {s:?}: {why}"));
+        let (hosts, chroot) = match s.find('/') {
+            Some(i) => (&s[..i], &s[i..]),
+            None => (s, ""),
+        };
+        let chroot = match chroot {
+            "" | "/" => String::new(),
+            c => {
+                validate_path(c).map_err(|e| bad(&format!("bad chroot: {}", e.reason)))?;
+                c.to_owned()
+            }
+        };
+        let mut out = Vec::new();
+        for host in hosts.split(',') {
+            let host = host.trim();
+            if host.is_empty() {
+                return Err(bad("empty host"));
+            }
+            let (name, port) = if let Some(rest) = host.strip_prefix('[') {
+                let end = rest.find(']').ok_or_else(|| bad("unclosed '[' in IPv6 host"))?;
+                let name = &rest[..end];
+                match &rest[end + 1..] {
+                    "" => (format!("[{name}]"), None),
+                    p => match p.strip_prefix(':') {
+                        Some(port) => (format!("[{name}]"), Some(port)),
+                        None => return Err(bad("junk after IPv6 host")),
+                    },
+                }
+            } else {
+                match host.rsplit_once(':') {
+                    Some((name, port)) if !name.contains(':') => (name.to_owned(), Some(port)),
+                    Some(_) => return Err(bad("IPv6 hosts must be in brackets")),
+                    None => (host.to_owned(), None),
+                }
+            };
+            if name.is_empty() || name == "[]" {
+                return Err(bad("empty host name"));
+            }
+            let port = match port {
+                None => DEFAULT_PORT,
+                Some(p) => p
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|p| *p != 0)
+                    .ok_or_else(|| bad(&format!("bad port {p:?}")))?,
+            };
+            out.push(format!("{name}:{port}"));
+        }
+        Ok(ConnectString { hosts: out, chroot })
+    }
+}
+
+/// Every option of a client. Built by [`Builder`]; read by the session task.
+#[derive(Clone)]
+pub(crate) struct Config {
+    pub(crate) connect: ConnectString,
+    pub(crate) session_timeout: Duration,
+    pub(crate) connect_timeout: Option<Duration>,
+    pub(crate) read_only: bool,
+    pub(crate) auth: Vec<(String, Vec<u8>)>,
+    pub(crate) default_acl: Vec<Acl>,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) resume: Option<(i64, Vec<u8>)>,
+    pub(crate) max_frame: usize,
+    pub(crate) seed: u64,
+    pub(crate) connector: Arc<dyn Connector>,
+    pub(crate) request_queue: usize,
+    pub(crate) max_in_flight: usize,
+    pub(crate) backoff_max: Duration,
+}
+
+/// Configures and starts a [`Client`](crate::Client).
+///
+/// ```no_run
+/// # async fn f() -> zkit::Result<()> {
+/// use std::time::Duration;
+/// let client = zkit::Client::builder("127.0.0.1:2181/app")
+///     .session_timeout(Duration::from_secs(10))
+///     .digest_auth("user", "secret")
+///     .connect()
+///     .await?;
+/// # Ok(()) }
+/// ```
+pub struct Builder {
+    hosts: String,
+    config: Config,
+}
+
+impl Builder {
+    pub(crate) fn new(hosts: &str) -> Builder {
+        Builder {
+            hosts: hosts.to_owned(),
+            config: Config {
+                connect: ConnectString {
+                    hosts: Vec::new(),
+                    chroot: String::new(),
+                },
+                session_timeout: Duration::from_secs(10),
+                connect_timeout: None,
+                read_only: false,
+                auth: Vec::new(),
+                default_acl: Acl::open_unsafe(),
+                retry: RetryPolicy::default(),
+                resume: None,
+                max_frame: DEFAULT_MAX_FRAME,
+                seed: default_seed(),
+                connector: Arc::new(TcpConnector),
+                request_queue: 4096,
+                max_in_flight: 100_000,
+                backoff_max: Duration::from_secs(1),
+            },
+        }
+    }
+
+    /// The session timeout to ask for (the server bounds it to [2, 20] ticks). Default 10 s.
+    pub fn session_timeout(mut self, t: Duration) -> Self {
+        self.config.session_timeout = t;
+        self
+    }
+
+    /// How long one connection attempt may take (TCP connect and handshake). Default: the
+    /// session timeout divided by the number of hosts, as ZooKeeper's own client.
+    pub fn connect_timeout(mut self, t: Duration) -> Self {
+        self.config.connect_timeout = Some(t);
+        self
+    }
+
+    /// Accept read-only servers (ZooKeeper's `canBeReadOnly`). Default false.
+    pub fn allow_read_only(mut self, yes: bool) -> Self {
+        self.config.read_only = yes;
+        self
+    }
+
+    /// Adds credentials, sent after every (re)connect.
+    pub fn auth(mut self, scheme: &str, auth: &[u8]) -> Self {
+        self.config.auth.push((scheme.to_owned(), auth.to_vec()));
+        self
+    }
+
+    /// Adds `digest` credentials `user:password`.
+    pub fn digest_auth(self, user: &str, password: &str) -> Self {
+        self.auth("digest", format!("{user}:{password}").as_bytes())
+    }
+
+    /// The ACL given to nodes created without one. Default `world:anyone` with every right.
+    pub fn default_acl(mut self, acl: Vec<Acl>) -> Self {
+        self.config.default_acl = acl;
+        self
+    }
+
+    /// The policy [`Client::retry`](crate::Client::retry) and the recipes use.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.config.retry = policy;
+        self
+    }
+
+    /// Resumes an existing session instead of starting one.
+    pub fn resume_session(mut self, session_id: i64, password: &[u8]) -> Self {
+        self.config.resume = Some((session_id, password.to_vec()));
+        self
+    }
+
+    /// The largest frame accepted from a server. Default 0xfffff, as ZooKeeper's client.
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.config.max_frame = bytes;
+        self
+    }
+
+    /// Seeds every random choice (host order, backoff jitter). The simulation sets it; by
+    /// default it is derived from the process id and a counter, so clients spread over hosts.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.config.seed = seed;
+        self
+    }
+
+    /// The connector that opens connections. Default: tokio TCP.
+    pub fn connector(mut self, connector: impl Connector) -> Self {
+        self.config.connector = Arc::new(connector);
+        self
+    }
+
+    /// How many requests may wait to be sent before callers wait in turn. Default 4096.
+    pub fn request_queue(mut self, n: usize) -> Self {
+        self.config.request_queue = n.max(1);
+        self
+    }
+
+    /// How many requests may await replies at once. Default 100,000.
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.config.max_in_flight = n.max(1);
+        self
+    }
+
+    /// The longest pause between two passes over the host list. Default 1 s.
+    pub fn max_reconnect_backoff(mut self, t: Duration) -> Self {
+        self.config.backoff_max = t;
+        self
+    }
+
+    pub(crate) fn into_config(mut self) -> Result<Config> {
+        self.config.connect = ConnectString::parse(&self.hosts)?;
+        if self.config.session_timeout.is_zero() {
+            return Err(Error::InvalidArgument("session timeout must be > 0".into()));
+        }
+        if self.config.max_frame < 16 {
+            return Err(Error::InvalidArgument(format!(
+                "max frame size {} is too small",
+                self.config.max_frame
+            )));
+        }
+        Ok(self.config)
+    }
+
+    /// Starts the client without waiting for a connection: it is [`State::Connecting`]
+    /// (crate::State::Connecting) until a server answers, and requests wait until then.
+    pub fn build(self) -> Result<crate::Client> {
+        Ok(crate::Client::start(self.into_config()?))
+    }
+
+    /// Starts the client and waits until it is connected, or fails with
+    /// [`Error::Timeout`] after the session timeout (the client is then closed).
+    pub async fn connect(self) -> Result<crate::Client> {
+        let timeout = self.config.session_timeout;
+        let client = self.build()?;
+        match tokio::time::timeout(timeout, client.wait_connected()).await {
+            Ok(Ok(())) => Ok(client),
+            Ok(Err(e)) => Err(e),
+            Err(_) => {
+                client.close().await;
+                Err(Error::Timeout("no server answered within the session timeout"))
+            }
+        }
+    }
+}
+
+/// A seed for clients that set none: distinct per process and per client, not random.
+fn default_seed() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    (u64::from(std::process::id()) << 32) ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_hosts_ports_and_chroot() {
+        let c = ConnectString::parse("h1:2181,h2,[::1]:2182,[fe80::1]/app/x").unwrap();
+        assert_eq!(c.hosts, ["h1:2181", "h2:2181", "[::1]:2182", "[fe80::1]:2181"]);
+        assert_eq!(c.chroot, "/app/x");
+        assert_eq!(ConnectString::parse("h/").unwrap().chroot, "");
+    }
+
+    #[test]
+    fn rejects_bad_connect_strings() {
+        for s in ["", "h1,,h2", "h:0", "h:99999", "h:x", "::1:2181", "[::1", "[::1]x", "h/a/", "[]:1"] {
+            assert!(
+                matches!(ConnectString::parse(s), Err(Error::InvalidArgument(_))),
+                "{s}"
+            );
+        }
+    }
+}

@@ -1,0 +1,428 @@
+//! The connected loop: pipelined requests written in batches, replies matched in order to the
+//! FIFO of pending requests, notifications handed to the watch registry, pings when idle, and
+//! a read timeout that declares the connection dead.
+//!
+//! Reads, writes, new requests, control messages and the timer are polled in one `select!`
+//! (biased, so a seed replays), which keeps reading while a large batch is being written.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::handshake::Handshaken;
+use super::{Control, End, Failure, Outcome, Reply, Session, Submit, WatchSlot};
+use crate::error::Error;
+use crate::proto::{
+    encode_frame, AddWatchMode, ErrorCode, OpCode, Reader, Record, RemoveWatchesRequest, ReplyHeader, Request,
+    Response, WatcherEvent, WatcherType, AUTH_XID, NOTIFICATION_XID, PING_XID, SET_WATCHES_XID,
+};
+use crate::state::State;
+use crate::watch::{Restore, WatchKind};
+
+/// Stop taking new requests while this many bytes wait to be written.
+const WRITE_HIGH_WATER: usize = 256 * 1024;
+/// Read buffer growth step.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// A request awaiting its reply.
+struct Pending {
+    xid: i32,
+    op: OpCode,
+    kind: PendingKind,
+}
+
+enum PendingKind {
+    /// A caller's request.
+    User {
+        reply: oneshot::Sender<Result<Reply, Failure>>,
+        /// The watch and the server path it is on.
+        watch: Option<(WatchSlot, String)>,
+    },
+    /// Our closeSession.
+    Close,
+    /// A request whose outcome nobody awaits (watch removal).
+    Ignore,
+}
+
+/// Why the loop must stop.
+enum Stop {
+    Disconnect(Error),
+    End(End),
+}
+
+impl From<crate::proto::DecodeError> for Stop {
+    fn from(e: crate::proto::DecodeError) -> Stop {
+        Stop::Disconnect(e.into())
+    }
+}
+
+/// Per-connection state.
+struct Conn {
+    wbuf: Vec<u8>,
+    wpos: usize,
+    pending: VecDeque<Pending>,
+    /// Callers of addAuth, in the order their packets were sent (`None`: a replayed packet).
+    auth_waiting: VecDeque<Option<oneshot::Sender<Result<(), Failure>>>>,
+    closing: bool,
+    last_send: Instant,
+}
+
+impl Conn {
+    fn unsent(&self) -> usize {
+        self.wbuf.len() - self.wpos
+    }
+}
+
+impl Session {
+    /// Serves one connection until it drops or the session ends.
+    pub(super) async fn serve(&mut self, hs: Handshaken) -> Outcome {
+        let Handshaken {
+            stream,
+            response,
+            rest,
+        } = hs;
+        let state = if response.read_only { State::ConnectedReadOnly } else { State::Connected };
+        let (mut rd, mut wr) = tokio::io::split(stream);
+        let mut rbuf = rest;
+        let now = Instant::now();
+        let mut conn = Conn {
+            wbuf: Vec::with_capacity(READ_CHUNK),
+            wpos: 0,
+            pending: VecDeque::new(),
+            auth_waiting: VecDeque::new(),
+            closing: false,
+            last_send: now,
+        };
+        self.replay_session(&mut conn);
+        let server = self.hosts[(self.next_host + self.hosts.len() - 1) % self.hosts.len()].clone();
+        self.publish(state, Some(server));
+
+        let read_timeout = self.negotiated * 2 / 3;
+        let ping_interval = read_timeout / 2;
+        let mut last_recv = now;
+        let timer = tokio::time::sleep_until(now + ping_interval);
+        tokio::pin!(timer);
+
+        let stop = loop {
+            let can_take = !conn.closing
+                && conn.pending.len() < self.config.max_in_flight
+                && conn.unsent() < WRITE_HIGH_WATER;
+            let writing = conn.unsent() > 0;
+            tokio::select! {
+                biased;
+                r = rd.read_buf(&mut rbuf) => {
+                    match r {
+                        Ok(0) => break Stop::Disconnect(Error::ConnectionLoss),
+                        Ok(_) => {
+                            last_recv = Instant::now();
+                            self.last_heard = last_recv;
+                            if let Err(stop) = self.read_frames(&mut rbuf, &mut conn) {
+                                break stop;
+                            }
+                            if rbuf.capacity() - rbuf.len() < 1024 {
+                                rbuf.reserve(READ_CHUNK);
+                            }
+                        }
+                        Err(e) => break Stop::Disconnect(Error::Protocol(e.to_string())),
+                    }
+                }
+                r = wr.write(&conn.wbuf[conn.wpos..]), if writing => {
+                    match r {
+                        Ok(0) | Err(_) => break Stop::Disconnect(Error::ConnectionLoss),
+                        Ok(n) => {
+                            conn.wpos += n;
+                            if conn.wpos == conn.wbuf.len() {
+                                conn.wbuf.clear();
+                                conn.wpos = 0;
+                            }
+                            conn.last_send = Instant::now();
+                        }
+                    }
+                }
+                msg = self.control.recv() => match msg {
+                    Some(msg) => self.control_online(msg, &mut conn),
+                    None => self.control_online(Control::Close { done: None }, &mut conn),
+                },
+                submit = self.requests.recv(), if can_take => match submit {
+                    Some(submit) => {
+                        self.enqueue(submit, &mut conn);
+                        // Batch whatever else is already queued into the same write.
+                        while conn.pending.len() < self.config.max_in_flight
+                            && conn.unsent() < WRITE_HIGH_WATER
+                        {
+                            match self.requests.try_recv() {
+                                Ok(submit) => self.enqueue(submit, &mut conn),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    None => self.control_online(Control::Close { done: None }, &mut conn),
+                },
+                () = &mut timer => {
+                    let now = Instant::now();
+                    if now >= last_recv + read_timeout {
+                        break Stop::Disconnect(Error::Timeout("no reply from the server within the read timeout"));
+                    }
+                    if now >= conn.last_send + ping_interval && conn.unsent() == 0 {
+                        encode_frame(&mut conn.wbuf, |o| Request::Ping.encode(PING_XID, o));
+                    }
+                    let next = (conn.last_send + ping_interval).min(last_recv + read_timeout);
+                    timer.as_mut().reset(next.max(now + Duration::from_millis(1)));
+                }
+            }
+        };
+
+        let error = match stop {
+            Stop::End(end) => {
+                self.fail_pending(&mut conn, end.error());
+                return Outcome::End(end);
+            }
+            Stop::Disconnect(e) => e,
+        };
+        tracing::info!(error = %e_display(&error), in_flight = conn.pending.len(), "connection lost");
+        if conn.closing {
+            self.fail_pending(&mut conn, Error::Closed);
+            return Outcome::End(End::Closed);
+        }
+        // The first caller learns what broke the connection when it is about its own reply
+        // (an oversized or malformed frame); everyone else hears ConnectionLoss.
+        if matches!(error, Error::FrameTooLarge { .. } | Error::Protocol(_)) {
+            if let Some(p) = conn.pending.pop_front() {
+                reply_failure(p, Failure::Client(error));
+            }
+        }
+        self.fail_pending(&mut conn, Error::ConnectionLoss);
+        Outcome::Disconnected
+    }
+
+    /// Credentials and watches a new connection must carry before anything else.
+    fn replay_session(&mut self, conn: &mut Conn) {
+        let replayed = self.auth.len() - self.new_auth.len();
+        for (i, packet) in self.auth.iter().enumerate() {
+            encode_frame(&mut conn.wbuf, |o| Request::Auth(packet.clone()).encode(AUTH_XID, o));
+            conn.auth_waiting.push_back(None);
+            if i >= replayed {
+                // Filled below from the callers who added it while disconnected.
+            }
+        }
+        // Callers who added credentials while disconnected wait for the tail packets.
+        let tail = conn.auth_waiting.len() - self.new_auth.len();
+        for (slot, waiter) in conn.auth_waiting.iter_mut().skip(tail).zip(self.new_auth.drain(..)) {
+            *slot = Some(waiter);
+        }
+        if !self.watches.is_empty() {
+            for restore in self.watches.restore_requests(self.last_zxid) {
+                let request = match restore {
+                    Restore::V1(r) => Request::SetWatches(r),
+                    Restore::V2(r) => Request::SetWatches2(r),
+                };
+                encode_frame(&mut conn.wbuf, |o| request.encode(SET_WATCHES_XID, o));
+            }
+        }
+    }
+
+    fn control_online(&mut self, msg: Control, conn: &mut Conn) {
+        match msg {
+            Control::Close { done } => {
+                self.closing.extend(done);
+                if !conn.closing {
+                    conn.closing = true;
+                    let xid = self.next_xid();
+                    encode_frame(&mut conn.wbuf, |o| Request::CloseSession.encode(xid, o));
+                    conn.pending.push_back(Pending {
+                        xid,
+                        op: OpCode::CloseSession,
+                        kind: PendingKind::Close,
+                    });
+                }
+            }
+            Control::AddAuth { packet, reply } => {
+                encode_frame(&mut conn.wbuf, |o| Request::Auth(packet.clone()).encode(AUTH_XID, o));
+                self.auth.push(packet);
+                conn.auth_waiting.push_back(Some(reply));
+            }
+            Control::RemovePersistent { id, mode } => {
+                if let Some(path) = self.watches.remove_persistent(mode, id) {
+                    let watcher_type = match mode {
+                        AddWatchMode::Persistent => WatcherType::Persistent,
+                        AddWatchMode::PersistentRecursive => WatcherType::PersistentRecursive,
+                    };
+                    let request = Request::RemoveWatches(RemoveWatchesRequest { path, watcher_type });
+                    let xid = self.next_xid();
+                    encode_frame(&mut conn.wbuf, |o| request.encode(xid, o));
+                    conn.pending.push_back(Pending {
+                        xid,
+                        op: OpCode::RemoveWatches,
+                        kind: PendingKind::Ignore,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Writes a caller's request into the outgoing buffer and queues its reply slot.
+    fn enqueue(&mut self, submit: Submit, conn: &mut Conn) {
+        if submit.reply.is_closed() {
+            // The caller gave up before it was sent: sending it now would surprise them.
+            return;
+        }
+        let xid = self.next_xid();
+        let op = submit.request.op_code();
+        encode_frame(&mut conn.wbuf, |o| submit.request.encode(xid, o));
+        let watch = submit
+            .watch
+            .map(|slot| (slot, submit.request.path().unwrap_or_default().to_owned()));
+        conn.pending.push_back(Pending {
+            xid,
+            op,
+            kind: PendingKind::User {
+                reply: submit.reply,
+                watch,
+            },
+        });
+    }
+
+    fn read_frames(&mut self, rbuf: &mut BytesMut, conn: &mut Conn) -> Result<(), Stop> {
+        while let Some(frame) = self.decoder.decode(rbuf)? {
+            self.on_frame(&frame, conn)?;
+        }
+        Ok(())
+    }
+
+    fn on_frame(&mut self, frame: &[u8], conn: &mut Conn) -> Result<(), Stop> {
+        let mut r = Reader::new(frame);
+        let header = ReplyHeader::decode(&mut r)?;
+        match header.xid {
+            NOTIFICATION_XID => {
+                let event = WatcherEvent::decode(&mut r)?;
+                tracing::trace!(path = %event.path, kind = ?event.event_type, "notification");
+                self.watches.dispatch(&event);
+            }
+            PING_XID => {}
+            AUTH_XID => {
+                let waiter = conn.auth_waiting.pop_front().flatten();
+                if header.err == ErrorCode::AuthFailed.code() {
+                    if let Some(w) = waiter {
+                        let _ = w.send(Err(Failure::Code(ErrorCode::AuthFailed)));
+                    }
+                    return Err(Stop::End(End::AuthFailed));
+                }
+                if let Some(w) = waiter {
+                    let _ = w.send(code_result(header.err).map(|_| ()));
+                }
+            }
+            SET_WATCHES_XID => {
+                if header.err != 0 {
+                    tracing::warn!(err = header.err, "server refused to restore watches");
+                }
+            }
+            xid => {
+                let Some(p) = conn.pending.pop_front() else {
+                    return Err(Stop::Disconnect(Error::Protocol(format!(
+                        "reply with xid {xid} to no pending request"
+                    ))));
+                };
+                if p.xid != xid {
+                    let msg = format!("reply xid {xid} does not match pending request xid {}", p.xid);
+                    conn.pending.push_front(p);
+                    return Err(Stop::Disconnect(Error::Protocol(msg)));
+                }
+                if header.zxid > 0 {
+                    self.last_zxid = header.zxid;
+                }
+                self.complete(p, header, &mut r)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Delivers a matched reply and registers the watch it carries.
+    fn complete(&mut self, p: Pending, header: ReplyHeader, r: &mut Reader<'_>) -> Result<(), Stop> {
+        let (reply, watch) = match p.kind {
+            PendingKind::Close => return Err(Stop::End(End::Closed)),
+            PendingKind::Ignore => return Ok(()),
+            PendingKind::User { reply, watch } => (reply, watch),
+        };
+        if header.err != 0 {
+            let outcome = code_result(header.err);
+            if let (Some((WatchSlot::OneShot(tx), path)), OpCode::Exists, Err(Failure::Code(ErrorCode::NoNode))) =
+                (watch, p.op, &outcome)
+            {
+                self.watches.add(WatchKind::Exist, &path, tx);
+            }
+            let _ = reply.send(outcome.map(|_| unreachable_reply()));
+            return Ok(());
+        }
+        match Response::decode(p.op, r) {
+            Ok(response) => {
+                if let Some((slot, path)) = watch {
+                    match slot {
+                        WatchSlot::OneShot(tx) => {
+                            let kind = match p.op {
+                                OpCode::GetChildren | OpCode::GetChildren2 => WatchKind::Child,
+                                _ => WatchKind::Data,
+                            };
+                            self.watches.add(kind, &path, tx);
+                        }
+                        WatchSlot::Persistent { mode, id, tx } => {
+                            self.watches.add_persistent(mode, &path, id, tx);
+                        }
+                    }
+                }
+                let _ = reply.send(Ok(Reply {
+                    zxid: header.zxid,
+                    response,
+                }));
+            }
+            Err(e) => {
+                let _ = reply.send(Err(Failure::Client(Error::Protocol(format!(
+                    "malformed reply to {:?}: {e}",
+                    p.op
+                )))));
+            }
+        }
+        Ok(())
+    }
+
+    fn fail_pending(&mut self, conn: &mut Conn, error: Error) {
+        for p in conn.pending.drain(..) {
+            reply_failure(p, Failure::Client(error.clone()));
+        }
+        for w in conn.auth_waiting.drain(..).flatten() {
+            let _ = w.send(Err(Failure::Client(error.clone())));
+        }
+    }
+}
+
+fn reply_failure(p: Pending, failure: Failure) {
+    if let PendingKind::User { reply, .. } = p.kind {
+        let _ = reply.send(Err(failure));
+    }
+}
+
+/// The outcome a non-zero reply code stands for (an unknown code is a protocol error).
+fn code_result(err: i32) -> Result<(), Failure> {
+    if err == 0 {
+        return Ok(());
+    }
+    match ErrorCode::try_from(err) {
+        Ok(code) => Err(Failure::Code(code)),
+        Err(_) => Err(Failure::Client(Error::Protocol(format!("unknown error code {err}")))),
+    }
+}
+
+/// `code_result` never yields `Ok` for a non-zero code; this keeps the types aligned.
+fn unreachable_reply() -> Reply {
+    Reply {
+        zxid: 0,
+        response: Response::Empty,
+    }
+}
+
+fn e_display(e: &Error) -> String {
+    e.to_string()
+}

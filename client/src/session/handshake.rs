@@ -1,0 +1,49 @@
+//! Opening one connection: connect through the [`Connector`], send the `ConnectRequest`, read
+//! the `ConnectResponse`. Whatever bytes arrive behind the response stay buffered for the
+//! connection loop.
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::connector::{BoxStream, Connector};
+use crate::error::{Error, Result};
+use crate::proto::{encode_frame, ConnectRequest, ConnectResponse, FrameDecoder, Record};
+
+/// A connection whose handshake is done.
+pub(crate) struct Handshaken {
+    pub(crate) stream: BoxStream,
+    pub(crate) response: ConnectResponse,
+    /// Bytes read past the handshake reply.
+    pub(crate) rest: BytesMut,
+}
+
+/// Connects to `host` and exchanges the handshake.
+pub(crate) async fn handshake(
+    connector: &dyn Connector,
+    host: &str,
+    request: &ConnectRequest,
+    decoder: FrameDecoder,
+) -> Result<Handshaken> {
+    let io = |e: std::io::Error| Error::Protocol(format!("{host}: {e}"));
+    let mut stream = connector.connect(host).await.map_err(|e| {
+        tracing::debug!(host, error = %e, "connect failed");
+        Error::ConnectionLoss
+    })?;
+    let mut out = Vec::with_capacity(64);
+    encode_frame(&mut out, |o| request.encode(o));
+    stream.write_all(&out).await.map_err(io)?;
+    let mut buf = BytesMut::with_capacity(512);
+    loop {
+        if let Some(frame) = decoder.decode(&mut buf)? {
+            let response = ConnectResponse::from_frame(&frame)?;
+            return Ok(Handshaken {
+                stream,
+                response,
+                rest: buf,
+            });
+        }
+        if stream.read_buf(&mut buf).await.map_err(io)? == 0 {
+            return Err(Error::ConnectionLoss);
+        }
+    }
+}

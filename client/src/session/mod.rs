@@ -1,0 +1,391 @@
+//! The session task: one per client, it owns the connection and never runs user code.
+//!
+//! It finds a server (shuffled hosts, backoff with jitter between passes), handshakes with the
+//! session's id, password and last zxid seen, replays credentials, restores watches, then
+//! pipelines requests and matches replies in order ([`connection`]). When the connection
+//! drops it fails what was in flight with `ConnectionLoss`, publishes `Suspended`, and starts
+//! again, until the server says the session expired, the client's own timer passes the
+//! negotiated timeout, or the client is closed.
+
+mod connection;
+mod handshake;
+
+use std::time::Duration;
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::proto::{AddWatchMode, AuthPacket, ConnectRequest, ErrorCode, FrameDecoder, KeeperState, Request, Response};
+use crate::state::State;
+use crate::watch::{WatchRegistry, WatchedEvent};
+
+/// A request on its way to the session task.
+pub(crate) struct Submit {
+    /// The request, paths already carrying the chroot.
+    pub(crate) request: Request,
+    /// Where the outcome goes.
+    pub(crate) reply: oneshot::Sender<Result<Reply, Failure>>,
+    /// A watch to register if the reply allows it.
+    pub(crate) watch: Option<WatchSlot>,
+}
+
+/// A watch attached to a request.
+pub(crate) enum WatchSlot {
+    /// getData, exists, getChildren: a one-shot watch.
+    OneShot(oneshot::Sender<WatchedEvent>),
+    /// addWatch: a persistent watcher.
+    Persistent {
+        mode: AddWatchMode,
+        id: u64,
+        tx: mpsc::UnboundedSender<WatchedEvent>,
+    },
+}
+
+/// A successful reply.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    /// The server's zxid when it answered.
+    #[allow(dead_code)]
+    pub(crate) zxid: i64,
+    /// The body.
+    pub(crate) response: Response,
+}
+
+/// Why a request failed: a ZooKeeper code (mapped to an [`Error`] with the client's path by
+/// the caller) or a client-side error.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    Code(ErrorCode),
+    Client(Error),
+}
+
+/// Messages that are handled whether or not a server is connected.
+#[derive(Debug)]
+pub(crate) enum Control {
+    /// Close the session (send closeSession if connected); `done` hears when it is over.
+    Close { done: Option<oneshot::Sender<()>> },
+    /// Add credentials (kept and replayed after every reconnect).
+    AddAuth {
+        packet: AuthPacket,
+        reply: oneshot::Sender<Result<(), Failure>>,
+    },
+    /// A persistent watcher was dropped.
+    RemovePersistent { id: u64, mode: AddWatchMode },
+}
+
+/// What the client can read about its session at any time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The connection state.
+    pub state: State,
+    /// The session id (0 before the first connect).
+    pub session_id: i64,
+    /// The session password.
+    pub password: Vec<u8>,
+    /// The negotiated session timeout.
+    pub timeout: Duration,
+    /// The server currently connected to, if any.
+    pub server: Option<String>,
+}
+
+/// How the session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    Closed,
+    Expired,
+    AuthFailed,
+}
+
+impl End {
+    fn state(self) -> State {
+        match self {
+            End::Closed => State::Closed,
+            End::Expired => State::Lost,
+            End::AuthFailed => State::AuthFailed,
+        }
+    }
+
+    pub(crate) fn error(self) -> Error {
+        match self {
+            End::Closed => Error::Closed,
+            End::Expired => Error::SessionExpired,
+            End::AuthFailed => Error::AuthFailed,
+        }
+    }
+}
+
+/// The channels a client keeps to talk to its session task.
+pub(crate) struct Handles {
+    pub(crate) requests: mpsc::Sender<Submit>,
+    pub(crate) control: mpsc::UnboundedSender<Control>,
+    pub(crate) info: watch::Receiver<SessionInfo>,
+    pub(crate) transitions: broadcast::Sender<State>,
+}
+
+/// Starts the session task for `config`.
+pub(crate) fn spawn(config: Config) -> Handles {
+    let (req_tx, req_rx) = mpsc::channel(config.request_queue);
+    let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
+    let (session_id, password) = config.resume.clone().unwrap_or((0, vec![0; 16]));
+    let (info_tx, info_rx) = watch::channel(SessionInfo {
+        state: State::Connecting,
+        session_id,
+        password: password.clone(),
+        timeout: config.session_timeout,
+        server: None,
+    });
+    let (trans_tx, _) = broadcast::channel(64);
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let mut hosts = config.connect.hosts.clone();
+    hosts.shuffle(&mut rng);
+    let auth = config
+        .auth
+        .iter()
+        .map(|(scheme, auth)| AuthPacket {
+            auth_type: 0,
+            scheme: scheme.clone(),
+            auth: auth.clone(),
+        })
+        .collect();
+    let session = Session {
+        watches: WatchRegistry::new(&config.connect.chroot),
+        decoder: FrameDecoder::new(config.max_frame),
+        config,
+        rng,
+        hosts,
+        next_host: 0,
+        requests: req_rx,
+        control: ctl_rx,
+        info: info_tx,
+        transitions: trans_tx.clone(),
+        session_id,
+        password,
+        negotiated: Duration::ZERO,
+        last_zxid: 0,
+        last_heard: Instant::now(),
+        auth,
+        new_auth: Vec::new(),
+        xid: 0,
+        closing: Vec::new(),
+    };
+    tokio::spawn(session.run());
+    Handles {
+        requests: req_tx,
+        control: ctl_tx,
+        info: info_rx,
+        transitions: trans_tx,
+    }
+}
+
+/// The session task's state.
+struct Session {
+    config: Config,
+    decoder: FrameDecoder,
+    rng: ChaCha8Rng,
+    hosts: Vec<String>,
+    next_host: usize,
+    requests: mpsc::Receiver<Submit>,
+    control: mpsc::UnboundedReceiver<Control>,
+    info: watch::Sender<SessionInfo>,
+    transitions: broadcast::Sender<State>,
+    watches: WatchRegistry,
+    session_id: i64,
+    password: Vec<u8>,
+    negotiated: Duration,
+    last_zxid: i64,
+    /// When a server was last heard from (the client's expiry timer starts here).
+    last_heard: Instant,
+    /// Credentials replayed on every connect.
+    auth: Vec<AuthPacket>,
+    /// Credentials added while disconnected: their callers wait for the next connect.
+    new_auth: Vec<oneshot::Sender<Result<(), Failure>>>,
+    xid: i32,
+    /// Callers of `close()` waiting for the end.
+    closing: Vec<oneshot::Sender<()>>,
+}
+
+/// What ended a connection.
+enum Outcome {
+    Disconnected,
+    End(End),
+}
+
+impl Session {
+    async fn run(mut self) {
+        let end = loop {
+            let conn = match self.connect().await {
+                Ok(conn) => conn,
+                Err(end) => break end,
+            };
+            match self.serve(conn).await {
+                Outcome::Disconnected => self.publish(State::Suspended, None),
+                Outcome::End(end) => break end,
+            }
+        };
+        self.finish(end).await;
+    }
+
+    fn publish(&mut self, state: State, server: Option<String>) {
+        let changed = self.info.borrow().state != state;
+        self.info.send_modify(|info| {
+            info.state = state;
+            info.session_id = self.session_id;
+            info.password.clone_from(&self.password);
+            info.timeout = self.negotiated;
+            info.server = server;
+        });
+        if changed {
+            tracing::info!(session = format_args!("{:#x}", self.session_id), %state, "session state");
+            let _ = self.transitions.send(state);
+        }
+    }
+
+    fn next_xid(&mut self) -> i32 {
+        self.xid = if self.xid >= i32::MAX - 1 { 1 } else { self.xid + 1 };
+        self.xid
+    }
+
+    /// When the client's own timer declares a suspended session lost.
+    fn expiry_deadline(&self) -> Option<Instant> {
+        (self.session_id != 0 && !self.negotiated.is_zero()).then(|| self.last_heard + self.negotiated)
+    }
+
+    /// Handles a control message while no server is connected; `Some` ends the session.
+    fn control_offline(&mut self, msg: Control) -> Option<End> {
+        match msg {
+            Control::Close { done } => {
+                self.closing.extend(done);
+                Some(End::Closed)
+            }
+            Control::AddAuth { packet, reply } => {
+                self.auth.push(packet);
+                self.new_auth.push(reply);
+                None
+            }
+            Control::RemovePersistent { id, mode } => {
+                self.watches.remove_persistent(mode, id);
+                None
+            }
+        }
+    }
+
+    /// Finds a server and handshakes, until one answers or the session ends.
+    async fn connect(&mut self) -> Result<handshake::Handshaken, End> {
+        let per_host = self.config.connect_timeout.unwrap_or_else(|| {
+            let base = if self.negotiated.is_zero() { self.config.session_timeout } else { self.negotiated };
+            (base / self.hosts.len().max(1) as u32).max(Duration::from_millis(100))
+        });
+        let connector = self.config.connector.clone();
+        loop {
+            let host = self.hosts[self.next_host].clone();
+            self.next_host = (self.next_host + 1) % self.hosts.len();
+            let request = ConnectRequest {
+                protocol_version: 0,
+                last_zxid_seen: self.last_zxid,
+                timeout: i32::try_from(self.config.session_timeout.as_millis()).unwrap_or(i32::MAX),
+                session_id: self.session_id,
+                passwd: self.password.clone(),
+                read_only: self.config.read_only,
+            };
+            let attempt = tokio::time::timeout(
+                per_host,
+                handshake::handshake(&*connector, &host, &request, self.decoder),
+            );
+            tokio::pin!(attempt);
+            let result = loop {
+                let expiry = self.expiry_deadline();
+                tokio::select! {
+                    biased;
+                    msg = self.control.recv() => match msg {
+                        Some(msg) => if let Some(end) = self.control_offline(msg) { return Err(end) },
+                        None => return Err(End::Closed),
+                    },
+                    _ = sleep_until_opt(expiry) => {
+                        tracing::warn!("session timeout passed while disconnected");
+                        return Err(End::Expired);
+                    }
+                    r = &mut attempt => break r,
+                }
+            };
+            match result {
+                Ok(Ok(hs)) => {
+                    let resp = &hs.response;
+                    if resp.timeout <= 0 || (self.session_id != 0 && resp.session_id != self.session_id) {
+                        tracing::warn!(host, "server says the session expired");
+                        return Err(End::Expired);
+                    }
+                    self.session_id = resp.session_id;
+                    self.password.clone_from(&resp.passwd);
+                    self.negotiated = Duration::from_millis(resp.timeout as u64);
+                    self.last_heard = Instant::now();
+                    tracing::debug!(host, timeout = resp.timeout, "handshake done");
+                    return Ok(hs);
+                }
+                Ok(Err(e)) => tracing::debug!(host, error = %e, "connection attempt failed"),
+                Err(_) => tracing::debug!(host, "connection attempt timed out"),
+            }
+            if self.next_host == 0 {
+                // A full pass failed: back off before the next one.
+                let max = self.config.backoff_max.as_millis().max(1) as u64;
+                let pause = Duration::from_millis(self.rng.random_range(0..=max));
+                let wake = Instant::now() + pause;
+                loop {
+                    let expiry = self.expiry_deadline();
+                    tokio::select! {
+                        biased;
+                        msg = self.control.recv() => match msg {
+                            Some(msg) => if let Some(end) = self.control_offline(msg) { return Err(end) },
+                            None => return Err(End::Closed),
+                        },
+                        _ = sleep_until_opt(expiry) => return Err(End::Expired),
+                        _ = tokio::time::sleep_until(wake) => break,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends the session: every waiter hears the outcome, every watch a session event.
+    async fn finish(mut self, end: End) {
+        self.publish(end.state(), None);
+        let keeper = match end {
+            End::Closed => KeeperState::Closed,
+            End::Expired => KeeperState::Expired,
+            End::AuthFailed => KeeperState::AuthFailed,
+        };
+        self.watches.end_session(keeper);
+        for waiter in self.new_auth.drain(..) {
+            let _ = waiter.send(Err(Failure::Client(end.error())));
+        }
+        self.requests.close();
+        while let Ok(submit) = self.requests.try_recv() {
+            let _ = submit.reply.send(Err(Failure::Client(end.error())));
+        }
+        self.control.close();
+        while let Ok(msg) = self.control.try_recv() {
+            match msg {
+                Control::Close { done } => self.closing.extend(done),
+                Control::AddAuth { reply, .. } => {
+                    let _ = reply.send(Err(Failure::Client(end.error())));
+                }
+                Control::RemovePersistent { .. } => {}
+            }
+        }
+        for done in self.closing.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Sleeps until `deadline`, or forever if there is none.
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
