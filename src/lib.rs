@@ -31,6 +31,8 @@
 //! - Constructors never skip: when Java or the ZooKeeper jars are missing they
 //!   return [`FixtureError::Missing`] saying what to install.
 
+pub mod proxy;
+
 use std::fmt;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -143,9 +145,15 @@ pub fn zk_script() -> PathBuf {
 
 /// Runs `scripts/zk ARGS...`; returns its stdout on success.
 fn run_script(args: &[&str]) -> Result<String, FixtureError> {
+    run_script_with(args, "")
+}
+
+/// Runs `scripts/zk ARGS...` with extra zoo.cfg lines (`ZK_EXTRA_CFG`).
+fn run_script_with(args: &[&str], extra_cfg: &str) -> Result<String, FixtureError> {
     let script = zk_script();
     let output = Command::new(&script)
         .args(args)
+        .env("ZK_EXTRA_CFG", extra_cfg)
         .env("ZK_OWNER_PID", std::process::id().to_string())
         .output()
         .map_err(|source| FixtureError::Spawn {
@@ -178,7 +186,13 @@ fn name_hint(fallback: &str) -> String {
         .unwrap_or_else(|| fallback.to_owned());
     let cleaned: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(60)
         .collect();
     if cleaned.is_empty() {
@@ -224,16 +238,22 @@ impl ZkServer {
     /// Starts a standalone server on a free loopback port and waits until it
     /// serves (`srvr` says `Mode: standalone`).
     pub fn standalone() -> Result<ZkServer, FixtureError> {
-        Self::start(Kind::Standalone, 1)
+        Self::start(Kind::Standalone, 1, "")
     }
 
     /// Starts an `n`-member ensemble and waits until it has exactly one
     /// leader and every member serves as leader or follower.
     pub fn ensemble(n: usize) -> Result<ZkServer, FixtureError> {
-        Self::start(Kind::Ensemble, n.max(1))
+        Self::start(Kind::Ensemble, n.max(1), "")
     }
 
-    fn start(kind: Kind, n: usize) -> Result<ZkServer, FixtureError> {
+    /// Like [`ZkServer::ensemble`], with extra `zoo.cfg` lines (`key=value`, one per line)
+    /// that override the defaults (e.g. `localSessionsEnabled=true` for read-only mode).
+    pub fn ensemble_with_config(n: usize, extra_cfg: &str) -> Result<ZkServer, FixtureError> {
+        Self::start(Kind::Ensemble, n.max(1), extra_cfg)
+    }
+
+    fn start(kind: Kind, n: usize, extra_cfg: &str) -> Result<ZkServer, FixtureError> {
         let fallback = match kind {
             Kind::Standalone => "standalone".to_owned(),
             Kind::Ensemble => format!("ensemble{n}"),
@@ -252,8 +272,8 @@ impl ZkServer {
         let dir_str = dir.to_string_lossy().into_owned();
         let n_str = n.to_string();
         let stdout = match kind {
-            Kind::Standalone => run_script(&["start-standalone", &dir_str])?,
-            Kind::Ensemble => run_script(&["start-ensemble", &dir_str, &n_str])?,
+            Kind::Standalone => run_script_with(&["start-standalone", &dir_str], extra_cfg)?,
+            Kind::Ensemble => run_script_with(&["start-ensemble", &dir_str, &n_str], extra_cfg)?,
         };
         let connect = stdout.trim().to_owned();
         // From here on, Drop cleans up even if parsing fails.
@@ -416,7 +436,10 @@ impl Drop for ZkServer {
     fn drop(&mut self) {
         if let Err(e) = self.stop() {
             // Can't return an error from Drop; make it visible in test output.
-            eprintln!("zkit-tests: stopping ZooKeeper in {}: {e}", self.dir.display());
+            eprintln!(
+                "zkit-tests: stopping ZooKeeper in {}: {e}",
+                self.dir.display()
+            );
             return;
         }
         if !std::thread::panicking() && std::env::var_os("ZKIT_KEEP_ZK_DIRS").is_none() {

@@ -46,7 +46,10 @@ fn standalone_answers_ruok_and_is_gone_after_drop() {
     drop(zk);
 
     assert!(!running(pid), "JVM {pid} still running after drop");
-    assert!(!accepts(addr), "{addr} still accepts connections after drop");
+    assert!(
+        !accepts(addr),
+        "{addr} still accepts connections after drop"
+    );
     assert!(!dir.exists(), "{} not removed after drop", dir.display());
 }
 
@@ -56,10 +59,16 @@ fn standalone_kill_and_restart() {
     let first = zk.pid(0).expect("pid");
     zk.kill(0).expect("kill");
     assert!(!running(first));
-    assert!(zk.four_letter(0, "ruok").is_err(), "killed server still answers");
+    assert!(
+        zk.four_letter(0, "ruok").is_err(),
+        "killed server still answers"
+    );
     zk.kill(0).expect("killing a dead member is a no-op");
     zk.restart(0).expect("restart");
-    assert_eq!(zk.four_letter(0, "ruok").expect("ruok after restart"), "imok");
+    assert_eq!(
+        zk.four_letter(0, "ruok").expect("ruok after restart"),
+        "imok"
+    );
     let second = zk.pid(0).expect("pid");
     assert_ne!(first, second);
     assert!(
@@ -99,7 +108,10 @@ fn ensemble_of_three_one_leader_kill_and_restart() {
     assert!(zk.four_letter(follower, "ruok").is_err());
     zk.restart(follower).expect("restart follower");
     assert_eq!(zk.four_letter(follower, "ruok").expect("ruok"), "imok");
-    assert_eq!(zk.mode(follower).expect("srvr").as_deref(), Some("follower"));
+    assert_eq!(
+        zk.mode(follower).expect("srvr").as_deref(),
+        Some("follower")
+    );
 
     // Killing the leader: the other two elect a new one; it rejoins.
     zk.kill(leader).expect("kill leader");

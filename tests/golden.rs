@@ -5,7 +5,10 @@
 use zkit::proto::*;
 
 fn frame(name: &str) -> Vec<u8> {
-    let path = format!("{}/tests/fixtures/golden/{name}.bin", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fixtures/golden/{name}.bin",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let len = i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
     assert_eq!(len as usize, bytes.len() - 4, "{name}: length prefix");

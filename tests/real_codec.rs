@@ -23,10 +23,18 @@ impl Raw {
 
     async fn frame(&mut self) -> Vec<u8> {
         loop {
-            if let Some(f) = self.decoder.decode(&mut self.buf).expect("well-formed frame") {
+            if let Some(f) = self
+                .decoder
+                .decode(&mut self.buf)
+                .expect("well-formed frame")
+            {
                 return f.to_vec();
             }
-            let n = self.stream.read_buf(&mut self.buf).await.expect("read from server");
+            let n = self
+                .stream
+                .read_buf(&mut self.buf)
+                .await
+                .expect("read from server");
             assert!(n > 0, "server closed the connection");
         }
     }
@@ -69,7 +77,11 @@ async fn raw_codec_speaks_to_real_zookeeper() {
     raw.send(|o| hello.encode(o)).await;
     let resp = ConnectResponse::from_frame(&raw.frame().await).expect("connect response");
     assert_ne!(resp.session_id, 0);
-    assert!(resp.timeout > 0 && resp.timeout <= 6000, "negotiated {}", resp.timeout);
+    assert!(
+        resp.timeout > 0 && resp.timeout <= 6000,
+        "negotiated {}",
+        resp.timeout
+    );
     assert_eq!(resp.passwd.len(), 16);
 
     let create = Request::Create2(CreateRequest {

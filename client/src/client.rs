@@ -18,9 +18,9 @@ use crate::error::{Error, Result};
 use crate::op::{Op, OpResult, ReadOp, ReadResult};
 use crate::path::{validate_create_path, validate_path};
 use crate::proto::{
-    Acl, AddWatchMode, AddWatchRequest, AuthPacket, CheckVersionRequest, ClientInfo, CreateMode, CreateRequest,
-    CreateTtlRequest, DeleteRequest, ErrorCode, MultiOp, MultiRequest, MultiResult, PathRequest, Request, Response,
-    SetAclRequest, SetDataRequest, Stat, WatchedRequest,
+    Acl, AddWatchMode, AddWatchRequest, AuthPacket, CheckVersionRequest, ClientInfo, CreateMode,
+    CreateRequest, CreateTtlRequest, DeleteRequest, ErrorCode, MultiOp, MultiRequest, MultiResult,
+    PathRequest, Request, Response, SetAclRequest, SetDataRequest, Stat, WatchedRequest,
 };
 use crate::retry::{retry, RetryPolicy};
 use crate::session::{self, Control, Failure, SessionInfo, Submit, WatchSlot};
@@ -203,7 +203,9 @@ impl Client {
 
     /// Waits until connected; fails if the session ends first.
     pub async fn wait_connected(&self) -> Result<()> {
-        let state = self.wait_for_state(|s| s.is_connected() || s.is_terminal()).await;
+        let state = self
+            .wait_for_state(|s| s.is_connected() || s.is_terminal())
+            .await;
         if state.is_connected() {
             Ok(())
         } else {
@@ -214,7 +216,12 @@ impl Client {
     /// Closes the session (ephemeral nodes go at once) and waits until it is over.
     pub async fn close(&self) {
         let (tx, rx) = oneshot::channel();
-        if self.inner.control.send(Control::Close { done: Some(tx) }).is_ok() {
+        if self
+            .inner
+            .control
+            .send(Control::Close { done: Some(tx) })
+            .is_ok()
+        {
             let _ = rx.await;
         }
     }
@@ -265,7 +272,11 @@ impl Client {
         Ok(self.server_path(path))
     }
 
-    async fn call(&self, request: Request, watch: Option<WatchSlot>) -> std::result::Result<Response, Failure> {
+    async fn call(
+        &self,
+        request: Request,
+        watch: Option<WatchSlot>,
+    ) -> std::result::Result<Response, Failure> {
         let (tx, rx) = oneshot::channel();
         let submit = Submit {
             request,
@@ -282,20 +293,38 @@ impl Client {
     }
 
     /// Sends `request` about client path `path`; errors name `path`.
-    async fn request(&self, path: &str, request: Request, watch: Option<WatchSlot>) -> Result<Response> {
-        self.call(request, watch).await.map_err(|f| failure(f, path))
+    async fn request(
+        &self,
+        path: &str,
+        request: Request,
+        watch: Option<WatchSlot>,
+    ) -> Result<Response> {
+        self.call(request, watch)
+            .await
+            .map_err(|f| failure(f, path))
     }
 
     // ----- operations -----
 
     /// Creates `path` with `data` in `mode` and the default ACL; returns the actual path
     /// (with the sequence suffix for sequential modes) and the new node's Stat.
-    pub async fn create(&self, path: &str, data: &[u8], mode: CreateMode) -> Result<(String, Stat)> {
-        self.create_with(path, data, &CreateOptions::new(mode)).await
+    pub async fn create(
+        &self,
+        path: &str,
+        data: &[u8],
+        mode: CreateMode,
+    ) -> Result<(String, Stat)> {
+        self.create_with(path, data, &CreateOptions::new(mode))
+            .await
     }
 
     /// Creates a node with full options (ACL, TTL, missing parents).
-    pub async fn create_with(&self, path: &str, data: &[u8], opts: &CreateOptions) -> Result<(String, Stat)> {
+    pub async fn create_with(
+        &self,
+        path: &str,
+        data: &[u8],
+        opts: &CreateOptions,
+    ) -> Result<(String, Stat)> {
         validate_create_path(path, opts.mode.is_sequential())?;
         match self.create_once(path, data, opts).await {
             Err(Error::NoNode { .. }) if opts.create_parents => {
@@ -306,7 +335,12 @@ impl Client {
         }
     }
 
-    async fn create_once(&self, path: &str, data: &[u8], opts: &CreateOptions) -> Result<(String, Stat)> {
+    async fn create_once(
+        &self,
+        path: &str,
+        data: &[u8],
+        opts: &CreateOptions,
+    ) -> Result<(String, Stat)> {
         let request = self.create_request(path, data, opts.mode, opts.acl.as_ref(), opts.ttl)?;
         match self.request(path, request, None).await? {
             Response::Create2(r) => Ok((self.client_path(&r.path), r.stat)),
@@ -357,7 +391,10 @@ impl Client {
         while let Some(i) = path[at + 1..].find('/') {
             at += 1 + i;
             let parent = &path[..at];
-            match self.create_once(parent, &[], &CreateOptions::new(CreateMode::Persistent)).await {
+            match self
+                .create_once(parent, &[], &CreateOptions::new(CreateMode::Persistent))
+                .await
+            {
                 Ok(_) | Err(Error::NodeExists { .. }) => {}
                 Err(e) => return Err(e),
             }
@@ -372,7 +409,11 @@ impl Client {
             return Ok(());
         }
         match self
-            .create_with(path, &[], &CreateOptions::new(CreateMode::Persistent).create_parents())
+            .create_with(
+                path,
+                &[],
+                &CreateOptions::new(CreateMode::Persistent).create_parents(),
+            )
             .await
         {
             Ok(_) | Err(Error::NodeExists { .. }) => Ok(()),
@@ -426,7 +467,9 @@ impl Client {
     /// changed or deleted.
     pub async fn exists_watch(&self, path: &str) -> Result<(Option<Stat>, Watcher)> {
         let (watcher, tx) = Watcher::new(path.to_owned());
-        let stat = self.exists_inner(path, Some(WatchSlot::OneShot(tx))).await?;
+        let stat = self
+            .exists_inner(path, Some(WatchSlot::OneShot(tx)))
+            .await?;
         Ok((stat, watcher))
     }
 
@@ -452,11 +495,17 @@ impl Client {
     /// the node is deleted.
     pub async fn get_data_watch(&self, path: &str) -> Result<(Vec<u8>, Stat, Watcher)> {
         let (watcher, tx) = Watcher::new(path.to_owned());
-        let (data, stat) = self.get_data_inner(path, Some(WatchSlot::OneShot(tx))).await?;
+        let (data, stat) = self
+            .get_data_inner(path, Some(WatchSlot::OneShot(tx)))
+            .await?;
         Ok((data, stat, watcher))
     }
 
-    async fn get_data_inner(&self, path: &str, watch: Option<WatchSlot>) -> Result<(Vec<u8>, Stat)> {
+    async fn get_data_inner(
+        &self,
+        path: &str,
+        watch: Option<WatchSlot>,
+    ) -> Result<(Vec<u8>, Stat)> {
         let request = Request::GetData(WatchedRequest {
             path: self.checked(path)?,
             watch: watch.is_some(),
@@ -489,7 +538,9 @@ impl Client {
     /// added or removed, or the node is deleted.
     pub async fn get_children_watch(&self, path: &str) -> Result<(Vec<String>, Watcher)> {
         let (watcher, tx) = Watcher::new(path.to_owned());
-        let (children, _) = self.children_inner(path, Some(WatchSlot::OneShot(tx))).await?;
+        let (children, _) = self
+            .children_inner(path, Some(WatchSlot::OneShot(tx)))
+            .await?;
         Ok((children, watcher))
     }
 
@@ -498,7 +549,11 @@ impl Client {
         self.children_inner(path, None).await
     }
 
-    async fn children_inner(&self, path: &str, watch: Option<WatchSlot>) -> Result<(Vec<String>, Stat)> {
+    async fn children_inner(
+        &self,
+        path: &str,
+        watch: Option<WatchSlot>,
+    ) -> Result<(Vec<String>, Stat)> {
         let request = Request::GetChildren2(WatchedRequest {
             path: self.checked(path)?,
             watch: watch.is_some(),
@@ -526,7 +581,9 @@ impl Client {
             path: self.checked(prefix)?,
         });
         match self.request(prefix, request, None).await? {
-            Response::GetEphemerals(r) => Ok(r.ephemerals.iter().map(|p| self.client_path(p)).collect()),
+            Response::GetEphemerals(r) => {
+                Ok(r.ephemerals.iter().map(|p| self.client_path(p)).collect())
+            }
             other => Err(unexpected(&other)),
         }
     }
@@ -566,7 +623,9 @@ impl Client {
     /// Runs `ops` atomically: all apply or none. On failure, [`Error::MultiFailed`] says
     /// which op failed and why.
     pub async fn multi(&self, ops: &[Op]) -> Result<Vec<OpResult>> {
-        let mut multi = MultiRequest { ops: Vec::with_capacity(ops.len()) };
+        let mut multi = MultiRequest {
+            ops: Vec::with_capacity(ops.len()),
+        };
         for op in ops {
             multi.ops.push(self.multi_op(op)?);
         }
@@ -600,7 +659,9 @@ impl Client {
                 MultiResult::Delete => Ok(OpResult::Delete),
                 MultiResult::SetData(s) => Ok(OpResult::SetData { stat: s.stat }),
                 MultiResult::Check => Ok(OpResult::Check),
-                other => Err(Error::Protocol(format!("unexpected multi result {other:?}"))),
+                other => Err(Error::Protocol(format!(
+                    "unexpected multi result {other:?}"
+                ))),
             })
             .collect()
     }
@@ -619,14 +680,20 @@ impl Client {
                     Request::CreateTtl(r) => MultiOp::CreateTtl(r),
                     Request::CreateContainer(r) => MultiOp::CreateContainer(r),
                     Request::Create2(r) => MultiOp::Create2(r),
-                    other => return Err(Error::Protocol(format!("cannot put {other:?} in a multi"))),
+                    other => {
+                        return Err(Error::Protocol(format!("cannot put {other:?} in a multi")))
+                    }
                 }
             }
             Op::Delete { path, version } => MultiOp::Delete(DeleteRequest {
                 path: self.checked(path)?,
                 version: version.unwrap_or(-1),
             }),
-            Op::SetData { path, data, version } => MultiOp::SetData(SetDataRequest {
+            Op::SetData {
+                path,
+                data,
+                version,
+            } => MultiOp::SetData(SetDataRequest {
                 path: self.checked(path)?,
                 data: data.clone(),
                 version: version.unwrap_or(-1),
@@ -640,7 +707,9 @@ impl Client {
 
     /// Runs several reads in one round trip; each succeeds or fails on its own.
     pub async fn multi_read(&self, ops: &[ReadOp]) -> Result<Vec<ReadResult>> {
-        let mut multi = MultiRequest { ops: Vec::with_capacity(ops.len()) };
+        let mut multi = MultiRequest {
+            ops: Vec::with_capacity(ops.len()),
+        };
         for op in ops {
             multi.ops.push(match op {
                 ReadOp::GetData(p) => MultiOp::GetData(WatchedRequest {
@@ -670,7 +739,9 @@ impl Client {
                     };
                     ReadResult::Error(Error::from_code(code, path))
                 }
-                other => ReadResult::Error(Error::Protocol(format!("unexpected multiRead result {other:?}"))),
+                other => ReadResult::Error(Error::Protocol(format!(
+                    "unexpected multiRead result {other:?}"
+                ))),
             })
             .collect())
     }
@@ -683,7 +754,12 @@ impl Client {
             scheme: scheme.to_owned(),
             auth: auth.to_vec(),
         };
-        if self.inner.control.send(Control::AddAuth { packet, reply: tx }).is_err() {
+        if self
+            .inner
+            .control
+            .send(Control::AddAuth { packet, reply: tx })
+            .is_err()
+        {
             return Err(terminal_error(self.state()));
         }
         match rx.await {
@@ -737,7 +813,9 @@ impl Client {
     /// the first host) over a side connection and returns its answer.
     pub async fn four_letter(&self, command: &str) -> Result<String> {
         if command.len() != 4 || !command.bytes().all(|b| b.is_ascii_lowercase()) {
-            return Err(Error::InvalidArgument(format!("{command:?} is not a four-letter word")));
+            return Err(Error::InvalidArgument(format!(
+                "{command:?} is not a four-letter word"
+            )));
         }
         let host = self
             .server()

@@ -44,7 +44,9 @@ impl ConnectString {
                 return Err(bad("empty host"));
             }
             let (name, port) = if let Some(rest) = host.strip_prefix('[') {
-                let end = rest.find(']').ok_or_else(|| bad("unclosed '[' in IPv6 host"))?;
+                let end = rest
+                    .find(']')
+                    .ok_or_else(|| bad("unclosed '[' in IPv6 host"))?;
                 let name = &rest[..end];
                 match &rest[end + 1..] {
                     "" => (format!("[{name}]"), None),
@@ -254,7 +256,9 @@ impl Builder {
             Ok(Err(e)) => Err(e),
             Err(_) => {
                 client.close().await;
-                Err(Error::Timeout("no server answered within the session timeout"))
+                Err(Error::Timeout(
+                    "no server answered within the session timeout",
+                ))
             }
         }
     }
@@ -275,14 +279,19 @@ mod tests {
     #[test]
     fn parses_hosts_ports_and_chroot() {
         let c = ConnectString::parse("h1:2181,h2,[::1]:2182,[fe80::1]/app/x").unwrap();
-        assert_eq!(c.hosts, ["h1:2181", "h2:2181", "[::1]:2182", "[fe80::1]:2181"]);
+        assert_eq!(
+            c.hosts,
+            ["h1:2181", "h2:2181", "[::1]:2182", "[fe80::1]:2181"]
+        );
         assert_eq!(c.chroot, "/app/x");
         assert_eq!(ConnectString::parse("h/").unwrap().chroot, "");
     }
 
     #[test]
     fn rejects_bad_connect_strings() {
-        for s in ["", "h1,,h2", "h:0", "h:99999", "h:x", "::1:2181", "[::1", "[::1]x", "h/a/", "[]:1"] {
+        for s in [
+            "", "h1,,h2", "h:0", "h:99999", "h:x", "::1:2181", "[::1", "[::1]x", "h/a/", "[]:1",
+        ] {
             assert!(
                 matches!(ConnectString::parse(s), Err(Error::InvalidArgument(_))),
                 "{s}"

@@ -120,10 +120,12 @@ impl PersistentWatcher {
 impl Drop for PersistentWatcher {
     fn drop(&mut self) {
         // The session may be gone already: then there is nothing to remove.
-        let _ = self.control.send(crate::session::Control::RemovePersistent {
-            id: self.id,
-            mode: self.mode,
-        });
+        let _ = self
+            .control
+            .send(crate::session::Control::RemovePersistent {
+                id: self.id,
+                mode: self.mode,
+            });
     }
 }
 
@@ -216,12 +218,23 @@ impl WatchRegistry {
             .map(|(p, _)| p.clone())?;
         let watchers = map.get_mut(&path)?;
         watchers.retain(|w| w.id != id);
-        if watchers.is_empty() {
-            map.remove(&path);
-            Some(path)
-        } else {
-            None
+        if !watchers.is_empty() {
+            return None;
         }
+        map.remove(&path);
+        // ZooKeeper 3.8 only removes watches by path with type Any (it refuses the
+        // persistent types), which would take every other watch on the path with it: leave
+        // the server's watch in place while anything else still watches there.
+        (!self.watches_path(&path)).then_some(path)
+    }
+
+    /// Whether any watcher of any kind is registered on server path `path`.
+    fn watches_path(&self, path: &str) -> bool {
+        [&self.data, &self.exist, &self.child].iter().any(|m| {
+            m.get(path)
+                .is_some_and(|txs| txs.iter().any(|tx| !tx.is_closed()))
+        }) || self.persistent.contains_key(path)
+            || self.recursive.contains_key(path)
     }
 
     /// Whether any watch is held.
@@ -433,15 +446,21 @@ mod tests {
     #[test]
     fn one_shot_rules() {
         let mut reg = WatchRegistry::new("");
-        let (mut d, dtx) = oneshot::channel();
-        let (mut c, ctx) = oneshot::channel();
+        let (dtx, mut d) = oneshot::channel();
+        let (ctx, mut c) = oneshot::channel();
         reg.add(WatchKind::Data, "/n", dtx);
         reg.add(WatchKind::Child, "/n", ctx);
         reg.dispatch(&event(EventType::NodeDataChanged, "/n"));
-        assert_eq!(d.try_recv().map(|e| e.event_type), Ok(EventType::NodeDataChanged));
+        assert_eq!(
+            d.try_recv().map(|e| e.event_type),
+            Ok(EventType::NodeDataChanged)
+        );
         assert!(c.try_recv().is_err());
         reg.dispatch(&event(EventType::NodeDeleted, "/n"));
-        assert_eq!(c.try_recv().map(|e| e.event_type), Ok(EventType::NodeDeleted));
+        assert_eq!(
+            c.try_recv().map(|e| e.event_type),
+            Ok(EventType::NodeDeleted)
+        );
         assert!(reg.is_empty());
     }
 
@@ -465,7 +484,7 @@ mod tests {
     #[test]
     fn session_end_resolves_everything() {
         let mut reg = WatchRegistry::new("");
-        let (mut d, dtx) = oneshot::channel();
+        let (dtx, mut d) = oneshot::channel();
         let (tx, mut rx) = mpsc::unbounded_channel();
         reg.add(WatchKind::Exist, "/n", dtx);
         reg.add_persistent(AddWatchMode::Persistent, "/p", 1, tx);
@@ -492,7 +511,10 @@ mod tests {
                 panic!("no persistent watch: SetWatches expected")
             };
             assert_eq!(sw.relative_zxid, 9);
-            assert!(sw.data_watches.iter().map(|p| p.len() + 4).sum::<usize>() <= SET_WATCHES_BATCH_BYTES);
+            assert!(
+                sw.data_watches.iter().map(|p| p.len() + 4).sum::<usize>()
+                    <= SET_WATCHES_BATCH_BYTES
+            );
             total += sw.data_watches.len();
         }
         assert_eq!(total, 3000);
@@ -502,7 +524,9 @@ mod tests {
         drop(keep);
         // Watchers nobody awaits are not restored.
         let only = reg.restore_requests(9);
-        let Restore::V2(sw) = &only[0] else { panic!("V2 expected") };
+        let Restore::V2(sw) = &only[0] else {
+            panic!("V2 expected")
+        };
         assert!(sw.data_watches.is_empty());
         assert_eq!(sw.persistent_watches, ["/p"]);
     }

@@ -17,7 +17,7 @@ use super::handshake::Handshaken;
 use super::{Control, End, Failure, Outcome, Reply, Session, Submit, WatchSlot};
 use crate::error::Error;
 use crate::proto::{
-    encode_frame, AddWatchMode, ErrorCode, OpCode, Reader, Record, RemoveWatchesRequest, ReplyHeader, Request,
+    encode_frame, ErrorCode, OpCode, Reader, Record, RemoveWatchesRequest, ReplyHeader, Request,
     Response, WatcherEvent, WatcherType, AUTH_XID, NOTIFICATION_XID, PING_XID, SET_WATCHES_XID,
 };
 use crate::state::State;
@@ -85,7 +85,11 @@ impl Session {
             response,
             rest,
         } = hs;
-        let state = if response.read_only { State::ConnectedReadOnly } else { State::Connected };
+        let state = if response.read_only {
+            State::ConnectedReadOnly
+        } else {
+            State::Connected
+        };
         let (mut rd, mut wr) = tokio::io::split(stream);
         let mut rbuf = rest;
         let now = Instant::now();
@@ -203,7 +207,9 @@ impl Session {
     fn replay_session(&mut self, conn: &mut Conn) {
         let replayed = self.auth.len() - self.new_auth.len();
         for (i, packet) in self.auth.iter().enumerate() {
-            encode_frame(&mut conn.wbuf, |o| Request::Auth(packet.clone()).encode(AUTH_XID, o));
+            encode_frame(&mut conn.wbuf, |o| {
+                Request::Auth(packet.clone()).encode(AUTH_XID, o)
+            });
             conn.auth_waiting.push_back(None);
             if i >= replayed {
                 // Filled below from the callers who added it while disconnected.
@@ -211,7 +217,12 @@ impl Session {
         }
         // Callers who added credentials while disconnected wait for the tail packets.
         let tail = conn.auth_waiting.len() - self.new_auth.len();
-        for (slot, waiter) in conn.auth_waiting.iter_mut().skip(tail).zip(self.new_auth.drain(..)) {
+        for (slot, waiter) in conn
+            .auth_waiting
+            .iter_mut()
+            .skip(tail)
+            .zip(self.new_auth.drain(..))
+        {
             *slot = Some(waiter);
         }
         if !self.watches.is_empty() {
@@ -241,17 +252,18 @@ impl Session {
                 }
             }
             Control::AddAuth { packet, reply } => {
-                encode_frame(&mut conn.wbuf, |o| Request::Auth(packet.clone()).encode(AUTH_XID, o));
+                encode_frame(&mut conn.wbuf, |o| {
+                    Request::Auth(packet.clone()).encode(AUTH_XID, o)
+                });
                 self.auth.push(packet);
                 conn.auth_waiting.push_back(Some(reply));
             }
             Control::RemovePersistent { id, mode } => {
                 if let Some(path) = self.watches.remove_persistent(mode, id) {
-                    let watcher_type = match mode {
-                        AddWatchMode::Persistent => WatcherType::Persistent,
-                        AddWatchMode::PersistentRecursive => WatcherType::PersistentRecursive,
-                    };
-                    let request = Request::RemoveWatches(RemoveWatchesRequest { path, watcher_type });
+                    let request = Request::RemoveWatches(RemoveWatchesRequest {
+                        path,
+                        watcher_type: WatcherType::Any,
+                    });
                     let xid = self.next_xid();
                     encode_frame(&mut conn.wbuf, |o| request.encode(xid, o));
                     conn.pending.push_back(Pending {
@@ -327,7 +339,10 @@ impl Session {
                     ))));
                 };
                 if p.xid != xid {
-                    let msg = format!("reply xid {xid} does not match pending request xid {}", p.xid);
+                    let msg = format!(
+                        "reply xid {xid} does not match pending request xid {}",
+                        p.xid
+                    );
                     conn.pending.push_front(p);
                     return Err(Stop::Disconnect(Error::Protocol(msg)));
                 }
@@ -341,7 +356,12 @@ impl Session {
     }
 
     /// Delivers a matched reply and registers the watch it carries.
-    fn complete(&mut self, p: Pending, header: ReplyHeader, r: &mut Reader<'_>) -> Result<(), Stop> {
+    fn complete(
+        &mut self,
+        p: Pending,
+        header: ReplyHeader,
+        r: &mut Reader<'_>,
+    ) -> Result<(), Stop> {
         let (reply, watch) = match p.kind {
             PendingKind::Close => return Err(Stop::End(End::Closed)),
             PendingKind::Ignore => return Ok(()),
@@ -349,8 +369,11 @@ impl Session {
         };
         if header.err != 0 {
             let outcome = code_result(header.err);
-            if let (Some((WatchSlot::OneShot(tx), path)), OpCode::Exists, Err(Failure::Code(ErrorCode::NoNode))) =
-                (watch, p.op, &outcome)
+            if let (
+                Some((WatchSlot::OneShot(tx), path)),
+                OpCode::Exists,
+                Err(Failure::Code(ErrorCode::NoNode)),
+            ) = (watch, p.op, &outcome)
             {
                 self.watches.add(WatchKind::Exist, &path, tx);
             }
@@ -411,7 +434,9 @@ fn code_result(err: i32) -> Result<(), Failure> {
     }
     match ErrorCode::try_from(err) {
         Ok(code) => Err(Failure::Code(code)),
-        Err(_) => Err(Failure::Client(Error::Protocol(format!("unknown error code {err}")))),
+        Err(_) => Err(Failure::Client(Error::Protocol(format!(
+            "unknown error code {err}"
+        )))),
     }
 }
 

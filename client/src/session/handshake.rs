@@ -7,7 +7,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::connector::{BoxStream, Connector};
 use crate::error::{Error, Result};
-use crate::proto::{encode_frame, ConnectRequest, ConnectResponse, FrameDecoder, Record};
+use crate::proto::{
+    encode_frame, ConnectRequest, ConnectResponse, ErrorCode, FrameDecoder, Record, ReplyHeader,
+};
 
 /// A connection whose handshake is done.
 pub(crate) struct Handshaken {
@@ -35,7 +37,10 @@ pub(crate) async fn handshake(
     let mut buf = BytesMut::with_capacity(512);
     loop {
         if let Some(frame) = decoder.decode(&mut buf)? {
-            let response = ConnectResponse::from_frame(&frame)?;
+            let response = match ConnectResponse::from_frame(&frame) {
+                Ok(r) => r,
+                Err(e) => return Err(refusal(&frame).unwrap_or(e.into())),
+            };
             return Ok(Handshaken {
                 stream,
                 response,
@@ -46,4 +51,16 @@ pub(crate) async fn handshake(
             return Err(Error::ConnectionLoss);
         }
     }
+}
+
+/// A server that cannot open the session (a read-only server asked for a global session, for
+/// one) answers the handshake with a bare reply header carrying the reason.
+fn refusal(frame: &[u8]) -> Option<Error> {
+    let header = ReplyHeader::from_bytes(frame).ok()?;
+    let code = ErrorCode::try_from(header.err).ok()?;
+    Some(Error::Protocol(format!(
+        "server refused the session: {} ({})",
+        code.message(),
+        code.code()
+    )))
 }

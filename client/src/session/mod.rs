@@ -20,7 +20,10 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::proto::{AddWatchMode, AuthPacket, ConnectRequest, ErrorCode, FrameDecoder, KeeperState, Request, Response};
+use crate::proto::{
+    AddWatchMode, AuthPacket, ConnectRequest, ErrorCode, FrameDecoder, KeeperState, Request,
+    Response,
+};
 use crate::state::State;
 use crate::watch::{WatchRegistry, WatchedEvent};
 
@@ -246,13 +249,18 @@ impl Session {
     }
 
     fn next_xid(&mut self) -> i32 {
-        self.xid = if self.xid >= i32::MAX - 1 { 1 } else { self.xid + 1 };
+        self.xid = if self.xid >= i32::MAX - 1 {
+            1
+        } else {
+            self.xid + 1
+        };
         self.xid
     }
 
     /// When the client's own timer declares a suspended session lost.
     fn expiry_deadline(&self) -> Option<Instant> {
-        (self.session_id != 0 && !self.negotiated.is_zero()).then(|| self.last_heard + self.negotiated)
+        (self.session_id != 0 && !self.negotiated.is_zero())
+            .then(|| self.last_heard + self.negotiated)
     }
 
     /// Handles a control message while no server is connected; `Some` ends the session.
@@ -277,7 +285,11 @@ impl Session {
     /// Finds a server and handshakes, until one answers or the session ends.
     async fn connect(&mut self) -> Result<handshake::Handshaken, End> {
         let per_host = self.config.connect_timeout.unwrap_or_else(|| {
-            let base = if self.negotiated.is_zero() { self.config.session_timeout } else { self.negotiated };
+            let base = if self.negotiated.is_zero() {
+                self.config.session_timeout
+            } else {
+                self.negotiated
+            };
             (base / self.hosts.len().max(1) as u32).max(Duration::from_millis(100))
         });
         let connector = self.config.connector.clone();
@@ -315,7 +327,9 @@ impl Session {
             match result {
                 Ok(Ok(hs)) => {
                     let resp = &hs.response;
-                    if resp.timeout <= 0 || (self.session_id != 0 && resp.session_id != self.session_id) {
+                    if resp.timeout <= 0
+                        || (self.session_id != 0 && resp.session_id != self.session_id)
+                    {
                         tracing::warn!(host, "server says the session expired");
                         return Err(End::Expired);
                     }
