@@ -1,18 +1,55 @@
-//! Every client operation against a real ZooKeeper 3.8 (standalone), with its error codes.
+//! Every client operation against a real ZooKeeper 3.8, with its error codes: each test runs
+//! once against a standalone server and once against a 3-node ensemble.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{chrooted, connect, standalone};
+use common::{chrooted, connect};
+use zkit_tests::ZkServer;
+
+/// Runs each listed test against the shared standalone server and the shared ensemble.
+macro_rules! on_standalone_and_ensemble {
+    ($($name:ident),* $(,)?) => {
+        mod standalone {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(crate::common::standalone()).await
+                }
+            )*
+        }
+        mod ensemble {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(crate::common::ensemble()).await
+                }
+            )*
+        }
+    };
+}
+
+on_standalone_and_ensemble!(
+    create_in_every_mode,
+    error_codes_name_the_path,
+    reads_writes_and_metadata,
+    parents_and_recursive_delete,
+    multi_applies_all_or_nothing,
+    one_shot_watches_fire_once_with_the_right_event,
+    persistent_watches_stream_until_dropped,
+    digest_acl_needs_the_credential,
+    close_removes_ephemerals_and_ends_the_client,
+    chroot_is_invisible_to_the_caller,
+    pipelined_requests_are_answered_in_order,
+);
 use zkit::{
     Acl, AddWatchMode, CreateMode, CreateOptions, Error, EventType, Op, OpResult, Perms, ReadOp,
     ReadResult,
 };
 
-#[tokio::test]
-async fn create_in_every_mode() {
-    let c = chrooted("create-modes").await;
+async fn create_in_every_mode(zk: &'static ZkServer) {
+    let c = chrooted(zk, "create-modes").await;
     let (p, stat) = c.create("/p", b"d", CreateMode::Persistent).await.unwrap();
     assert_eq!(p, "/p");
     assert_eq!(
@@ -73,9 +110,8 @@ async fn create_in_every_mode() {
     ));
 }
 
-#[tokio::test]
-async fn error_codes_name_the_path() {
-    let c = chrooted("errors").await;
+async fn error_codes_name_the_path(zk: &'static ZkServer) {
+    let c = chrooted(zk, "errors").await;
     c.create("/a", b"", CreateMode::Persistent).await.unwrap();
     assert_eq!(
         c.create("/a", b"", CreateMode::Persistent).await,
@@ -126,9 +162,8 @@ async fn error_codes_name_the_path() {
     assert!(e.to_string().contains("/a/"), "{e}");
 }
 
-#[tokio::test]
-async fn reads_writes_and_metadata() {
-    let c = chrooted("rw").await;
+async fn reads_writes_and_metadata(zk: &'static ZkServer) {
+    let c = chrooted(zk, "rw").await;
     let (_, created) = c
         .create("/n", b"one", CreateMode::Persistent)
         .await
@@ -187,9 +222,8 @@ async fn reads_writes_and_metadata() {
     ));
 }
 
-#[tokio::test]
-async fn parents_and_recursive_delete() {
-    let c = chrooted("tree").await;
+async fn parents_and_recursive_delete(zk: &'static ZkServer) {
+    let c = chrooted(zk, "tree").await;
     let opts = CreateOptions::new(CreateMode::Persistent).create_parents();
     let (p, _) = c.create_with("/x/y/z", b"leaf", &opts).await.unwrap();
     assert_eq!(p, "/x/y/z");
@@ -201,9 +235,8 @@ async fn parents_and_recursive_delete() {
     c.delete_recursive("/x").await.unwrap();
 }
 
-#[tokio::test]
-async fn multi_applies_all_or_nothing() {
-    let c = chrooted("multi").await;
+async fn multi_applies_all_or_nothing(zk: &'static ZkServer) {
+    let c = chrooted(zk, "multi").await;
     let results = c
         .multi(&[
             Op::create("/m", b"1", CreateMode::Persistent),
@@ -255,10 +288,9 @@ async fn multi_applies_all_or_nothing() {
     assert_eq!(reads[2], ReadResult::Children(vec!["s-0000000000".into()]));
 }
 
-#[tokio::test]
-async fn one_shot_watches_fire_once_with_the_right_event() {
-    let c = chrooted("watches").await;
-    let other = chrooted_peer("watches").await;
+async fn one_shot_watches_fire_once_with_the_right_event(zk: &'static ZkServer) {
+    let c = chrooted(zk, "watches").await;
+    let other = chrooted_peer(zk, "watches").await;
     let (none, created) = c.exists_watch("/w").await.unwrap();
     assert_eq!(none, None);
     other
@@ -286,10 +318,9 @@ async fn one_shot_watches_fire_once_with_the_right_event() {
     assert_eq!(deleted.await.event_type, EventType::NodeDeleted);
 }
 
-#[tokio::test]
-async fn persistent_watches_stream_until_dropped() {
-    let c = chrooted("persistent").await;
-    let other = chrooted_peer("persistent").await;
+async fn persistent_watches_stream_until_dropped(zk: &'static ZkServer) {
+    let c = chrooted(zk, "persistent").await;
+    let other = chrooted_peer(zk, "persistent").await;
     // One path, one mode: ZooKeeper 3.8 keeps a single watch mode per path and connection,
     // so the two kinds watch different nodes here.
     c.create("/p", b"", CreateMode::Persistent).await.unwrap();
@@ -349,9 +380,8 @@ async fn persistent_watches_stream_until_dropped() {
     assert!(!watches.contains("/persistent/r"), "{watches}");
 }
 
-#[tokio::test]
-async fn digest_acl_needs_the_credential() {
-    let hosts = standalone().connect_string();
+async fn digest_acl_needs_the_credential(zk: &'static ZkServer) {
+    let hosts = zk.connect_string();
     let owner = zkit::Client::builder(hosts)
         .digest_auth("alice", "secret")
         .connect()
@@ -392,10 +422,9 @@ async fn digest_acl_needs_the_credential() {
     owner.delete("/acl-test", None).await.unwrap();
 }
 
-#[tokio::test]
-async fn close_removes_ephemerals_and_ends_the_client() {
-    let c = chrooted("close").await;
-    let other = chrooted_peer("close").await;
+async fn close_removes_ephemerals_and_ends_the_client(zk: &'static ZkServer) {
+    let c = chrooted(zk, "close").await;
+    let other = chrooted_peer(zk, "close").await;
     c.create("/mine", b"", CreateMode::Ephemeral).await.unwrap();
     let (_, gone) = other.exists_watch("/mine").await.unwrap();
     let mut states = c.state_changes();
@@ -405,15 +434,14 @@ async fn close_removes_ephemerals_and_ends_the_client() {
     assert_eq!(c.get_data("/x").await, Err(Error::Closed));
 }
 
-#[tokio::test]
-async fn chroot_is_invisible_to_the_caller() {
-    let c = chrooted("chroot").await;
+async fn chroot_is_invisible_to_the_caller(zk: &'static ZkServer) {
+    let c = chrooted(zk, "chroot").await;
     let (p, _) = c
         .create("/seq-", b"", CreateMode::PersistentSequential)
         .await
         .unwrap();
     assert_eq!(p, "/seq-0000000000");
-    let root = connect(standalone().connect_string()).await;
+    let root = connect(zk.connect_string()).await;
     assert!(root
         .exists("/chroot/seq-0000000000")
         .await
@@ -427,9 +455,8 @@ async fn chroot_is_invisible_to_the_caller() {
     assert_eq!(w.await.path, "/seq-0000000000");
 }
 
-#[tokio::test]
-async fn pipelined_requests_are_answered_in_order() {
-    let c = chrooted("pipeline").await;
+async fn pipelined_requests_are_answered_in_order(zk: &'static ZkServer) {
+    let c = chrooted(zk, "pipeline").await;
     c.create("/q", b"", CreateMode::Persistent).await.unwrap();
     let mut calls = Vec::new();
     for _ in 0..2000 {
@@ -450,8 +477,8 @@ async fn pipelined_requests_are_answered_in_order() {
 }
 
 /// A second client on the same chroot.
-async fn chrooted_peer(name: &str) -> zkit::Client {
-    connect(&format!("{}/{name}", standalone().connect_string())).await
+async fn chrooted_peer(zk: &ZkServer, name: &str) -> zkit::Client {
+    connect(&format!("{}/{name}", zk.connect_string())).await
 }
 
 /// Bounds a wait in a test so a missing event fails instead of hanging.

@@ -18,6 +18,7 @@
 //! - [`path`]: path validation exactly as ZooKeeper's `PathUtils`.
 //! - [`connector`]: the network seam (tokio TCP here, turmoil in the simulation).
 //! - [`retry`]: retry policies.
+//! - [`recipe`]: coordination recipes (lock, leader latch).
 #![warn(missing_docs)]
 
 mod client;
@@ -27,6 +28,7 @@ mod error;
 mod op;
 pub mod path;
 pub mod proto;
+pub mod recipe;
 pub mod retry;
 mod session;
 mod state;

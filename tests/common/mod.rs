@@ -35,9 +35,17 @@ pub async fn connect(hosts: &str) -> Client {
         .unwrap_or_else(|e| panic!("connect to {hosts}: {e}"))
 }
 
-/// A client of the shared standalone server, rooted at a fresh `/test-name` chroot.
-pub async fn chrooted(name: &str) -> Client {
-    let hosts = standalone().connect_string();
+/// The 3-node ensemble this test binary shares.
+pub fn ensemble() -> &'static ZkServer {
+    static SERVER: OnceLock<ZkServer> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        ZkServer::ensemble(3).expect("a real 3-node ZooKeeper ensemble must start for this test")
+    })
+}
+
+/// A client of `zk`, rooted at a fresh `/test-name` chroot.
+pub async fn chrooted(zk: &ZkServer, name: &str) -> Client {
+    let hosts = zk.connect_string();
     let root = connect(hosts).await;
     let chroot = format!("/{name}");
     root.delete_recursive(&chroot).await.expect("clean chroot");

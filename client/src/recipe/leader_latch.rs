@@ -1,0 +1,319 @@
+//! Leader election by latch (Curator's `LeaderLatch`): each candidate keeps a protected
+//! ephemeral sequential node under the election path; the lowest sequence leads. A candidate
+//! watches only its predecessor. Leadership is given up as soon as the connection is
+//! suspended (per [`ConnectionPolicy`]); after a reconnect the candidate re-checks its node,
+//! and creates a new one if its session changed.
+//!
+//! The leader's epoch (its node's creation zxid) increases with every new leader and can be
+//! used as a fencing token.
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::lock::ConnectionPolicy;
+use super::protected::{
+    create_protected, delete_in_background, new_guid, retry_on_loss, session_until,
+    sorted_contenders, PROTECTED_PREFIX,
+};
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::path::validate_path;
+use crate::proto::EventType;
+
+/// The marker before the sequence in a candidate's node name.
+const MARKER: &str = "latch-";
+
+/// A change of leadership as one candidate sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaderEvent {
+    /// This candidate leads, in `epoch`.
+    Elected {
+        /// The fencing epoch of this leadership.
+        epoch: i64,
+    },
+    /// This candidate does not lead (any more).
+    NotLeader,
+}
+
+/// One candidate in a leader election. Dropping it (or [`LeaderLatch::close`]) leaves the
+/// election and deletes its node.
+#[derive(Debug)]
+pub struct LeaderLatch {
+    client: Client,
+    path: String,
+    state: watch::Receiver<LeaderEvent>,
+    node: watch::Receiver<Option<String>>,
+    task: JoinHandle<()>,
+}
+
+/// A candidate as listed by [`LeaderLatch::participants`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Participant {
+    /// The id the candidate registered with.
+    pub id: String,
+    /// Its node's name.
+    pub node: String,
+    /// Whether it currently leads.
+    pub is_leader: bool,
+}
+
+impl LeaderLatch {
+    /// Joins the election at `path` as `id` and starts competing in the background.
+    pub fn start(client: &Client, path: &str, id: &str) -> Result<LeaderLatch> {
+        Self::start_with_policy(client, path, id, ConnectionPolicy::default())
+    }
+
+    /// Like [`LeaderLatch::start`], choosing when leadership is given up.
+    pub fn start_with_policy(
+        client: &Client,
+        path: &str,
+        id: &str,
+        policy: ConnectionPolicy,
+    ) -> Result<LeaderLatch> {
+        validate_path(path)?;
+        let path = path.trim_end_matches('/').to_owned();
+        let (state_tx, state) = watch::channel(LeaderEvent::NotLeader);
+        let (node_tx, node) = watch::channel(None);
+        let candidate = Candidate {
+            client: client.clone(),
+            path: path.clone(),
+            id: id.to_owned(),
+            policy,
+            state: state_tx,
+            node: node_tx,
+        };
+        let task = tokio::spawn(candidate.run());
+        Ok(LeaderLatch {
+            client: client.clone(),
+            path,
+            state,
+            node,
+            task,
+        })
+    }
+
+    /// Whether this candidate leads now.
+    pub fn has_leadership(&self) -> bool {
+        matches!(*self.state.borrow(), LeaderEvent::Elected { .. })
+    }
+
+    /// The epoch of the current leadership, if this candidate leads.
+    pub fn epoch(&self) -> Option<i64> {
+        match *self.state.borrow() {
+            LeaderEvent::Elected { epoch } => Some(epoch),
+            LeaderEvent::NotLeader => None,
+        }
+    }
+
+    /// Waits until this candidate leads; returns the epoch. Fails if the session ends first.
+    pub async fn wait_for_leadership(&self) -> Result<i64> {
+        let mut rx = self.state.clone();
+        loop {
+            if let LeaderEvent::Elected { epoch } = *rx.borrow_and_update() {
+                return Ok(epoch);
+            }
+            if self.client.state().is_terminal() {
+                return Err(Error::SessionExpired);
+            }
+            if rx.changed().await.is_err() {
+                return Err(Error::Closed);
+            }
+        }
+    }
+
+    /// Every change of this candidate's leadership (the latest value; `changed()` wakes on each).
+    pub fn events(&self) -> watch::Receiver<LeaderEvent> {
+        self.state.clone()
+    }
+
+    /// This candidate's node, once created.
+    pub fn node(&self) -> Option<String> {
+        self.node.borrow().clone()
+    }
+
+    /// Every candidate of the election at `path`, the leader first.
+    pub async fn participants(client: &Client, path: &str) -> Result<Vec<Participant>> {
+        let children = match retry_on_loss(client, || client.get_children(path)).await {
+            Ok(c) => c,
+            Err(Error::NoNode { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::new();
+        for node in sorted_contenders(children, MARKER) {
+            let full = format!("{path}/{node}");
+            match retry_on_loss(client, || client.get_data(&full)).await {
+                Ok((data, _)) => out.push(Participant {
+                    id: String::from_utf8_lossy(&data).into_owned(),
+                    is_leader: out.is_empty(),
+                    node,
+                }),
+                Err(Error::NoNode { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The id of the current leader of the election at `path`.
+    pub async fn leader(client: &Client, path: &str) -> Result<Option<String>> {
+        Ok(Self::participants(client, path)
+            .await?
+            .into_iter()
+            .next()
+            .map(|p| p.id))
+    }
+
+    /// The election's path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Leaves the election and waits until the node is deleted.
+    pub async fn close(self) -> Result<()> {
+        self.task.abort();
+        let node = self.node.borrow().clone();
+        if let Some(node) = node {
+            match retry_on_loss(&self.client, || self.client.delete(&node, None)).await {
+                Ok(())
+                | Err(Error::NoNode { .. })
+                | Err(Error::SessionExpired)
+                | Err(Error::Closed) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for LeaderLatch {
+    fn drop(&mut self) {
+        if !self.task.is_finished() {
+            self.task.abort();
+            if let Some(node) = self.node.borrow().clone() {
+                delete_in_background(self.client.clone(), node);
+            }
+        }
+    }
+}
+
+/// The background side of a latch.
+struct Candidate {
+    client: Client,
+    path: String,
+    id: String,
+    policy: ConnectionPolicy,
+    state: watch::Sender<LeaderEvent>,
+    node: watch::Sender<Option<String>>,
+}
+
+/// What ended one round of the candidate's loop.
+enum Round {
+    /// Look again (a predecessor went, the connection came back, ...).
+    Again,
+    /// The session is over: nothing more to do.
+    Done,
+}
+
+impl Candidate {
+    async fn run(self) {
+        // (node path, its czxid, the session that made it)
+        let mut mine: Option<(String, i64, i64)> = None;
+        loop {
+            match self.round(&mut mine).await {
+                Ok(Round::Again) => {}
+                Ok(Round::Done) => break,
+                Err(Error::ConnectionLoss) => {}
+                Err(e)
+                    if e.code()
+                        .is_some_and(|c| c == crate::proto::ErrorCode::SessionExpired) =>
+                {
+                    break
+                }
+                Err(Error::Closed) | Err(Error::AuthFailed) => break,
+                Err(e) => {
+                    tracing::warn!(path = %self.path, error = %e, "leader latch round failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        }
+        self.set(LeaderEvent::NotLeader);
+    }
+
+    fn set(&self, event: LeaderEvent) {
+        self.state.send_if_modified(|s| {
+            let changed = *s != event;
+            *s = event;
+            changed
+        });
+    }
+
+    async fn round(&self, mine: &mut Option<(String, i64, i64)>) -> Result<Round> {
+        let client = &self.client;
+        if client.wait_connected().await.is_err() {
+            return Ok(Round::Done);
+        }
+        let session = client.session_id();
+        if mine.as_ref().is_some_and(|(_, _, s)| *s != session) {
+            // A new session: the old node is gone (or going); this one needs its own.
+            *mine = None;
+        }
+        let (node, czxid) = match mine {
+            Some((node, czxid, _)) => (node.clone(), *czxid),
+            None => {
+                let guid = new_guid(client);
+                let name = format!("{PROTECTED_PREFIX}{guid}-{MARKER}");
+                let (node, stat) =
+                    create_protected(client, &self.path, &name, &guid, self.id.as_bytes()).await?;
+                *mine = Some((node.clone(), stat.czxid, session));
+                self.node.send_replace(Some(node.clone()));
+                (node, stat.czxid)
+            }
+        };
+        let name = node.rsplit('/').next().unwrap_or_default();
+        let contenders = sorted_contenders(client.get_children(&self.path).await?, MARKER);
+        let Some(index) = contenders.iter().position(|c| c == name) else {
+            *mine = None;
+            return Ok(Round::Again);
+        };
+        let info = client.session_info();
+        let policy = self.policy;
+        let bad = move |i: &crate::SessionInfo| policy.is_lost(i.state) || i.session_id != session;
+        if index == 0 {
+            // Lead until the connection or the node says otherwise.
+            let (exists, watcher) = client.exists_watch(&node).await?;
+            if exists.is_none() {
+                *mine = None;
+                return Ok(Round::Again);
+            }
+            self.set(LeaderEvent::Elected { epoch: czxid });
+            tracing::info!(path = %self.path, id = %self.id, epoch = czxid, "elected");
+            tokio::select! {
+                () = session_until(info.clone(), bad) => {}
+                event = watcher => {
+                    if event.event_type == EventType::NodeDeleted {
+                        *mine = None;
+                    }
+                }
+            }
+            self.set(LeaderEvent::NotLeader);
+            tracing::info!(path = %self.path, id = %self.id, "leadership given up");
+            return Ok(Round::Again);
+        }
+        self.set(LeaderEvent::NotLeader);
+        let predecessor = format!("{}/{}", self.path, contenders[index - 1]);
+        match client.get_data_watch(&predecessor).await {
+            Ok((_, _, watcher)) => {
+                tokio::select! {
+                    () = session_until(info.clone(), bad) => {
+                        // Wait for the connection to settle before looking again.
+                        let _ = client.wait_for_state(|s| s.is_connected() || s.is_terminal()).await;
+                    }
+                    _ = watcher => {}
+                }
+                Ok(Round::Again)
+            }
+            Err(Error::NoNode { .. }) => Ok(Round::Again),
+            Err(e) => Err(e),
+        }
+    }
+}

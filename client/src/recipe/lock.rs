@@ -1,0 +1,339 @@
+//! An exclusive, fair distributed lock (ZooKeeper's lock recipe, Curator's
+//! `InterProcessMutex`): each contender creates a protected ephemeral sequential node under the
+//! lock's path; the lowest sequence holds the lock; every other contender watches only its
+//! predecessor (with a getData watch, so no creation watch is left behind).
+//!
+//! The guard offers a fencing token (the holder node's creation zxid, strictly increasing
+//! across successive holders) and [`LockGuard::lost`], which resolves as soon as the lock can
+//! no longer be trusted: by default when the connection is suspended (the session may expire
+//! unseen), or only when the session is lost, per [`ConnectionPolicy`].
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::protected::{
+    create_protected, delete_in_background, new_guid, retry_on_loss, session_until,
+    sorted_contenders, PendingNode, PROTECTED_PREFIX,
+};
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::path::validate_path;
+use crate::state::State;
+
+/// When a held lock (or leadership) stops being trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConnectionPolicy {
+    /// As soon as the connection is suspended (Curator's standard policy): the session may
+    /// expire while the client cannot hear about it.
+    #[default]
+    SuspendedIsLost,
+    /// Only when the session is lost (Curator's session-connection policy).
+    OnlySessionLoss,
+}
+
+impl ConnectionPolicy {
+    /// Whether `state` means a held lock must be considered lost.
+    pub fn is_lost(self, state: State) -> bool {
+        match self {
+            ConnectionPolicy::SuspendedIsLost => !state.is_connected(),
+            ConnectionPolicy::OnlySessionLoss => state.is_terminal(),
+        }
+    }
+}
+
+/// How lock nodes are named, so zkit can contend with other clients on one path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LockNaming {
+    /// Curator's `InterProcessMutex`: `_c_<guid>-lock-<seq>`.
+    #[default]
+    Curator,
+    /// Kazoo's `Lock`: `<guid>__lock__<seq>`.
+    Kazoo,
+}
+
+impl LockNaming {
+    /// The marker that precedes the sequence in a contender's name.
+    fn marker(self) -> &'static str {
+        match self {
+            LockNaming::Curator => "lock-",
+            LockNaming::Kazoo => "__lock__",
+        }
+    }
+
+    fn node_name(self, guid: &str) -> String {
+        match self {
+            LockNaming::Curator => format!("{PROTECTED_PREFIX}{guid}-lock-"),
+            LockNaming::Kazoo => format!("{}__lock__", guid.replace('-', "")),
+        }
+    }
+
+    fn guid_in_name(self, guid: &str) -> String {
+        match self {
+            LockNaming::Curator => guid.to_owned(),
+            LockNaming::Kazoo => guid.replace('-', ""),
+        }
+    }
+}
+
+/// An exclusive lock on a path. Cheap to create; every `acquire` makes a new contender.
+#[derive(Debug, Clone)]
+pub struct Lock {
+    client: Client,
+    path: String,
+    naming: LockNaming,
+    policy: ConnectionPolicy,
+    data: Vec<u8>,
+}
+
+impl Lock {
+    /// A lock on `path` (created, with parents, on first use).
+    pub fn new(client: &Client, path: &str) -> Result<Lock> {
+        validate_path(path)?;
+        Ok(Lock {
+            client: client.clone(),
+            path: path.trim_end_matches('/').to_owned(),
+            naming: LockNaming::default(),
+            policy: ConnectionPolicy::default(),
+            data: Vec::new(),
+        })
+    }
+
+    /// Names nodes as `naming` does (to share the path with Curator or Kazoo).
+    pub fn naming(mut self, naming: LockNaming) -> Self {
+        self.naming = naming;
+        self
+    }
+
+    /// When a held lock counts as lost.
+    pub fn policy(mut self, policy: ConnectionPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Data stored in the contender's node (e.g. who holds it).
+    pub fn data(mut self, data: &[u8]) -> Self {
+        self.data = data.to_vec();
+        self
+    }
+
+    /// The lock's path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Waits until the lock is held. Dropping the future cancels the attempt and removes
+    /// its node.
+    pub async fn acquire(&self) -> Result<LockGuard> {
+        self.acquire_inner(true).await.and_then(|g| {
+            g.ok_or_else(|| Error::Protocol("blocking acquire returned without the lock".into()))
+        })
+    }
+
+    /// Takes the lock if nobody holds it or waits for it; `None` otherwise.
+    pub async fn try_acquire(&self) -> Result<Option<LockGuard>> {
+        self.acquire_inner(false).await
+    }
+
+    /// Waits at most `timeout` for the lock; `None` if it did not come (the node is removed).
+    pub async fn acquire_timeout(&self, timeout: Duration) -> Result<Option<LockGuard>> {
+        match tokio::time::timeout(timeout, self.acquire()).await {
+            Ok(r) => r.map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// The contenders' node names, first (the holder) first.
+    pub async fn contenders(&self) -> Result<Vec<String>> {
+        match retry_on_loss(&self.client, || self.client.get_children(&self.path)).await {
+            Ok(children) => Ok(sorted_contenders(children, self.naming.marker())),
+            Err(Error::NoNode { .. }) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn acquire_inner(&self, wait: bool) -> Result<Option<LockGuard>> {
+        let client = &self.client;
+        let guid = new_guid(client);
+        let mut pending = PendingNode::new(client);
+        let (node, stat) = create_protected(
+            client,
+            &self.path,
+            &self.naming.node_name(&guid),
+            &self.naming.guid_in_name(&guid),
+            &self.data,
+        )
+        .await?;
+        pending.arm(&node);
+        let session = client.session_id();
+        let name = node.rsplit('/').next().unwrap_or_default().to_owned();
+        loop {
+            let contenders = self.contenders().await?;
+            let Some(index) = contenders.iter().position(|c| *c == name) else {
+                // Our node is gone: the session ended (or someone deleted it).
+                return Err(
+                    if client.session_id() != session || client.state().is_terminal() {
+                        Error::SessionExpired
+                    } else {
+                        Error::NoNode { path: node }
+                    },
+                );
+            };
+            if index == 0 {
+                pending.disarm();
+                return Ok(Some(LockGuard::new(
+                    client,
+                    node,
+                    stat.czxid,
+                    session,
+                    self.policy,
+                )));
+            }
+            if !wait {
+                // Not ours: the pending guard removes the node on return.
+                return Ok(None);
+            }
+            let predecessor = format!("{}/{}", self.path, contenders[index - 1]);
+            match retry_on_loss(client, || client.get_data_watch(&predecessor)).await {
+                Ok((_, _, watcher)) => {
+                    tracing::trace!(%node, %predecessor, "waiting for predecessor");
+                    let _ = watcher.await;
+                }
+                Err(Error::NoNode { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// A held lock. Dropping it releases the lock (a background delete, retried through
+/// connection loss); [`LockGuard::release`] does the same and waits.
+#[derive(Debug)]
+pub struct LockGuard {
+    client: Client,
+    node: Option<String>,
+    token: i64,
+    session_id: i64,
+    lost: watch::Receiver<bool>,
+    monitor: JoinHandle<()>,
+}
+
+impl LockGuard {
+    fn new(
+        client: &Client,
+        node: String,
+        token: i64,
+        session_id: i64,
+        policy: ConnectionPolicy,
+    ) -> Self {
+        let (tx, lost) = watch::channel(false);
+        let monitor = tokio::spawn(monitor(
+            client.clone(),
+            node.clone(),
+            session_id,
+            policy,
+            tx,
+        ));
+        LockGuard {
+            client: client.clone(),
+            node: Some(node),
+            token,
+            session_id,
+            lost,
+            monitor,
+        }
+    }
+
+    /// A token strictly increasing across successive holders of this lock (the holder node's
+    /// creation zxid): hand it to the resources the lock protects, which refuse older ones.
+    pub fn fencing_token(&self) -> i64 {
+        self.token
+    }
+
+    /// The holder node's path.
+    pub fn node(&self) -> &str {
+        self.node.as_deref().unwrap_or_default()
+    }
+
+    /// The session the lock was acquired in.
+    pub fn session_id(&self) -> i64 {
+        self.session_id
+    }
+
+    /// Whether the lock can no longer be trusted.
+    pub fn is_lost(&self) -> bool {
+        *self.lost.borrow()
+    }
+
+    /// Resolves when the lock can no longer be trusted: the connection was suspended (per the
+    /// policy), the session was lost, or the node disappeared.
+    pub async fn lost(&self) {
+        let mut rx = self.lost.clone();
+        let _ = rx.wait_for(|lost| *lost).await;
+    }
+
+    /// Releases the lock and waits until its node is deleted (or the session is gone, which
+    /// deletes it too).
+    pub async fn release(mut self) -> Result<()> {
+        self.monitor.abort();
+        let Some(node) = self.node.take() else {
+            return Ok(());
+        };
+        match retry_on_loss(&self.client, || self.client.delete(&node, None)).await {
+            Ok(())
+            | Err(Error::NoNode { .. })
+            | Err(Error::SessionExpired)
+            | Err(Error::Closed) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        self.monitor.abort();
+        if let Some(node) = self.node.take() {
+            delete_in_background(self.client.clone(), node);
+        }
+    }
+}
+
+/// Watches what makes a held lock untrustworthy and flips `lost` once.
+async fn monitor(
+    client: Client,
+    node: String,
+    session_id: i64,
+    policy: ConnectionPolicy,
+    lost: watch::Sender<bool>,
+) {
+    let info = client.session_info();
+    let bad = |i: &crate::SessionInfo| policy.is_lost(i.state) || i.session_id != session_id;
+    let deleted = async {
+        loop {
+            match client.exists_watch(&node).await {
+                Ok((None, _)) => return,
+                Ok((Some(_), watcher)) => {
+                    let event = watcher.await;
+                    if event.event_type == crate::proto::EventType::NodeDeleted
+                        || event.is_session_end()
+                    {
+                        return;
+                    }
+                }
+                Err(Error::ConnectionLoss) => {
+                    if client.wait_connected().await.is_err() {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+    };
+    tokio::select! {
+        () = session_until(info.clone(), bad) => {}
+        () = deleted => {}
+    }
+    tracing::debug!(%node, "lock no longer trusted");
+    let _ = lost.send(true);
+}

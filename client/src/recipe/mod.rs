@@ -1,0 +1,10 @@
+//! Coordination recipes built on the client, one per file: they run on the caller's tasks
+//! (never on the session task), survive connection loss, and use protected names so a lost
+//! reply never leaves an orphan node.
+
+pub mod leader_latch;
+pub mod lock;
+mod protected;
+
+pub use leader_latch::{LeaderEvent, LeaderLatch};
+pub use lock::{ConnectionPolicy, Lock, LockGuard, LockNaming};

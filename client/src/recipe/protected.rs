@@ -1,0 +1,185 @@
+//! What every sequential-node recipe shares: protected ephemeral-sequential creation that
+//! survives a lost reply (Curator's `_c_<guid>-` names), sorting contenders by sequence,
+//! retrying idempotent calls through connection loss, and deleting a node in the background
+//! until it is gone or the session is.
+
+use std::future::Future;
+
+use crate::client::{Client, CreateOptions};
+use crate::error::{Error, Result};
+use crate::proto::{CreateMode, Stat};
+
+/// The prefix Curator puts before the guid of a protected node.
+pub(crate) const PROTECTED_PREFIX: &str = "_c_";
+
+/// A fresh guid from the client's seeded RNG, in UUID layout (`8-4-4-4-12` hex digits).
+pub(crate) fn new_guid(client: &Client) -> String {
+    let a = client.random_u64();
+    let b = client.random_u64();
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xffff,
+        b >> 48,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+/// Runs an idempotent `op`, waiting for a reconnect and trying again after each
+/// `ConnectionLoss`; any other outcome (the session's end included) is returned.
+pub(crate) async fn retry_on_loss<T, F, Fut>(client: &Client, mut op: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    loop {
+        match op().await {
+            Err(Error::ConnectionLoss) => client.wait_connected().await?,
+            other => return other,
+        }
+    }
+}
+
+/// Creates the ephemeral sequential node `{dir}/{name}` (name carrying `guid`), creating
+/// missing parents. When the reply is lost the create may have applied: the node is then
+/// looked up by its guid, and taken only if this session owns it (a node of an earlier
+/// session is about to vanish and is not ours).
+pub(crate) async fn create_protected(
+    client: &Client,
+    dir: &str,
+    name: &str,
+    guid: &str,
+    data: &[u8],
+) -> Result<(String, Stat)> {
+    let path = format!("{dir}/{name}");
+    let opts = CreateOptions::new(CreateMode::EphemeralSequential).create_parents();
+    loop {
+        match client.create_with(&path, data, &opts).await {
+            Err(Error::ConnectionLoss) => {
+                client.wait_connected().await?;
+                if let Some(found) = find_ours(client, dir, guid).await? {
+                    tracing::debug!(path = %found.0, "recovered protected node after a lost reply");
+                    return Ok(found);
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
+/// This session's node under `dir` whose name carries `guid`, if any.
+async fn find_ours(client: &Client, dir: &str, guid: &str) -> Result<Option<(String, Stat)>> {
+    let children = match retry_on_loss(client, || client.get_children(dir)).await {
+        Ok(c) => c,
+        Err(Error::NoNode { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    for child in children.iter().filter(|c| c.contains(guid)) {
+        let path = format!("{dir}/{child}");
+        let stat = retry_on_loss(client, || client.exists(&path)).await?;
+        if let Some(stat) = stat {
+            if stat.ephemeral_owner == client.session_id() {
+                return Ok(Some((path, stat)));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The sequence number ZooKeeper appended to a node name (its last ten digits).
+pub(crate) fn sequence_of(name: &str) -> Option<u64> {
+    let tail = name.get(name.len().checked_sub(10)?..)?;
+    if tail.bytes().all(|b| b.is_ascii_digit()) {
+        tail.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// The children of `dir` whose name contains `marker` and ends in a sequence, in sequence
+/// order (ties broken by name).
+pub(crate) fn sorted_contenders(children: Vec<String>, marker: &str) -> Vec<String> {
+    let mut named: Vec<(u64, String)> = children
+        .into_iter()
+        .filter(|c| c.contains(marker))
+        .filter_map(|c| sequence_of(&c).map(|s| (s, c)))
+        .collect();
+    named.sort();
+    named.into_iter().map(|(_, c)| c).collect()
+}
+
+/// Deletes `path` in the background, through connection loss, until it is gone or the
+/// session ends (then the server removes the ephemeral node itself).
+pub(crate) fn delete_in_background(client: Client, path: String) {
+    tokio::spawn(async move {
+        match retry_on_loss(&client, || client.delete(&path, None)).await {
+            Ok(()) | Err(Error::NoNode { .. }) => tracing::debug!(%path, "recipe node deleted"),
+            Err(e) => tracing::debug!(%path, error = %e, "recipe node left to the session's end"),
+        }
+    });
+}
+
+/// A node that must go if the operation that created it does not finish (a cancelled or
+/// failed acquire): dropping it while armed deletes the node in the background.
+pub(crate) struct PendingNode {
+    client: Client,
+    path: Option<String>,
+}
+
+impl PendingNode {
+    pub(crate) fn new(client: &Client) -> Self {
+        PendingNode {
+            client: client.clone(),
+            path: None,
+        }
+    }
+
+    /// Arms the guard for `path`.
+    pub(crate) fn arm(&mut self, path: &str) {
+        self.path = Some(path.to_owned());
+    }
+
+    /// Keeps the node: the operation succeeded.
+    pub(crate) fn disarm(&mut self) -> Option<String> {
+        self.path.take()
+    }
+}
+
+impl Drop for PendingNode {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            delete_in_background(self.client.clone(), path);
+        }
+    }
+}
+
+/// Waits until the session snapshot satisfies `pred` (or the client is gone).
+pub(crate) async fn session_until(
+    mut info: tokio::sync::watch::Receiver<crate::SessionInfo>,
+    pred: impl Fn(&crate::SessionInfo) -> bool,
+) {
+    let _ = info.wait_for(|i| pred(i)).await.map(|_| ());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequences_and_sorting() {
+        assert_eq!(sequence_of("_c_x-lock-0000000042"), Some(42));
+        assert_eq!(sequence_of("lock-42"), None);
+        assert_eq!(sequence_of("abc"), None);
+        let sorted = sorted_contenders(
+            vec![
+                "_c_b-lock-0000000003".into(),
+                "other".into(),
+                "_c_a-lock-0000000001".into(),
+                "x__lock__0000000002".into(),
+            ],
+            "lock-",
+        );
+        assert_eq!(sorted, ["_c_a-lock-0000000001", "_c_b-lock-0000000003"]);
+    }
+}

@@ -1,0 +1,199 @@
+//! The lock recipe against a real ZooKeeper 3.8: mutual exclusion among contending clients,
+//! fencing tokens, a holder whose session is expired on the server, a create whose reply is
+//! lost, try/timeout/cancel, and Kazoo naming.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{connect, standalone};
+use zkit::recipe::{Lock, LockNaming};
+use zkit::{Client, State};
+use zkit_tests::proxy::{Mode, Proxy};
+
+async fn within<F: std::future::Future>(what: &str, f: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(30), f)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: nothing within 30 s"))
+}
+
+#[tokio::test]
+async fn five_contenders_never_hold_the_lock_together() {
+    let hosts = standalone().connect_string();
+    let holders = Arc::new(AtomicUsize::new(0));
+    let tokens = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for i in 0..5u64 {
+        let holders = holders.clone();
+        let tokens = tokens.clone();
+        let client = Client::builder(hosts)
+            .seed(100 + i)
+            .connect()
+            .await
+            .unwrap();
+        tasks.push(tokio::spawn(async move {
+            let lock = Lock::new(&client, "/recipes/lock-five").unwrap();
+            for _ in 0..6 {
+                let guard = lock.acquire().await.unwrap();
+                assert_eq!(
+                    holders.fetch_add(1, Ordering::SeqCst),
+                    0,
+                    "two holders at once"
+                );
+                tokens.lock().unwrap().push(guard.fencing_token());
+                // Hold it across a real round trip so overlaps would show.
+                client.sync("/").await.unwrap();
+                assert_eq!(holders.fetch_sub(1, Ordering::SeqCst), 1);
+                guard.release().await.unwrap();
+            }
+            client.close().await;
+        }));
+    }
+    for t in tasks {
+        within("contender finishes", t).await.unwrap();
+    }
+    let tokens = tokens.lock().unwrap().clone();
+    assert_eq!(tokens.len(), 30);
+    assert!(
+        tokens.windows(2).all(|w| w[0] < w[1]),
+        "fencing tokens strictly increase: {tokens:?}"
+    );
+    let observer = connect(hosts).await;
+    let lock = Lock::new(&observer, "/recipes/lock-five").unwrap();
+    assert_eq!(
+        lock.contenders().await.unwrap(),
+        Vec::<String>::new(),
+        "no node left behind"
+    );
+}
+
+#[tokio::test]
+async fn try_acquire_timeout_and_cancel_leave_no_node() {
+    let hosts = standalone().connect_string();
+    let a = connect(hosts).await;
+    let b = connect(hosts).await;
+    let la = Lock::new(&a, "/recipes/lock-try").unwrap();
+    let lb = Lock::new(&b, "/recipes/lock-try").unwrap();
+    let held = la.try_acquire().await.unwrap().expect("free lock is taken");
+    assert!(lb.try_acquire().await.unwrap().is_none());
+    assert!(lb
+        .acquire_timeout(Duration::from_millis(300))
+        .await
+        .unwrap()
+        .is_none());
+    // Cancel a blocking acquire by dropping it once its node exists.
+    let mut count = a.get_children_watch("/recipes/lock-try").await.unwrap().1;
+    let waiting = tokio::spawn({
+        let lb = lb.clone();
+        async move { lb.acquire().await }
+    });
+    within("contender node appears", &mut count).await;
+    waiting.abort();
+    // The background delete removes it; wait for the children to drop back to one.
+    loop {
+        let (children, watch) = a.get_children_watch("/recipes/lock-try").await.unwrap();
+        if children.len() == 1 {
+            break;
+        }
+        within("cancelled node removed", watch).await;
+    }
+    assert_eq!(lb.contenders().await.unwrap().len(), 1);
+    held.release().await.unwrap();
+    let g = within("lock free again", lb.acquire()).await.unwrap();
+    assert!(g.fencing_token() > 0);
+}
+
+#[tokio::test]
+async fn an_expired_holder_is_told_before_another_acquires() {
+    let zk = standalone();
+    let proxy = Proxy::start(zk.address(0).unwrap()).await.unwrap();
+    let holder = connect(&proxy.connect_string()).await;
+    let rival = connect(zk.connect_string()).await;
+    let guard = Lock::new(&holder, "/recipes/lock-expiry")
+        .unwrap()
+        .acquire()
+        .await
+        .unwrap();
+    let first_token = guard.fencing_token();
+    let rival_lock = Lock::new(&rival, "/recipes/lock-expiry").unwrap();
+    let contender = tokio::spawn(async move { rival_lock.acquire().await });
+
+    // Expire the holder's session for real while it is cut off.
+    let (id, password) = holder.session_credentials();
+    proxy.set_mode(Mode::Refuse);
+    proxy.cut();
+    within("holder notices", guard.lost()).await;
+    assert!(guard.is_lost(), "Suspended already counts as lost");
+    let killer = Client::builder(zk.connect_string())
+        .resume_session(id, &password)
+        .connect()
+        .await
+        .unwrap();
+    killer.close().await;
+
+    let rival_guard = within("rival acquires", contender).await.unwrap().unwrap();
+    assert!(rival_guard.fencing_token() > first_token);
+    assert!(guard.is_lost());
+    proxy.set_mode(Mode::Forward);
+    within(
+        "holder learns of expiry",
+        holder.wait_for_state(|s| s == State::Lost),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_lost_create_reply_leaves_no_orphan_and_no_deadlock() {
+    let zk = standalone();
+    let proxy = Proxy::start(zk.address(0).unwrap()).await.unwrap();
+    let client = connect(&proxy.connect_string()).await;
+    let observer = connect(zk.connect_string()).await;
+    observer
+        .ensure_path("/recipes/lock-lost-reply")
+        .await
+        .unwrap();
+    let (_, appeared) = observer
+        .get_children_watch("/recipes/lock-lost-reply")
+        .await
+        .unwrap();
+
+    proxy.set_mode(Mode::SwallowReplies);
+    let lock = Lock::new(&client, "/recipes/lock-lost-reply").unwrap();
+    let acquiring = tokio::spawn({
+        let lock = lock.clone();
+        async move { lock.acquire().await }
+    });
+    // The create applied on the server; its reply is swallowed. Cut the connection.
+    within("contender node created", appeared).await;
+    proxy.set_mode(Mode::Forward);
+    proxy.cut();
+
+    let guard = within("acquire completes after reconnect", acquiring)
+        .await
+        .unwrap()
+        .unwrap();
+    let contenders = lock.contenders().await.unwrap();
+    assert_eq!(contenders.len(), 1, "one node, no orphan: {contenders:?}");
+    assert!(guard.node().ends_with(&contenders[0]));
+    guard.release().await.unwrap();
+    // Nobody is stuck: another client takes it at once.
+    let other = Lock::new(&observer, "/recipes/lock-lost-reply").unwrap();
+    assert!(other.try_acquire().await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn kazoo_naming_names_nodes_like_kazoo() {
+    let client = connect(standalone().connect_string()).await;
+    let lock = Lock::new(&client, "/recipes/lock-kazoo")
+        .unwrap()
+        .naming(LockNaming::Kazoo);
+    let guard = lock.acquire().await.unwrap();
+    let name = guard.node().rsplit('/').next().unwrap().to_owned();
+    let (guid, seq) = name.split_once("__lock__").expect("kazoo layout");
+    assert_eq!(guid.len(), 32);
+    assert!(guid.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(seq.len(), 10);
+    guard.release().await.unwrap();
+}
