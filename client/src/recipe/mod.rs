@@ -2,9 +2,13 @@
 //! (never on the session task), survive connection loss, and use protected names so a lost
 //! reply never leaves an orphan node.
 
+pub mod children_watch;
+pub mod data_watch;
 pub mod leader_latch;
 pub mod lock;
 mod protected;
 
+pub use children_watch::ChildrenWatch;
+pub use data_watch::{DataWatch, NodeValue};
 pub use leader_latch::{LeaderEvent, LeaderLatch};
 pub use lock::{ConnectionPolicy, Lock, LockGuard, LockNaming};
