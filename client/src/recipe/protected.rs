@@ -68,6 +68,31 @@ pub(crate) async fn create_protected(
     }
 }
 
+/// Creates the ephemeral node `path` (a name unique to this caller) idempotently, so that a
+/// lost reply or a second call is harmless: a node at `path` owned by this session is ours.
+pub(crate) async fn create_ephemeral_once(
+    client: &Client,
+    path: &str,
+    data: &[u8],
+) -> Result<Stat> {
+    let opts = CreateOptions::new(CreateMode::Ephemeral).create_parents();
+    loop {
+        match client.create_with(path, data, &opts).await {
+            Ok((_, stat)) => return Ok(stat),
+            Err(e @ (Error::ConnectionLoss | Error::NodeExists { .. })) => {
+                client.wait_connected().await?;
+                match retry_on_loss(client, || client.exists(path)).await? {
+                    Some(stat) if stat.ephemeral_owner == client.session_id() => return Ok(stat),
+                    // Someone else's (or an earlier session's, about to vanish).
+                    Some(_) if matches!(e, Error::NodeExists { .. }) => return Err(e),
+                    _ => {}
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// This session's node under `dir` whose name carries `guid`, if any.
 async fn find_ours(client: &Client, dir: &str, guid: &str) -> Result<Option<(String, Stat)>> {
     let children = match retry_on_loss(client, || client.get_children(dir)).await {
