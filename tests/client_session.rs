@@ -284,3 +284,61 @@ async fn read_only_mode_serves_reads_and_refuses_writes() {
         Err(Error::NotReadOnly { path: "/ro".into() })
     );
 }
+
+#[tokio::test]
+async fn a_renewing_client_starts_a_new_session_after_expiry_and_says_so() {
+    let zk = standalone();
+    let proxy = Proxy::start(zk.address(0).unwrap()).await.unwrap();
+    let client = Client::builder(&proxy.connect_string())
+        .session_timeout(Duration::from_secs(4))
+        .renew_expired_session(true)
+        .seed(11)
+        .connect()
+        .await
+        .unwrap();
+    let latch = zkit::recipe::LeaderLatch::start(&client, "/renew/election", "me").unwrap();
+    let first_epoch = within("leads", latch.wait_for_leadership()).await.unwrap();
+    client
+        .create("/renew-eph", b"", CreateMode::Ephemeral)
+        .await
+        .unwrap();
+    let (_, watcher) = client.exists_watch("/renew-missing").await.unwrap();
+    let old_session = client.session_id();
+    let mut states = client.state_changes();
+
+    expire_for_real(zk.connect_string(), &client, &proxy).await;
+
+    assert_eq!(
+        transitions_until(&mut states, State::Connected).await,
+        [State::Suspended, State::Lost, State::Connected]
+    );
+    assert_ne!(client.session_id(), old_session, "a new session, visibly");
+    assert!(!client.is_finished());
+    // The old session's watch ended with it; its ephemeral is gone.
+    let event = within("old watch ends", watcher).await;
+    assert_eq!(
+        (event.event_type, event.state),
+        (EventType::None, KeeperState::Expired)
+    );
+    assert_eq!(client.exists("/renew-eph").await.unwrap(), None);
+    // The latch re-created its node in the new session and leads again, in a later epoch.
+    let mut events = latch.events();
+    let epoch = within(
+        "leads again",
+        events.wait_for(
+            |e| matches!(e, zkit::recipe::LeaderEvent::Elected { epoch } if *epoch > first_epoch),
+        ),
+    )
+    .await
+    .map(|e| *e)
+    .unwrap();
+    assert!(matches!(epoch, zkit::recipe::LeaderEvent::Elected { .. }));
+    let participants = zkit::recipe::LeaderLatch::participants(&client, "/renew/election")
+        .await
+        .unwrap();
+    assert_eq!(
+        participants.len(),
+        1,
+        "the old node went with the old session"
+    );
+}

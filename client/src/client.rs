@@ -90,6 +90,7 @@ struct Inner {
     connector: Arc<dyn Connector>,
     connect_timeout: Duration,
     next_watch_id: AtomicU64,
+    renews: bool,
 }
 
 impl Drop for Inner {
@@ -129,6 +130,7 @@ impl Client {
         let rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x5eed_c11e_u64);
         let connector = config.connector.clone();
         let connect_timeout = config.connect_timeout.unwrap_or(config.session_timeout);
+        let renews = config.renew_session;
         let handles = session::spawn(config);
         Client {
             inner: Arc::new(Inner {
@@ -144,6 +146,7 @@ impl Client {
                 connector,
                 connect_timeout,
                 next_watch_id: AtomicU64::new(1),
+                renews,
             }),
         }
     }
@@ -201,16 +204,29 @@ impl Client {
         }
     }
 
-    /// Waits until connected; fails if the session ends first.
+    /// Waits until connected; fails if the client is finished first (see
+    /// [`is_finished`](Self::is_finished)).
     pub async fn wait_connected(&self) -> Result<()> {
+        let renews = self.inner.renews;
         let state = self
-            .wait_for_state(|s| s.is_connected() || s.is_terminal())
+            .wait_for_state(|s| s.is_connected() || finished(s, renews))
             .await;
         if state.is_connected() {
             Ok(())
         } else {
             Err(terminal_error(state))
         }
+    }
+
+    /// Whether this client will never connect again: closed, refused, or its session lost
+    /// without [`renew_expired_session`](crate::Builder::renew_expired_session).
+    pub fn is_finished(&self) -> bool {
+        finished(self.state(), self.inner.renews)
+    }
+
+    /// Whether an expired session is followed by a new one.
+    pub fn renews_expired_session(&self) -> bool {
+        self.inner.renews
     }
 
     /// Closes the session (ephemeral nodes go at once) and waits until it is over.
@@ -283,10 +299,24 @@ impl Client {
             reply: tx,
             watch,
         };
-        if self.inner.requests.send(submit).await.is_err() {
+        // Submitting and awaiting the reply are each one event, not a loop, so they opt out of
+        // tokio's cooperative budget: under it, a caller driving thousands of requests from one
+        // task (join_all, FuturesUnordered) re-polls every pending request after the budget
+        // runs out, which costs more than the requests themselves. The queue stays bounded: a
+        // full queue still parks the caller until the session task takes from it.
+        let sent = match self.inner.requests.try_send(submit) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(submit)) => {
+                tokio::task::unconstrained(self.inner.requests.send(submit))
+                    .await
+                    .map_err(|_| ())
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
+        };
+        if sent.is_err() {
             return Err(Failure::Client(terminal_error(self.state())));
         }
-        match rx.await {
+        match tokio::task::unconstrained(rx).await {
             Ok(r) => r.map(|reply| reply.response),
             Err(_) => Err(Failure::Client(terminal_error(self.state()))),
         }
@@ -650,11 +680,11 @@ impl Client {
             .map(|r| match r {
                 MultiResult::Create(c) => Ok(OpResult::Create {
                     path: self.client_path(&c.path),
-                    stat: Stat::default(),
+                    stat: None,
                 }),
                 MultiResult::Create2(c) => Ok(OpResult::Create {
                     path: self.client_path(&c.path),
-                    stat: c.stat,
+                    stat: Some(c.stat),
                 }),
                 MultiResult::Delete => Ok(OpResult::Delete),
                 MultiResult::SetData(s) => Ok(OpResult::SetData { stat: s.stat }),
@@ -863,6 +893,14 @@ fn join(parent: &str, child: &str) -> String {
         format!("/{child}")
     } else {
         format!("{parent}/{child}")
+    }
+}
+
+/// Whether `state` means the client will never connect again.
+fn finished(state: State, renews: bool) -> bool {
+    match state {
+        State::Lost => !renews,
+        s => s.is_terminal(),
     }
 }
 

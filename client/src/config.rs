@@ -96,6 +96,7 @@ pub(crate) struct Config {
     pub(crate) request_queue: usize,
     pub(crate) max_in_flight: usize,
     pub(crate) backoff_max: Duration,
+    pub(crate) renew_session: bool,
 }
 
 /// Configures and starts a [`Client`](crate::Client).
@@ -137,6 +138,7 @@ impl Builder {
                 request_queue: 4096,
                 max_in_flight: 100_000,
                 backoff_max: Duration::from_secs(1),
+                renew_session: false,
             },
         }
     }
@@ -223,6 +225,17 @@ impl Builder {
     /// The longest pause between two passes over the host list. Default 1 s.
     pub fn max_reconnect_backoff(mut self, t: Duration) -> Self {
         self.config.backoff_max = t;
+        self
+    }
+
+    /// After the session expires, start a new one instead of ending the client (what Kazoo
+    /// and Curator do). Never silent: the client still publishes [`State::Lost`]
+    /// (crate::State::Lost), everything in flight or queued fails with
+    /// [`Error::SessionExpired`], every watcher gets its session-end event, and
+    /// [`Client::session_id`](crate::Client::session_id) changes once connected again.
+    /// Recipes re-create their nodes in the new session. Default false: `Lost` is final.
+    pub fn renew_expired_session(mut self, yes: bool) -> Self {
+        self.config.renew_session = yes;
         self
     }
 

@@ -99,8 +99,10 @@ pub enum OpResult {
     Create {
         /// The actual path (with sequence suffix).
         path: String,
-        /// The new node's Stat.
-        stat: Stat,
+        /// The new node's Stat, when the server sends it: ZooKeeper 3.8 answers a plain
+        /// create inside a multi with the path alone (ZOOKEEPER-4026, fixed in 3.9);
+        /// container and TTL creates carry it.
+        stat: Option<Stat>,
     },
     /// The node was deleted.
     Delete,

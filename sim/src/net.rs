@@ -8,6 +8,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use tokio::io::{AsyncRead, AsyncWrite};
+use zkit::connector::{BoxStream, ConnectFuture, Connector};
 
 /// Something that accepts byte-stream connections.
 pub trait Listener: Send + 'static {
@@ -49,13 +50,25 @@ impl Listener for turmoil::net::TcpListener {
 }
 
 /// Opens turmoil TCP connections from inside a simulated host (`"server:2181"` style
-/// addresses resolve through turmoil's DNS).
+/// addresses resolve through turmoil's DNS). It is the [`zkit::Connector`] a real
+/// [`zkit::Client`] uses inside a simulation:
+/// `Client::builder("zk:2181").connector(TurmoilConnector)`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TurmoilConnector;
 
 impl TurmoilConnector {
-    /// Connects to `addr` over the simulated network.
-    pub async fn connect(&self, addr: &str) -> io::Result<turmoil::net::TcpStream> {
+    /// Connects to `addr` over the simulated network, returning turmoil's stream itself
+    /// (for raw wire-level tests; clients go through [`zkit::Connector`]).
+    pub async fn connect_raw(&self, addr: &str) -> io::Result<turmoil::net::TcpStream> {
         turmoil::net::TcpStream::connect(addr).await
+    }
+}
+
+impl Connector for TurmoilConnector {
+    fn connect<'a>(&'a self, addr: &'a str) -> ConnectFuture<'a> {
+        Box::pin(async move {
+            let stream = turmoil::net::TcpStream::connect(addr).await?;
+            Ok(Box::new(stream) as BoxStream)
+        })
     }
 }

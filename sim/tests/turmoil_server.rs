@@ -30,7 +30,7 @@ fn run(seed: u64) -> Vec<String> {
     });
     let t = trace.clone();
     sim.client("owner", async move {
-        let stream = TurmoilConnector.connect("zk:2181").await?;
+        let stream = TurmoilConnector.connect_raw("zk:2181").await?;
         let mut c = Raw::handshake(stream, 0, vec![0; 16], 4000, 0)
             .await?
             .expect("answered");
@@ -55,7 +55,7 @@ fn run(seed: u64) -> Vec<String> {
     let t = trace.clone();
     sim.client("observer", async move {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let stream = TurmoilConnector.connect("zk:2181").await?;
+        let stream = TurmoilConnector.connect_raw("zk:2181").await?;
         let mut c = Raw::handshake(stream, 0, vec![0; 16], 40_000, 0)
             .await?
             .expect("answered");

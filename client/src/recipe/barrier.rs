@@ -54,7 +54,7 @@ impl Barrier {
                 return Ok(());
             }
             let event = watcher.await;
-            if event.is_session_end() && self.client.state().is_terminal() {
+            if event.is_session_end() && self.client.is_finished() {
                 return Err(Error::SessionExpired);
             }
         }

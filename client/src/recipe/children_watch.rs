@@ -74,7 +74,7 @@ async fn watch_children(
             }
         }
         let event = watcher.await;
-        if event.is_session_end() && client.state().is_terminal() {
+        if event.is_session_end() && client.is_finished() {
             return;
         }
     }

@@ -81,7 +81,7 @@ async fn watch_data(client: Client, path: String, tx: mpsc::UnboundedSender<Opti
             }
         }
         let event = watcher.await;
-        if event.is_session_end() && client.state().is_terminal() {
+        if event.is_session_end() && client.is_finished() {
             return;
         }
     }

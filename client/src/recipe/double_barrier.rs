@@ -129,7 +129,7 @@ impl DoubleBarrier {
             retry_on_loss(&self.client, || self.client.exists_watch(path)).await?;
         if stat.is_some() {
             let event = watcher.await;
-            if event.is_session_end() && self.client.state().is_terminal() {
+            if event.is_session_end() && self.client.is_finished() {
                 return Err(Error::SessionExpired);
             }
         }

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use super::lock::ConnectionPolicy;
 use super::protected::{
-    create_protected, delete_in_background, new_guid, retry_on_loss, session_until,
+    create_protected, delete_in_background, new_guid, participants, retry_on_loss, session_until,
     sorted_contenders, PROTECTED_PREFIX,
 };
 use crate::client::Client;
@@ -112,7 +112,7 @@ impl LeaderLatch {
             if let LeaderEvent::Elected { epoch } = *rx.borrow_and_update() {
                 return Ok(epoch);
             }
-            if self.client.state().is_terminal() {
+            if self.client.is_finished() {
                 return Err(Error::SessionExpired);
             }
             if rx.changed().await.is_err() {
@@ -133,25 +133,7 @@ impl LeaderLatch {
 
     /// Every candidate of the election at `path`, the leader first.
     pub async fn participants(client: &Client, path: &str) -> Result<Vec<Participant>> {
-        let children = match retry_on_loss(client, || client.get_children(path)).await {
-            Ok(c) => c,
-            Err(Error::NoNode { .. }) => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
-        let mut out = Vec::new();
-        for node in sorted_contenders(children, MARKER) {
-            let full = format!("{path}/{node}");
-            match retry_on_loss(client, || client.get_data(&full)).await {
-                Ok((data, _)) => out.push(Participant {
-                    id: String::from_utf8_lossy(&data).into_owned(),
-                    is_leader: out.is_empty(),
-                    node,
-                }),
-                Err(Error::NoNode { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(out)
+        participants(client, path, MARKER).await
     }
 
     /// The id of the current leader of the election at `path`.
@@ -223,13 +205,10 @@ impl Candidate {
                 Ok(Round::Again) => {}
                 Ok(Round::Done) => break,
                 Err(Error::ConnectionLoss) => {}
-                Err(e)
-                    if e.code()
-                        .is_some_and(|c| c == crate::proto::ErrorCode::SessionExpired) =>
-                {
-                    break
-                }
-                Err(Error::Closed) | Err(Error::AuthFailed) => break,
+                // A lost session ends the candidate unless the client starts a new one (then
+                // the next round re-creates the node in it).
+                Err(Error::SessionExpired) if !self.client.is_finished() => {}
+                Err(Error::SessionExpired) | Err(Error::Closed) | Err(Error::AuthFailed) => break,
                 Err(e) => {
                     tracing::warn!(path = %self.path, error = %e, "leader latch round failed");
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -306,7 +285,7 @@ impl Candidate {
                 tokio::select! {
                     () = session_until(info.clone(), bad) => {
                         // Wait for the connection to settle before looking again.
-                        let _ = client.wait_for_state(|s| s.is_connected() || s.is_terminal()).await;
+                        let _ = client.wait_connected().await;
                     }
                     _ = watcher => {}
                 }

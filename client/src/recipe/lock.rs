@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use super::protected::{
     create_protected, delete_in_background, new_guid, retry_on_loss, session_until,
-    sorted_contenders, PendingNode, PROTECTED_PREFIX,
+    sorted_contenders_any, PendingNode, PROTECTED_PREFIX,
 };
 use crate::client::Client;
 use crate::error::{Error, Result};
@@ -146,41 +146,83 @@ impl Lock {
 
     /// The contenders' node names, first (the holder) first.
     pub async fn contenders(&self) -> Result<Vec<String>> {
-        match retry_on_loss(&self.client, || self.client.get_children(&self.path)).await {
-            Ok(children) => Ok(sorted_contenders(children, self.naming.marker())),
-            Err(Error::NoNode { .. }) => Ok(Vec::new()),
-            Err(e) => Err(e),
-        }
+        list_contenders(&self.client, &self.path, &[self.naming.marker()]).await
     }
 
     async fn acquire_inner(&self, wait: bool) -> Result<Option<LockGuard>> {
-        let client = &self.client;
-        let guid = new_guid(client);
+        let guid = new_guid(&self.client);
+        Contention {
+            client: &self.client,
+            dir: &self.path,
+            name: self.naming.node_name(&guid),
+            guid: self.naming.guid_in_name(&guid),
+            data: &self.data,
+            policy: self.policy,
+            markers: &[self.naming.marker()],
+            blocker: first_holds,
+        }
+        .run(wait)
+        .await
+    }
+}
+
+/// Which contender (an index into the sorted contenders) the one at `ours` must wait for;
+/// `None` when it holds.
+pub(crate) type Blocker = fn(contenders: &[String], ours: usize) -> Option<usize>;
+
+/// The exclusive rule: the first contender holds; every other waits for its predecessor.
+pub(crate) fn first_holds(_contenders: &[String], ours: usize) -> Option<usize> {
+    ours.checked_sub(1)
+}
+
+/// One contender of a lock-like recipe (the lock, the read-write lock's two sides): creates
+/// its protected node, then holds as soon as `blocker` says nobody blocks it, watching only
+/// the one contender it names (no herd). Dropping the future removes the node.
+pub(crate) struct Contention<'a> {
+    pub(crate) client: &'a Client,
+    /// The directory the contenders share.
+    pub(crate) dir: &'a str,
+    /// The node's name before its sequence (guid included).
+    pub(crate) name: String,
+    /// The guid as it appears in `name`.
+    pub(crate) guid: String,
+    /// The node's data.
+    pub(crate) data: &'a [u8],
+    /// When the resulting guard counts as lost.
+    pub(crate) policy: ConnectionPolicy,
+    /// A child of `dir` is a contender if its name carries one of these.
+    pub(crate) markers: &'a [&'a str],
+    /// The rule deciding who holds.
+    pub(crate) blocker: Blocker,
+}
+
+impl Contention<'_> {
+    /// Contends; with `wait` false gives up (removing the node) instead of waiting.
+    pub(crate) async fn run(self, wait: bool) -> Result<Option<LockGuard>> {
+        let client = self.client;
         let mut pending = PendingNode::new(client);
-        let (node, stat) = create_protected(
-            client,
-            &self.path,
-            &self.naming.node_name(&guid),
-            &self.naming.guid_in_name(&guid),
-            &self.data,
-        )
-        .await?;
+        pending.protect(self.dir, &self.guid);
+        let (node, stat) =
+            create_protected(client, self.dir, &self.name, &self.guid, self.data).await?;
         pending.arm(&node);
         let session = client.session_id();
         let name = node.rsplit('/').next().unwrap_or_default().to_owned();
         loop {
-            let contenders = self.contenders().await?;
+            let contenders = list_contenders(client, self.dir, self.markers).await?;
             let Some(index) = contenders.iter().position(|c| *c == name) else {
                 // Our node is gone: the session ended (or someone deleted it).
                 return Err(
-                    if client.session_id() != session || client.state().is_terminal() {
+                    if client.session_id() != session
+                        || client.state() == State::Lost
+                        || client.is_finished()
+                    {
                         Error::SessionExpired
                     } else {
                         Error::NoNode { path: node }
                     },
                 );
             };
-            if index == 0 {
+            let Some(blocker) = (self.blocker)(&contenders, index) else {
                 pending.disarm();
                 return Ok(Some(LockGuard::new(
                     client,
@@ -189,21 +231,35 @@ impl Lock {
                     session,
                     self.policy,
                 )));
-            }
+            };
             if !wait {
                 // Not ours: the pending guard removes the node on return.
                 return Ok(None);
             }
-            let predecessor = format!("{}/{}", self.path, contenders[index - 1]);
-            match retry_on_loss(client, || client.get_data_watch(&predecessor)).await {
+            let blocker = format!("{}/{}", self.dir, contenders[blocker]);
+            match retry_on_loss(client, || client.get_data_watch(&blocker)).await {
                 Ok((_, _, watcher)) => {
-                    tracing::trace!(%node, %predecessor, "waiting for predecessor");
+                    tracing::trace!(%node, %blocker, "waiting for the contender ahead");
                     let _ = watcher.await;
                 }
                 Err(Error::NoNode { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+/// The contenders under `dir` (children carrying one of `markers`), first first; none if
+/// `dir` does not exist.
+pub(crate) async fn list_contenders(
+    client: &Client,
+    dir: &str,
+    markers: &[&str],
+) -> Result<Vec<String>> {
+    match retry_on_loss(client, || client.get_children(dir)).await {
+        Ok(children) => Ok(sorted_contenders_any(children, markers)),
+        Err(Error::NoNode { .. }) => Ok(Vec::new()),
+        Err(e) => Err(e),
     }
 }
 
@@ -220,7 +276,8 @@ pub struct LockGuard {
 }
 
 impl LockGuard {
-    fn new(
+    /// The guard of `node`, held in `session_id`, watched for loss per `policy`.
+    pub(crate) fn new(
         client: &Client,
         node: String,
         token: i64,

@@ -4,17 +4,37 @@
 
 pub mod barrier;
 pub mod children_watch;
+pub mod counter;
 pub mod data_watch;
 pub mod double_barrier;
 pub mod leader_latch;
+pub mod leader_selector;
+pub mod lease;
 pub mod lock;
+pub mod locking_queue;
+pub mod multi_lock;
+pub mod partitioner;
 pub mod party;
 mod protected;
+pub mod queue;
+pub mod rwlock;
+pub mod semaphore;
+pub mod tree_cache;
 
 pub use barrier::Barrier;
 pub use children_watch::ChildrenWatch;
+pub use counter::{Counter, CounterValue, CounterWatch};
 pub use data_watch::{DataWatch, NodeValue};
 pub use double_barrier::DoubleBarrier;
 pub use leader_latch::{LeaderEvent, LeaderLatch};
+pub use leader_selector::{LeaderSelector, LeadershipContext, Participant, SelectorBuilder};
+pub use lease::{LeaseHolder, NonBlockingLease};
 pub use lock::{ConnectionPolicy, Lock, LockGuard, LockNaming};
+pub use locking_queue::{LockedEntry, LockingQueue};
+pub use multi_lock::{MultiLock, MultiLockGuard};
+pub use partitioner::{PartitionState, SetPartitioner};
 pub use party::{Party, ShallowParty};
+pub use queue::Queue;
+pub use rwlock::{Access, ReadWriteLock};
+pub use semaphore::{Lease, Semaphore};
+pub use tree_cache::{TreeCache, TreeEvent};

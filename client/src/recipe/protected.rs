@@ -5,6 +5,7 @@
 
 use std::future::Future;
 
+use super::leader_latch::Participant;
 use crate::client::{Client, CreateOptions};
 use crate::error::{Error, Result};
 use crate::proto::{CreateMode, Stat};
@@ -54,17 +55,58 @@ pub(crate) async fn create_protected(
 ) -> Result<(String, Stat)> {
     let path = format!("{dir}/{name}");
     let opts = CreateOptions::new(CreateMode::EphemeralSequential).create_parents();
-    loop {
+    // Cancelled while a create is in flight, the node may exist without anyone knowing its
+    // name: the guard then finds it by guid and deletes it.
+    let mut in_flight = InFlight {
+        client: client.clone(),
+        dir: dir.to_owned(),
+        guid: guid.to_owned(),
+        done: false,
+    };
+    let result = loop {
         match client.create_with(&path, data, &opts).await {
             Err(Error::ConnectionLoss) => {
                 client.wait_connected().await?;
                 if let Some(found) = find_ours(client, dir, guid).await? {
                     tracing::debug!(path = %found.0, "recovered protected node after a lost reply");
-                    return Ok(found);
+                    break Ok(found);
                 }
             }
-            other => return other,
+            other => break other,
         }
+    };
+    in_flight.done = true;
+    result
+}
+
+/// A protected create that has not finished (see [`create_protected`]).
+struct InFlight {
+    client: Client,
+    dir: String,
+    guid: String,
+    done: bool,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let (client, dir, guid) = (self.client.clone(), self.dir.clone(), self.guid.clone());
+        tokio::spawn(async move {
+            // Requests of one session are answered in order: this lookup sees the create if
+            // it was sent at all.
+            if let Ok(Some((path, _))) = find_ours(&client, &dir, &guid).await {
+                match retry_on_loss(&client, || client.delete(&path, None)).await {
+                    Ok(()) | Err(Error::NoNode { .. }) => {
+                        tracing::debug!(%path, "cancelled create cleaned up")
+                    }
+                    Err(e) => {
+                        tracing::debug!(%path, error = %e, "cancelled create left to the session's end")
+                    }
+                }
+            }
+        });
     }
 }
 
@@ -125,13 +167,47 @@ pub(crate) fn sequence_of(name: &str) -> Option<u64> {
 /// The children of `dir` whose name contains `marker` and ends in a sequence, in sequence
 /// order (ties broken by name).
 pub(crate) fn sorted_contenders(children: Vec<String>, marker: &str) -> Vec<String> {
+    sorted_contenders_any(children, &[marker])
+}
+
+/// Like [`sorted_contenders`], for children carrying any of `markers` (a read-write lock's
+/// readers and writers share one directory and one sequence).
+pub(crate) fn sorted_contenders_any(children: Vec<String>, markers: &[&str]) -> Vec<String> {
     let mut named: Vec<(u64, String)> = children
         .into_iter()
-        .filter(|c| c.contains(marker))
+        .filter(|c| markers.iter().any(|m| c.contains(m)))
         .filter_map(|c| sequence_of(&c).map(|s| (s, c)))
         .collect();
     named.sort();
     named.into_iter().map(|(_, c)| c).collect()
+}
+
+/// The contenders under `dir` named with `marker`, first (the leader) first, each with the id
+/// stored as its data; nodes that vanish while being read are left out.
+pub(crate) async fn participants(
+    client: &Client,
+    dir: &str,
+    marker: &str,
+) -> Result<Vec<Participant>> {
+    let children = match retry_on_loss(client, || client.get_children(dir)).await {
+        Ok(c) => c,
+        Err(Error::NoNode { .. }) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for node in sorted_contenders(children, marker) {
+        let full = format!("{dir}/{node}");
+        match retry_on_loss(client, || client.get_data(&full)).await {
+            Ok((data, _)) => out.push(Participant {
+                id: String::from_utf8_lossy(&data).into_owned(),
+                is_leader: out.is_empty(),
+                node,
+            }),
+            Err(Error::NoNode { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
 }
 
 /// Deletes `path` in the background, through connection loss, until it is gone or the
@@ -150,6 +226,9 @@ pub(crate) fn delete_in_background(client: Client, path: String) {
 pub(crate) struct PendingNode {
     client: Client,
     path: Option<String>,
+    /// `(dir, guid)` of a protected create that may be in flight: dropped before the create
+    /// answered, the guard finds the node by its guid and deletes it.
+    creating: Option<(String, String)>,
 }
 
 impl PendingNode {
@@ -157,16 +236,26 @@ impl PendingNode {
         PendingNode {
             client: client.clone(),
             path: None,
+            creating: None,
         }
+    }
+
+    /// Covers a protected create of a node named with `guid` under `dir` that is about to
+    /// be sent: if the guard is dropped before [`arm`](Self::arm) (the caller cancelled while
+    /// the create was in flight), whatever node the create made is found and deleted.
+    pub(crate) fn protect(&mut self, dir: &str, guid: &str) {
+        self.creating = Some((dir.to_owned(), guid.to_owned()));
     }
 
     /// Arms the guard for `path`.
     pub(crate) fn arm(&mut self, path: &str) {
+        self.creating = None;
         self.path = Some(path.to_owned());
     }
 
     /// Keeps the node: the operation succeeded.
     pub(crate) fn disarm(&mut self) -> Option<String> {
+        self.creating = None;
         self.path.take()
     }
 }
@@ -175,6 +264,19 @@ impl Drop for PendingNode {
     fn drop(&mut self) {
         if let Some(path) = self.path.take() {
             delete_in_background(self.client.clone(), path);
+        } else if let Some((dir, guid)) = self.creating.take() {
+            // The lookup is sent after the create on the same session, so ZooKeeper's
+            // in-order processing shows it the node if the create applied.
+            let client = self.client.clone();
+            tokio::spawn(async move {
+                match find_ours(&client, &dir, &guid).await {
+                    Ok(Some((path, _))) => delete_in_background(client, path),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::debug!(%dir, %guid, error = %e, "cancelled create not found")
+                    }
+                }
+            });
         }
     }
 }

@@ -8,7 +8,6 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -25,8 +24,54 @@ use crate::watch::{Restore, WatchKind};
 
 /// Stop taking new requests while this many bytes wait to be written.
 const WRITE_HIGH_WATER: usize = 256 * 1024;
-/// Read buffer growth step.
-const READ_CHUNK: usize = 64 * 1024;
+/// Initial capacity of the write buffer.
+const WRITE_CHUNK: usize = 64 * 1024;
+/// Size of the read buffer: one read takes up to this much (many replies per syscall).
+const READ_BUF: usize = 256 * 1024;
+/// Below this much free space at its end, the read buffer is compacted before the next read.
+const READ_MIN_SPARE: usize = 16 * 1024;
+
+/// The connection's input: one buffer, allocated once, read into at `end` and decoded in place
+/// from `start` (frames are borrowed, never copied); a partial frame is moved to the front when
+/// the space behind it runs low.
+struct ReadBuf {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl ReadBuf {
+    fn new(rest: &[u8]) -> ReadBuf {
+        let mut buf = vec![0; READ_BUF.max(rest.len() + READ_MIN_SPARE)];
+        buf[..rest.len()].copy_from_slice(rest);
+        ReadBuf {
+            buf,
+            start: 0,
+            end: rest.len(),
+        }
+    }
+
+    /// The free space to read into, made at least `READ_MIN_SPARE` (or whatever the partial
+    /// frame at the front still needs) by compacting or, for a large frame, growing.
+    fn spare(&mut self, need: usize) -> &mut [u8] {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        let want = need.max(READ_MIN_SPARE);
+        if self.buf.len() - self.end < want {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            if self.buf.len() - self.end < want {
+                self.buf.resize(self.end + want, 0);
+            }
+        }
+        &mut self.buf[self.end..]
+    }
+}
 
 /// A request awaiting its reply.
 struct Pending {
@@ -91,10 +136,11 @@ impl Session {
             State::Connected
         };
         let (mut rd, mut wr) = tokio::io::split(stream);
-        let mut rbuf = rest;
+        let mut rbuf = ReadBuf::new(&rest);
+        drop(rest);
         let now = Instant::now();
         let mut conn = Conn {
-            wbuf: Vec::with_capacity(READ_CHUNK),
+            wbuf: Vec::with_capacity(WRITE_CHUNK),
             wpos: 0,
             pending: VecDeque::new(),
             auth_waiting: VecDeque::new(),
@@ -111,6 +157,12 @@ impl Session {
         let timer = tokio::time::sleep_until(now + ping_interval);
         tokio::pin!(timer);
 
+        // Frames that arrived with the handshake reply; then `need` is what the partial frame
+        // at the front of `rbuf` still lacks.
+        let mut need = match self.read_frames(&mut rbuf, &mut conn) {
+            Ok(n) => n,
+            Err(stop) => return self.stopped(stop, conn),
+        };
         let stop = loop {
             let can_take = !conn.closing
                 && conn.pending.len() < self.config.max_in_flight
@@ -118,17 +170,16 @@ impl Session {
             let writing = conn.unsent() > 0;
             tokio::select! {
                 biased;
-                r = rd.read_buf(&mut rbuf) => {
+                r = rd.read(rbuf.spare(need)) => {
                     match r {
                         Ok(0) => break Stop::Disconnect(Error::ConnectionLoss),
-                        Ok(_) => {
+                        Ok(n) => {
+                            rbuf.end += n;
                             last_recv = Instant::now();
                             self.last_heard = last_recv;
-                            if let Err(stop) = self.read_frames(&mut rbuf, &mut conn) {
-                                break stop;
-                            }
-                            if rbuf.capacity() - rbuf.len() < 1024 {
-                                rbuf.reserve(READ_CHUNK);
+                            match self.read_frames(&mut rbuf, &mut conn) {
+                                Ok(n) => need = n,
+                                Err(stop) => break stop,
                             }
                         }
                         Err(e) => break Stop::Disconnect(Error::Protocol(e.to_string())),
@@ -179,7 +230,11 @@ impl Session {
                 }
             }
         };
+        self.stopped(stop, conn)
+    }
 
+    /// Fails what is in flight as `stop` says and tells the caller how the connection ended.
+    fn stopped(&mut self, stop: Stop, mut conn: Conn) -> Outcome {
         let error = match stop {
             Stop::End(end) => {
                 self.fail_pending(&mut conn, end.error());
@@ -298,11 +353,27 @@ impl Session {
         });
     }
 
-    fn read_frames(&mut self, rbuf: &mut BytesMut, conn: &mut Conn) -> Result<(), Stop> {
-        while let Some(frame) = self.decoder.decode(rbuf)? {
-            self.on_frame(&frame, conn)?;
+    /// Handles every whole frame in `rbuf`; returns how many more bytes the partial frame left
+    /// at its front needs (0 if it does not know yet).
+    fn read_frames(&mut self, rbuf: &mut ReadBuf, conn: &mut Conn) -> Result<usize, Stop> {
+        let mut need = 0;
+        while rbuf.end - rbuf.start >= 4 {
+            let at = rbuf.start;
+            let prefix = [
+                rbuf.buf[at],
+                rbuf.buf[at + 1],
+                rbuf.buf[at + 2],
+                rbuf.buf[at + 3],
+            ];
+            let len = self.decoder.check_length(prefix)?;
+            if rbuf.end - at < 4 + len {
+                need = 4 + len - (rbuf.end - at);
+                break;
+            }
+            rbuf.start = at + 4 + len;
+            self.on_frame(&rbuf.buf[at + 4..at + 4 + len], conn)?;
         }
-        Ok(())
+        Ok(need)
     }
 
     fn on_frame(&mut self, frame: &[u8], conn: &mut Conn) -> Result<(), Stop> {

@@ -221,16 +221,36 @@ enum Outcome {
 impl Session {
     async fn run(mut self) {
         let end = loop {
-            let conn = match self.connect().await {
-                Ok(conn) => conn,
-                Err(end) => break end,
+            let outcome = match self.connect().await {
+                Ok(conn) => self.serve(conn).await,
+                Err(end) => Outcome::End(end),
             };
-            match self.serve(conn).await {
+            match outcome {
                 Outcome::Disconnected => self.publish(State::Suspended, None),
+                Outcome::End(End::Expired) if self.config.renew_session => self.renew(),
                 Outcome::End(end) => break end,
             }
         };
         self.finish(end).await;
+    }
+
+    /// The session expired and the client renews it: everything of the old session ends as
+    /// in [`Session::finish`], then the next connect starts a new session.
+    fn renew(&mut self) {
+        self.publish(State::Lost, None);
+        self.watches.end_session(KeeperState::Expired);
+        while let Ok(submit) = self.requests.try_recv() {
+            let _ = submit
+                .reply
+                .send(Err(Failure::Client(Error::SessionExpired)));
+        }
+        tracing::info!(
+            old = format_args!("{:#x}", self.session_id),
+            "starting a new session"
+        );
+        self.session_id = 0;
+        self.password = vec![0; 16];
+        self.negotiated = Duration::ZERO;
     }
 
     fn publish(&mut self, state: State, server: Option<String>) {

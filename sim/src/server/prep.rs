@@ -124,9 +124,18 @@ fn multi(view: &mut View<'_>, ctx: &PrepContext<'_>, ops: &[MultiOp]) -> Txn {
             continue;
         }
         let prepared = match op {
-            MultiOp::Create(r) => create(view, ctx, r, -1, CreateOp::Create),
-            MultiOp::Create2(r) => create(view, ctx, r, -1, CreateOp::Create2),
-            MultiOp::CreateContainer(r) => create(view, ctx, r, -1, CreateOp::Container),
+            // As ZooKeeper 3.8's `MultiOperationRecord` does, the three plain create opcodes
+            // become one op whose opcode follows the flags: `createContainer` for a container,
+            // else `create`, answered with the path alone: a create2 in a multi gets no Stat
+            // (ZOOKEEPER-4026, fixed only in 3.9).
+            MultiOp::Create(r) | MultiOp::Create2(r) | MultiOp::CreateContainer(r) => {
+                let op = if r.flags.is_container() {
+                    CreateOp::Container
+                } else {
+                    CreateOp::Create
+                };
+                create(view, ctx, r, -1, op)
+            }
             MultiOp::CreateTtl(r) => create_ttl(view, ctx, r),
             MultiOp::Delete(r) => delete(view, ctx, r),
             MultiOp::SetData(r) => set_data(view, ctx, r),

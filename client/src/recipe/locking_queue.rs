@@ -1,0 +1,310 @@
+//! A queue whose entries stay until processed (Kazoo's `LockingQueue`): entries are persistent
+//! sequential nodes `{path}/entries/entry-<priority>-<seq>`; a consumer takes the first entry
+//! nobody has locked by creating the ephemeral node `{path}/taken/<entry name>` (holding the
+//! consumer's id), works on it, then either consumes it (entry and lock deleted in one
+//! transaction) or releases it (lock deleted, entry back in the queue). A consumer that dies
+//! gives its entry back by itself: its lock node goes with its session.
+//!
+//! A consume whose reply is lost is resolved exactly: the lock node is this session's and only
+//! the transaction deletes it, so its absence afterwards means the transaction applied.
+
+use std::time::Duration;
+
+use super::protected::{create_ephemeral_once, new_guid, retry_on_loss};
+use super::queue::{ensure_dir, put_entry, sorted_entries, DEFAULT_PRIORITY};
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::op::Op;
+use crate::path::validate_path;
+use crate::watch::Watcher;
+
+/// A locking queue of byte strings on a path.
+#[derive(Debug, Clone)]
+pub struct LockingQueue {
+    client: Client,
+    path: String,
+    entries: String,
+    taken: String,
+    id: Vec<u8>,
+}
+
+impl LockingQueue {
+    /// A locking queue at `path` (its `entries` and `taken` children are created on first use).
+    pub fn new(client: &Client, path: &str) -> Result<LockingQueue> {
+        validate_path(path)?;
+        let path = path.trim_end_matches('/').to_owned();
+        Ok(LockingQueue {
+            client: client.clone(),
+            entries: format!("{path}/entries"),
+            taken: format!("{path}/taken"),
+            path,
+            id: new_guid(client).replace('-', "").into_bytes(),
+        })
+    }
+
+    /// The queue's path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// This consumer's id, stored in the lock nodes it creates.
+    pub fn id(&self) -> &[u8] {
+        &self.id
+    }
+
+    /// Adds `data` at the default priority; returns the entry's path.
+    pub async fn put(&self, data: &[u8]) -> Result<String> {
+        self.put_with_priority(data, DEFAULT_PRIORITY).await
+    }
+
+    /// Adds `data` at `priority` (0 to 999, lower is taken first); returns the entry's path.
+    pub async fn put_with_priority(&self, data: &[u8], priority: u16) -> Result<String> {
+        put_entry(&self.client, &self.entries, data, priority).await
+    }
+
+    /// The number of entries, locked ones included.
+    pub async fn len(&self) -> Result<usize> {
+        match retry_on_loss(&self.client, || self.client.get_children(&self.entries)).await {
+            Ok(children) => Ok(sorted_entries(children).len()),
+            Err(Error::NoNode { .. }) => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the queue has no entries.
+    pub async fn is_empty(&self) -> Result<bool> {
+        Ok(self.len().await? == 0)
+    }
+
+    /// Waits for an entry nobody holds and locks it. Each wake-up comes from a children watch
+    /// on the entries or on the locks (an entry added, or one given back), set with the
+    /// listing; nothing polls. Dropping the future leaves no lock behind.
+    pub async fn get(&self) -> Result<LockedEntry> {
+        ensure_dir(&self.client, &self.entries).await?;
+        ensure_dir(&self.client, &self.taken).await?;
+        loop {
+            let (entries, entries_changed) = self.list_watch(&self.entries).await?;
+            let (taken, taken_changed) = self.list_watch(&self.taken).await?;
+            let available = sorted_entries(entries)
+                .into_iter()
+                .filter(|e| !taken.contains(e));
+            for name in available {
+                if let Some(entry) = self.take(&name).await? {
+                    return Ok(entry);
+                }
+            }
+            tokio::select! {
+                e = entries_changed => self.check_session(e.is_session_end())?,
+                e = taken_changed => self.check_session(e.is_session_end())?,
+            }
+        }
+    }
+
+    /// Waits at most `timeout` for an entry; `None` if none came.
+    pub async fn get_timeout(&self, timeout: Duration) -> Result<Option<LockedEntry>> {
+        match tokio::time::timeout(timeout, self.get()).await {
+            Ok(r) => r.map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
+    fn check_session(&self, session_event: bool) -> Result<()> {
+        if session_event && self.client.is_finished() {
+            Err(Error::SessionExpired)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn list_watch(&self, dir: &str) -> Result<(Vec<String>, Watcher)> {
+        loop {
+            match retry_on_loss(&self.client, || self.client.get_children_watch(dir)).await {
+                Err(Error::NoNode { .. }) => ensure_dir(&self.client, dir).await?,
+                other => return other,
+            }
+        }
+    }
+
+    /// Locks entry `name` and reads it; `None` if it is locked by someone else or gone.
+    async fn take(&self, name: &str) -> Result<Option<LockedEntry>> {
+        let lock = format!("{}/{name}", self.taken);
+        let entry = format!("{}/{name}", self.entries);
+        // Cancelled while the create is in flight, the lock may exist unknown to anyone: the
+        // guard then removes it if this session owns it (never another consumer's).
+        let mut in_flight = InFlightLock {
+            client: self.client.clone(),
+            path: Some(lock.clone()),
+        };
+        let created = create_ephemeral_once(&self.client, &lock, &self.id).await;
+        in_flight.path = None;
+        let stat = match created {
+            Ok(stat) => stat,
+            Err(Error::NodeExists { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        // From here on the lock is ours: it must not outlive a failure or a cancellation.
+        let mut held = LockedEntry {
+            client: self.client.clone(),
+            entry,
+            lock: Some(lock),
+            lock_version: stat.version,
+            session_id: stat.ephemeral_owner,
+            data: Vec::new(),
+        };
+        match retry_on_loss(&self.client, || self.client.get_data(&held.entry)).await {
+            Ok((data, _)) => {
+                held.data = data;
+                Ok(Some(held))
+            }
+            // Consumed between the listing and the lock: the guard drops the lock.
+            Err(Error::NoNode { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// An entry locked by this consumer. Dropping it without [`consume`](Self::consume) gives the
+/// entry back (like [`release`](Self::release), in the background).
+#[derive(Debug)]
+pub struct LockedEntry {
+    client: Client,
+    entry: String,
+    lock: Option<String>,
+    lock_version: i32,
+    session_id: i64,
+    data: Vec<u8>,
+}
+
+impl LockedEntry {
+    /// The entry's data.
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// The entry's path.
+    pub fn path(&self) -> &str {
+        &self.entry
+    }
+
+    /// Whether the lock is still this consumer's (its node exists and belongs to the session
+    /// that took it).
+    pub async fn holds_lock(&self) -> Result<bool> {
+        let Some(lock) = self.lock.as_deref() else {
+            return Ok(false);
+        };
+        let stat = retry_on_loss(&self.client, || self.client.exists(lock)).await?;
+        Ok(stat.is_some_and(|s| s.ephemeral_owner == self.session_id))
+    }
+
+    /// Removes the entry from the queue for good (entry and lock in one transaction).
+    /// `false` if the lock was lost first (the session ended, so the entry went back to the
+    /// queue for another consumer).
+    pub async fn consume(mut self) -> Result<bool> {
+        let Some(lock) = self.lock.take() else {
+            return Ok(false);
+        };
+        if self.client.session_id() != self.session_id {
+            return Ok(false);
+        }
+        let ops = [
+            Op::delete(&self.entry, None),
+            Op::delete(&lock, Some(self.lock_version)),
+        ];
+        loop {
+            match self.client.multi(&ops).await {
+                Ok(_) => return Ok(true),
+                Err(Error::ConnectionLoss) => {
+                    if self.client.wait_connected().await.is_err() {
+                        return Ok(false);
+                    }
+                    // Only this transaction deletes our lock: gone means it applied.
+                    match retry_on_loss(&self.client, || self.client.exists(&lock)).await {
+                        Ok(None) => return Ok(true),
+                        Ok(Some(s)) if s.ephemeral_owner == self.session_id => continue,
+                        Ok(Some(_)) => return Ok(false),
+                        Err(Error::SessionExpired | Error::Closed) => return Ok(false),
+                        Err(e) => {
+                            self.lock = Some(lock);
+                            return Err(e);
+                        }
+                    }
+                }
+                Err(Error::MultiFailed { index: 1, .. }) => return Ok(false),
+                Err(Error::MultiFailed { index: 0, .. }) => {
+                    // The entry vanished (deleted outside the recipe): drop our lock too.
+                    self.lock = Some(lock);
+                    self.release_inner().await?;
+                    return Ok(false);
+                }
+                Err(Error::SessionExpired | Error::Closed) => return Ok(false),
+                Err(e) => {
+                    self.lock = Some(lock);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Gives the entry back to the queue and waits until the lock is gone.
+    pub async fn release(mut self) -> Result<()> {
+        self.release_inner().await
+    }
+
+    async fn release_inner(&mut self) -> Result<()> {
+        let Some(lock) = self.lock.take() else {
+            return Ok(());
+        };
+        let version = Some(self.lock_version);
+        match retry_on_loss(&self.client, || self.client.delete(&lock, version)).await {
+            Ok(())
+            | Err(Error::NoNode { .. })
+            | Err(Error::BadVersion { .. })
+            | Err(Error::SessionExpired)
+            | Err(Error::Closed) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Drop for LockedEntry {
+    fn drop(&mut self) {
+        if let Some(lock) = self.lock.take() {
+            release_in_background(self.client.clone(), lock, Some(self.session_id));
+        }
+    }
+}
+
+/// A lock create that has not finished.
+struct InFlightLock {
+    client: Client,
+    path: Option<String>,
+}
+
+impl Drop for InFlightLock {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            release_in_background(self.client.clone(), path, None);
+        }
+    }
+}
+
+/// Deletes lock node `path` in the background, through connection loss, if it belongs to
+/// `session_id` (`None`: to the client's session now). Another consumer's lock of the same
+/// entry, taken after ours went with an earlier session, is left alone.
+fn release_in_background(client: Client, path: String, session_id: Option<i64>) {
+    tokio::spawn(async move {
+        let owner = session_id.unwrap_or_else(|| client.session_id());
+        // Requests of one session are answered in order: this sees a create sent before.
+        let result = match retry_on_loss(&client, || client.exists(&path)).await {
+            Ok(Some(stat)) if stat.ephemeral_owner == owner => {
+                retry_on_loss(&client, || client.delete(&path, Some(stat.version))).await
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) | Err(Error::NoNode { .. }) => tracing::debug!(%path, "queue lock released"),
+            Err(e) => tracing::debug!(%path, error = %e, "queue lock left to the session's end"),
+        }
+    });
+}

@@ -1,0 +1,201 @@
+//! A distributed read-write lock (Curator's `InterProcessReadWriteLock`): many readers may
+//! hold it together, a writer holds it alone.
+//!
+//! Readers and writers are protected ephemeral sequential nodes in one directory, named as
+//! Curator names them so both can share a path: `_c_<guid>-__READ__<seq>` and
+//! `_c_<guid>-__WRIT__<seq>`. A reader holds when no writer's node precedes its own; a writer
+//! holds when its node is the first. Waiting watches exactly one node, so a release wakes one
+//! waiter (or the readers that were waiting for that writer), never the whole queue:
+//!
+//! - a reader watches the nearest writer ahead of it;
+//! - a writer watches its immediate predecessor.
+//!
+//! The queue is fair: a reader arriving after a waiting writer queues behind it.
+//!
+//! Both sides hand out a [`LockGuard`]: its fencing token (the node's creation zxid) increases
+//! across conflicting holders (a writer and whoever holds before or after it), and
+//! [`LockGuard::lost`] resolves when the hold can no longer be trusted, per
+//! [`ConnectionPolicy`]. Dropping a guard releases; dropping a pending acquire removes its
+//! node. Unlike Curator's, the lock is not re-entrant: a writer asking to read queues like
+//! anyone else.
+
+use std::time::Duration;
+
+use super::lock::{first_holds, list_contenders, ConnectionPolicy, Contention, LockGuard};
+use super::protected::{new_guid, PROTECTED_PREFIX};
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::path::validate_path;
+
+/// The marker of a reader's node (Curator's `READ_LOCK_NAME`).
+pub const READ_MARKER: &str = "__READ__";
+/// The marker of a writer's node (Curator's `WRITE_LOCK_NAME`).
+pub const WRITE_MARKER: &str = "__WRIT__";
+
+const MARKERS: &[&str] = &[READ_MARKER, WRITE_MARKER];
+
+/// Which side of the lock a contender takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Shared with other readers.
+    Read,
+    /// Exclusive.
+    Write,
+}
+
+impl Access {
+    fn marker(self) -> &'static str {
+        match self {
+            Access::Read => READ_MARKER,
+            Access::Write => WRITE_MARKER,
+        }
+    }
+
+    /// What a node's name says it is, if it is a contender at all.
+    pub fn of(node: &str) -> Option<Access> {
+        if node.contains(WRITE_MARKER) {
+            Some(Access::Write)
+        } else if node.contains(READ_MARKER) {
+            Some(Access::Read)
+        } else {
+            None
+        }
+    }
+}
+
+/// A reader holds unless a writer precedes it; it then waits for the nearest such writer.
+fn no_writer_ahead(contenders: &[String], ours: usize) -> Option<usize> {
+    contenders
+        .get(..ours)?
+        .iter()
+        .rposition(|c| c.contains(WRITE_MARKER))
+}
+
+/// A read-write lock on a path. Cheap to create; every acquire makes a new contender.
+#[derive(Debug, Clone)]
+pub struct ReadWriteLock {
+    client: Client,
+    path: String,
+    policy: ConnectionPolicy,
+    data: Vec<u8>,
+}
+
+impl ReadWriteLock {
+    /// A read-write lock on `path` (created, with parents, on first use).
+    pub fn new(client: &Client, path: &str) -> Result<ReadWriteLock> {
+        validate_path(path)?;
+        Ok(ReadWriteLock {
+            client: client.clone(),
+            path: path.trim_end_matches('/').to_owned(),
+            policy: ConnectionPolicy::default(),
+            data: Vec::new(),
+        })
+    }
+
+    /// When a held lock counts as lost.
+    pub fn policy(mut self, policy: ConnectionPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Data stored in each contender's node (e.g. who holds it).
+    pub fn data(mut self, data: &[u8]) -> Self {
+        self.data = data.to_vec();
+        self
+    }
+
+    /// The lock's path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Waits for a shared hold. Dropping the future cancels and removes its node.
+    pub async fn read(&self) -> Result<LockGuard> {
+        self.acquire(Access::Read).await
+    }
+
+    /// Waits for the exclusive hold. Dropping the future cancels and removes its node.
+    pub async fn write(&self) -> Result<LockGuard> {
+        self.acquire(Access::Write).await
+    }
+
+    /// Waits until `access` is granted.
+    pub async fn acquire(&self, access: Access) -> Result<LockGuard> {
+        self.contend(access, true).await.and_then(|g| {
+            g.ok_or_else(|| Error::Protocol("blocking acquire returned without the lock".into()))
+        })
+    }
+
+    /// Takes `access` if it is free now (no writer ahead for a reader, nobody ahead for a
+    /// writer); `None` otherwise, leaving no node behind.
+    pub async fn try_acquire(&self, access: Access) -> Result<Option<LockGuard>> {
+        self.contend(access, false).await
+    }
+
+    /// Waits at most `timeout` for `access`; `None` if it did not come (the node is removed).
+    pub async fn acquire_timeout(
+        &self,
+        access: Access,
+        timeout: Duration,
+    ) -> Result<Option<LockGuard>> {
+        match tokio::time::timeout(timeout, self.acquire(access)).await {
+            Ok(r) => r.map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// The contenders' node names (readers and writers), in queue order.
+    pub async fn contenders(&self) -> Result<Vec<String>> {
+        list_contenders(&self.client, &self.path, MARKERS).await
+    }
+
+    async fn contend(&self, access: Access, wait: bool) -> Result<Option<LockGuard>> {
+        let guid = new_guid(&self.client);
+        Contention {
+            client: &self.client,
+            dir: &self.path,
+            name: format!("{PROTECTED_PREFIX}{guid}-{}", access.marker()),
+            guid,
+            data: &self.data,
+            policy: self.policy,
+            markers: MARKERS,
+            blocker: match access {
+                Access::Read => no_writer_ahead,
+                Access::Write => first_holds,
+            },
+        }
+        .run(wait)
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(kinds: &str) -> Vec<String> {
+        kinds
+            .chars()
+            .enumerate()
+            .map(|(i, k)| {
+                let marker = if k == 'w' { WRITE_MARKER } else { READ_MARKER };
+                format!("_c_g{i}-{marker}{i:010}")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn readers_wait_only_for_the_nearest_writer_ahead() {
+        let c = names("rrwrrwr");
+        assert_eq!(no_writer_ahead(&c, 0), None);
+        assert_eq!(no_writer_ahead(&c, 1), None);
+        assert_eq!(no_writer_ahead(&c, 3), Some(2));
+        assert_eq!(no_writer_ahead(&c, 4), Some(2));
+        assert_eq!(no_writer_ahead(&c, 6), Some(5));
+        assert_eq!(first_holds(&c, 0), None);
+        assert_eq!(first_holds(&c, 2), Some(1));
+        assert_eq!(Access::of(&c[2]), Some(Access::Write));
+        assert_eq!(Access::of(&c[0]), Some(Access::Read));
+        assert_eq!(Access::of("other"), None);
+    }
+}

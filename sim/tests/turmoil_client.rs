@@ -1,0 +1,224 @@
+//! The real `zkit::Client` inside a turmoil simulation, over [`TurmoilConnector`], against the
+//! simulated server on its own host: create, watch, set; a client host partitioned away whose
+//! session expires (the client sees Suspended, then Lost; the other client sees its ephemeral
+//! node go); and the same seed giving the same event log twice.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use zkit::{Client, CreateMode, Error, EventType, State};
+use zkit_sim::net::TurmoilConnector;
+use zkit_sim::server::{Server, ServerConfig};
+
+type Log = Rc<RefCell<Vec<String>>>;
+
+fn note(log: &Log, who: &str, what: String) {
+    let at = turmoil::elapsed().as_millis();
+    log.borrow_mut().push(format!("{at:>6} ms {who}: {what}"));
+}
+
+fn has(log: &Log, needle: &str) -> bool {
+    log.borrow().iter().any(|l| l.contains(needle))
+}
+
+async fn client(seed: u64, timeout: Duration) -> zkit::Result<Client> {
+    Client::builder("zk:2181")
+        .connector(TurmoilConnector)
+        .seed(seed)
+        .session_timeout(timeout)
+        .connect()
+        .await
+}
+
+/// Steps `sim` until `done` holds; panics if the simulation ends first.
+fn step_until(sim: &mut turmoil::Sim<'_>, log: &Log, done: impl Fn(&Log) -> bool) {
+    while !done(log) {
+        let finished = sim.step().expect("simulation step");
+        assert!(
+            !finished || done(log),
+            "simulation ended early: {:#?}",
+            log.borrow()
+        );
+    }
+}
+
+fn run(seed: u64) -> Vec<String> {
+    let log: Log = Rc::new(RefCell::new(Vec::new()));
+    let mut sim = turmoil::Builder::new()
+        .epoch(UNIX_EPOCH + Duration::from_secs(1_704_067_200))
+        .rng_seed(seed)
+        .simulation_duration(Duration::from_secs(120))
+        .build();
+    sim.host("zk", move || async move {
+        let listener = turmoil::net::TcpListener::bind("0.0.0.0:2181").await?;
+        let config = ServerConfig {
+            seed,
+            tick_time: Duration::from_millis(500),
+            ..ServerConfig::default()
+        };
+        Server::start(config, listener).wait().await;
+        Ok(())
+    });
+
+    let l = log.clone();
+    sim.client("alice", async move {
+        let zk = client(seed ^ 1, Duration::from_secs(4)).await?;
+        note(
+            &l,
+            "alice",
+            format!("connected, timeout {:?}", zk.session_timeout()),
+        );
+        let mut states = zk.state_changes();
+        let sl = l.clone();
+        // turmoil runs each host on a LocalSet: a local task may share the log.
+        tokio::task::spawn_local(async move {
+            while let Ok(s) = states.recv().await {
+                note(&sl, "alice", format!("state {s:?}"));
+            }
+        });
+        let (p, stat) = zk.create("/data", b"v0", CreateMode::Persistent).await?;
+        note(&l, "alice", format!("created {p} version {}", stat.version));
+        let (p, stat) = zk.create("/owner", b"alice", CreateMode::Ephemeral).await?;
+        note(
+            &l,
+            "alice",
+            format!("created {p} owner set {}", stat.ephemeral_owner != 0),
+        );
+        zk.create("/ready", b"", CreateMode::Persistent).await?;
+        // Wait (by watch, not by sleeping) until bob has set his watches.
+        let (exists, watcher) = zk.exists_watch("/watching").await?;
+        if exists.is_none() {
+            let ev = watcher.await;
+            assert_eq!(ev.event_type, EventType::NodeCreated);
+        }
+        let stat = zk.set_data("/data", b"v1", Some(0)).await?;
+        note(&l, "alice", format!("set /data version {}", stat.version));
+        note(&l, "alice", "partition me".to_owned());
+        let lost = zk.wait_for_state(|s| s == State::Lost).await;
+        note(&l, "alice", format!("waited for {lost:?}"));
+        let after = zk.get_data("/data").await;
+        assert_eq!(after.err(), Some(Error::SessionExpired));
+        note(&l, "alice", "requests fail with SessionExpired".to_owned());
+        Ok(())
+    });
+
+    let l = log.clone();
+    sim.client("bob", async move {
+        let zk = client(seed ^ 2, Duration::from_secs(10)).await?;
+        note(&l, "bob", "connected".to_owned());
+        let (ready, watcher) = zk.exists_watch("/ready").await?;
+        if ready.is_none() {
+            let ev = watcher.await;
+            assert_eq!(ev.event_type, EventType::NodeCreated);
+        }
+        let (data, stat, data_watch) = zk.get_data_watch("/data").await?;
+        note(
+            &l,
+            "bob",
+            format!(
+                "read {:?} version {}",
+                String::from_utf8_lossy(&data),
+                stat.version
+            ),
+        );
+        let (owner, owner_watch) = zk.exists_watch("/owner").await?;
+        let owner = owner.expect("alice's ephemeral node exists");
+        // The owner is alice's session, which is not bob's.
+        assert_ne!(owner.ephemeral_owner, zk.session_id());
+        zk.create("/watching", b"", CreateMode::Ephemeral).await?;
+        let ev = data_watch.await;
+        note(&l, "bob", format!("event {:?} {}", ev.event_type, ev.path));
+        assert_eq!(ev.event_type, EventType::NodeDataChanged);
+        let (data, stat) = zk.get_data("/data").await?;
+        note(
+            &l,
+            "bob",
+            format!(
+                "read {:?} version {}",
+                String::from_utf8_lossy(&data),
+                stat.version
+            ),
+        );
+        let ev = owner_watch.await;
+        note(&l, "bob", format!("event {:?} {}", ev.event_type, ev.path));
+        assert_eq!(ev.event_type, EventType::NodeDeleted);
+        assert!(zk.exists("/owner").await?.is_none());
+        zk.close().await;
+        note(&l, "bob", "closed".to_owned());
+        Ok(())
+    });
+
+    step_until(&mut sim, &log, |l| has(l, "alice: partition me"));
+    sim.partition("alice", "zk");
+    note_outside(&log, &sim, "partition alice <-> zk");
+    step_until(&mut sim, &log, |l| has(l, "alice: state Lost"));
+    sim.repair("alice", "zk");
+    note_outside(&log, &sim, "repair alice <-> zk");
+    sim.run().expect("simulation succeeds");
+    let out = log.borrow().clone();
+    out
+}
+
+fn note_outside(log: &Log, sim: &turmoil::Sim<'_>, what: &str) {
+    let at = sim.elapsed().as_millis();
+    log.borrow_mut().push(format!("{at:>6} ms sim: {what}"));
+}
+
+fn position(log: &[String], needle: &str) -> usize {
+    log.iter()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no {needle:?} in {log:#?}"))
+}
+
+#[test]
+fn real_client_create_watch_set_and_expiry_under_partition() {
+    let log = run(3);
+    let in_order = |order: &[&str]| {
+        let mut last = 0;
+        for needle in order {
+            let at = position(&log, needle);
+            assert!(at >= last, "{needle:?} out of order in {log:#?}");
+            last = at;
+        }
+    };
+    in_order(&[
+        "alice: created /data version 0",
+        "alice: created /owner owner set true",
+        "alice: set /data version 1",
+        "sim: partition alice <-> zk",
+        "alice: state Suspended",
+        "alice: state Lost",
+    ]);
+    in_order(&[
+        "sim: partition alice <-> zk",
+        "alice: requests fail with SessionExpired",
+    ]);
+    in_order(&[
+        "alice: created /owner",
+        "bob: read \"v0\" version 0",
+        "bob: event NodeDataChanged /data",
+        "bob: read \"v1\" version 1",
+        "sim: partition alice <-> zk",
+        "bob: event NodeDeleted /owner",
+    ]);
+    // The server expired alice's session: bob saw her ephemeral node go, after the partition.
+    let deleted = position(&log, "bob: event NodeDeleted /owner");
+    assert!(deleted > position(&log, "sim: partition"), "{log:#?}");
+    // Suspended comes before Lost and nothing reconnects alice in between.
+    let suspended = position(&log, "alice: state Suspended");
+    let lost = position(&log, "alice: state Lost");
+    assert!(
+        !log[suspended..lost]
+            .iter()
+            .any(|l| l.contains("alice: state Connected")),
+        "{log:#?}"
+    );
+}
+
+#[test]
+fn same_seed_same_event_log() {
+    let a = run(17);
+    let b = run(17);
+    assert_eq!(a, b);
+}

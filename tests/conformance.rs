@@ -1,0 +1,721 @@
+//! Differential conformance: proptest generates operation sequences over 2-3 sessions, and
+//! each sequence runs through the zkit client against a real ZooKeeper 3.8 standalone (one per
+//! test binary, a fresh chroot per case) and against the simulated server (a fresh one per
+//! case, in process, same tick time). The two transcripts must be identical: return values,
+//! error codes, Stat fields except times (zxids compared by their rank within the case,
+//! ephemeral owners by session), sorted children, and the watch events each session received.
+//!
+//! Events are collected without sleeping: after each step, every live session does a `sync`
+//! round trip (ZooKeeper answers in order, so a notification the step caused has arrived
+//! before the sync's reply) and then polls its outstanding watchers once.
+//!
+//! `ZKIT_CONFORMANCE_CASES` sets the number of cases (default 64);
+//! `ZKIT_CONFORMANCE_SHOW=1` prints every transcript.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use proptest::prelude::*;
+use zkit::{
+    Acl, AddWatchMode, Client, CreateMode, CreateOptions, Error, Op, OpResult, Perms,
+    PersistentWatcher, Stat, Watcher,
+};
+use zkit_sim::server::{Server, ServerConfig};
+use zkit_tests::ZkServer;
+
+// ----- the model -----
+
+/// Nodes a case addresses, relative to its chroot. Sequential creates go under `/a` or `/b`
+/// with prefix `s-`, so the first sequence numbers are addressable too. Containers are only
+/// ever created at `/c`, which never gets children: the reaper, whose timing differs between
+/// the two servers, then never has anything to do.
+const PATHS: &[&str] = &[
+    "/a",
+    "/b",
+    "/c",
+    "/a/x",
+    "/a/y",
+    "/b/x",
+    "/a/x/z",
+    "/a/s-0000000000",
+    "/a/s-0000000001",
+    "/b/s-0000000000",
+    "/",
+];
+
+const MODES: &[CreateMode] = &[
+    CreateMode::Persistent,
+    CreateMode::Ephemeral,
+    CreateMode::PersistentSequential,
+    CreateMode::EphemeralSequential,
+    CreateMode::Container,
+    CreateMode::PersistentWithTtl,
+    CreateMode::PersistentSequentialWithTtl,
+];
+
+const USERS: &[&str] = &["user1:pw1", "user2:pw2", "user1:wrong"];
+
+#[derive(Debug, Clone, Copy)]
+enum Version {
+    Any,
+    Exact(i32),
+}
+
+impl Version {
+    fn get(self) -> Option<i32> {
+        match self {
+            Version::Any => None,
+            Version::Exact(v) => Some(v),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Create {
+    path: usize,
+    data: u8,
+    mode: usize,
+    /// Index into [`acl`]'s choices; `None` for the default.
+    acl: Option<usize>,
+    /// For the TTL modes: a TTL that never passes during a case, or an invalid zero.
+    long_ttl: bool,
+}
+
+#[derive(Debug, Clone)]
+enum MultiStep {
+    Create(Create),
+    Delete(usize, Version),
+    Set(usize, u8, Version),
+    Check(usize, Version),
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Create(usize, Create),
+    Set(usize, usize, u8, Version),
+    Delete(usize, usize, Version),
+    Exists(usize, usize, bool),
+    GetData(usize, usize, bool),
+    GetChildren(usize, usize, bool),
+    ChildrenWithStat(usize, usize),
+    Multi(usize, Vec<MultiStep>),
+    SetAcl(usize, usize, usize, Version),
+    GetAcl(usize, usize),
+    AddAuth(usize, usize),
+    AddWatch(usize, usize, bool),
+    /// Closes the session; the session's next step opens a new one in its place.
+    Close(usize),
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    sessions: usize,
+    steps: Vec<Step>,
+}
+
+/// A node of [`PATHS`], top-level and second-level ones more often.
+fn path() -> impl Strategy<Value = usize> + Clone {
+    prop_oneof![3 => 0..3usize, 3 => 3..7usize, 2 => 7..PATHS.len()]
+}
+
+fn watch() -> impl Strategy<Value = bool> {
+    prop::bool::weighted(0.7)
+}
+
+fn version() -> impl Strategy<Value = Version> {
+    prop_oneof![Just(Version::Any), (-1..3i32).prop_map(Version::Exact)]
+}
+
+fn create() -> impl Strategy<Value = Create> {
+    (
+        path(),
+        any::<u8>(),
+        0..MODES.len(),
+        prop::option::weighted(0.2, 0..ACL_CHOICES),
+        prop::bool::weighted(0.8),
+    )
+        .prop_map(|(path, data, mode, acl, long_ttl)| Create {
+            path,
+            data,
+            mode,
+            acl,
+            long_ttl,
+        })
+}
+
+fn multi_step() -> impl Strategy<Value = MultiStep> {
+    prop_oneof![
+        create().prop_map(MultiStep::Create),
+        (path(), version()).prop_map(|(p, v)| MultiStep::Delete(p, v)),
+        (path(), any::<u8>(), version()).prop_map(|(p, d, v)| MultiStep::Set(p, d, v)),
+        (path(), version()).prop_map(|(p, v)| MultiStep::Check(p, v)),
+    ]
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let s = 0..3usize;
+    let p = path();
+    prop_oneof![
+        6 => (s.clone(), create()).prop_map(|(s, c)| Step::Create(s, c)),
+        3 => (s.clone(), p.clone(), any::<u8>(), version())
+            .prop_map(|(s, p, d, v)| Step::Set(s, p, d, v)),
+        3 => (s.clone(), p.clone(), version()).prop_map(|(s, p, v)| Step::Delete(s, p, v)),
+        3 => (s.clone(), p.clone(), watch()).prop_map(|(s, p, w)| Step::Exists(s, p, w)),
+        3 => (s.clone(), p.clone(), watch()).prop_map(|(s, p, w)| Step::GetData(s, p, w)),
+        3 => (s.clone(), p.clone(), watch()).prop_map(|(s, p, w)| Step::GetChildren(s, p, w)),
+        1 => (s.clone(), p.clone(), any::<bool>()).prop_map(|(s, p, r)| Step::AddWatch(s, p, r)),
+        1 => (s.clone(), p.clone()).prop_map(|(s, p)| Step::ChildrenWithStat(s, p)),
+        2 => (s.clone(), prop::collection::vec(multi_step(), 1..4))
+            .prop_map(|(s, ops)| Step::Multi(s, ops)),
+        2 => (s.clone(), p.clone(), 0..ACL_CHOICES, version())
+            .prop_map(|(s, p, a, v)| Step::SetAcl(s, p, a, v)),
+        1 => (s.clone(), p).prop_map(|(s, p)| Step::GetAcl(s, p)),
+        1 => (s.clone(), 0..USERS.len()).prop_map(|(s, u)| Step::AddAuth(s, u)),
+        1 => s.prop_map(Step::Close),
+    ]
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (2..=3usize, prop::collection::vec(step(), 1..25))
+        .prop_map(|(sessions, steps)| Case { sessions, steps })
+}
+
+const ACL_CHOICES: usize = 9;
+
+/// The ACL choices: the usual constants, digest entries, an ip entry, and invalid ones.
+fn acl(i: usize) -> Vec<Acl> {
+    let digest = |cred: &str| zkit_sim::server::acl::digest_id(cred);
+    match i {
+        0 => Acl::open_unsafe(),
+        1 => Acl::read_unsafe(),
+        2 => Acl::creator_all(),
+        3 => vec![Acl::new(Perms::ALL, "digest", &digest("user1:pw1"))],
+        4 => vec![
+            Acl::new(Perms::ALL, "digest", &digest("user1:pw1")),
+            Acl::new(Perms::READ, "world", "anyone"),
+        ],
+        5 => vec![],
+        6 => vec![Acl::new(Perms::READ | Perms::CREATE, "world", "anyone")],
+        7 => vec![Acl::new(Perms::READ | Perms::WRITE, "ip", "127.0.0.1")],
+        _ => vec![Acl::new(Perms::ALL, "ip", "1.2.3")],
+    }
+}
+
+// ----- the transcript -----
+
+/// One transcript token: text, or a zxid to be replaced by its rank.
+#[derive(Debug)]
+enum Tok {
+    Text(String),
+    Zxid(i64),
+}
+
+#[derive(Default)]
+struct Transcript {
+    lines: Vec<Vec<Tok>>,
+    sessions: Vec<i64>,
+}
+
+impl Transcript {
+    fn line(&mut self, text: String) -> &mut Vec<Tok> {
+        self.lines.push(vec![Tok::Text(text)]);
+        self.lines.last_mut().expect("just pushed")
+    }
+
+    fn stat(&self, line: &mut Vec<Tok>, s: &Stat) {
+        let owner = match self.sessions.iter().position(|&id| id == s.ephemeral_owner) {
+            Some(k) if s.ephemeral_owner != 0 => format!("S{k}"),
+            _ => format!("{:#x}", s.ephemeral_owner),
+        };
+        line.push(Tok::Text(" stat{cz=".into()));
+        line.push(Tok::Zxid(s.czxid));
+        line.push(Tok::Text(" mz=".into()));
+        line.push(Tok::Zxid(s.mzxid));
+        line.push(Tok::Text(" pz=".into()));
+        line.push(Tok::Zxid(s.pzxid));
+        line.push(Tok::Text(format!(
+            " v={} cv={} av={} owner={owner} len={} kids={}}}",
+            s.version, s.cversion, s.aversion, s.data_length, s.num_children
+        )));
+    }
+
+    fn result<T>(
+        &mut self,
+        head: String,
+        r: Result<T, Error>,
+        ok: impl FnOnce(&Self, &mut Vec<Tok>, T),
+    ) {
+        let mut line = vec![Tok::Text(head)];
+        match r {
+            Ok(v) => {
+                line.push(Tok::Text(" -> ok".into()));
+                ok(self, &mut line, v);
+            }
+            Err(e) => line.push(Tok::Text(format!(" -> {}", error(&e)))),
+        }
+        self.lines.push(line);
+    }
+
+    /// The transcript with zxids replaced by their rank among the zxids it mentions.
+    fn render(&self) -> Vec<String> {
+        let zxids: BTreeSet<i64> = self
+            .lines
+            .iter()
+            .flatten()
+            .filter_map(|t| match t {
+                Tok::Zxid(z) => Some(*z),
+                Tok::Text(_) => None,
+            })
+            .collect();
+        let rank = |z: i64| zxids.iter().position(|&x| x == z).unwrap_or(usize::MAX);
+        self.lines
+            .iter()
+            .map(|l| {
+                l.iter()
+                    .map(|t| match t {
+                        Tok::Text(s) => s.clone(),
+                        Tok::Zxid(0) => "z0".to_owned(),
+                        Tok::Zxid(z) => format!("#{}", rank(*z)),
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+fn error(e: &Error) -> String {
+    match e {
+        Error::MultiFailed { index, code, .. } => format!("MultiFailed[{index}] {code:?}"),
+        e => match e.code() {
+            Some(code) => format!("{code:?}"),
+            None => format!("client error {e:?}"),
+        },
+    }
+}
+
+// ----- running a case -----
+
+/// The shared real server.
+fn real() -> &'static ZkServer {
+    static SERVER: OnceLock<ZkServer> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        ZkServer::standalone().expect("a real ZooKeeper 3.8 must start for the conformance test")
+    })
+}
+
+/// The real server's tick time (`scripts/zk`'s default): the sim uses the same.
+const TICK: Duration = Duration::from_millis(500);
+
+async fn connect(hosts: &str, seed: u64) -> Client {
+    Client::builder(hosts)
+        .session_timeout(Duration::from_secs(4))
+        .seed(seed)
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("connect to {hosts}: {e}"))
+}
+
+struct Session {
+    client: Option<Client>,
+    watches: Vec<(String, Watcher)>,
+    persistent: Vec<(String, PersistentWatcher)>,
+}
+
+fn poll_once(w: &mut Watcher) -> Option<zkit::WatchedEvent> {
+    let mut cx = Context::from_waker(Waker::noop());
+    match Pin::new(w).poll(&mut cx) {
+        Poll::Ready(e) => Some(e),
+        Poll::Pending => None,
+    }
+}
+
+/// The persistent watcher's next event if it has one now.
+fn poll_recv(w: &mut PersistentWatcher) -> Option<zkit::WatchedEvent> {
+    let mut cx = Context::from_waker(Waker::noop());
+    let recv = std::pin::pin!(w.recv());
+    match recv.poll(&mut cx) {
+        Poll::Ready(e) => e,
+        Poll::Pending => None,
+    }
+}
+
+fn mode_path(c: &Create) -> (CreateMode, String) {
+    let mode = MODES[c.mode];
+    let path = if mode == CreateMode::Container {
+        "/c".to_owned()
+    } else if mode.is_sequential() {
+        let parent = ["/a", "/b"][c.path & 1];
+        format!("{parent}/s-")
+    } else {
+        PATHS[c.path].to_owned()
+    };
+    (mode, path)
+}
+
+fn ttl_ms(c: &Create) -> Option<i64> {
+    MODES[c.mode]
+        .is_ttl()
+        .then_some(if c.long_ttl { 3_600_000 } else { 0 })
+}
+
+/// Runs `case` against the server at `hosts` (already holding the chroot), returning the
+/// rendered transcript.
+async fn run_case(hosts: &str, case: &Case) -> Vec<String> {
+    let mut t = Transcript::default();
+    let mut sessions = Vec::new();
+    for k in 0..case.sessions {
+        let c = connect(hosts, 100 + k as u64).await;
+        t.sessions.push(c.session_id());
+        sessions.push(Session {
+            client: Some(c),
+            watches: Vec::new(),
+            persistent: Vec::new(),
+        });
+    }
+    // A fixed start, so that most steps find something to work on.
+    for (p, d) in [("/a", b"a"), ("/b", b"b")] {
+        let r = sessions[0]
+            .client
+            .as_ref()
+            .expect("session 0 is open")
+            .create(p, d, CreateMode::Persistent)
+            .await;
+        t.result(format!("   S0 create {p}"), r, |t, l, (_, s)| t.stat(l, &s));
+    }
+    for (i, step) in case.steps.iter().enumerate() {
+        let k = match step {
+            Step::Create(s, _)
+            | Step::Set(s, ..)
+            | Step::Delete(s, ..)
+            | Step::Exists(s, ..)
+            | Step::GetData(s, ..)
+            | Step::GetChildren(s, ..)
+            | Step::ChildrenWithStat(s, _)
+            | Step::Multi(s, _)
+            | Step::SetAcl(s, ..)
+            | Step::GetAcl(s, _)
+            | Step::AddAuth(s, _)
+            | Step::AddWatch(s, ..)
+            | Step::Close(s) => *s % case.sessions,
+        };
+        let head = format!("{i:>2} S{k} {step:?}");
+        let c = match sessions[k].client.clone() {
+            Some(c) => c,
+            None => {
+                // A new session in the closed one's place (owners are named by opening order).
+                let c = connect(hosts, 100 + t.sessions.len() as u64).await;
+                t.sessions.push(c.session_id());
+                t.line(format!("   S{k} reopened as S{}", t.sessions.len() - 1));
+                sessions[k].client = Some(c.clone());
+                c
+            }
+        };
+        match step {
+            Step::Create(_, cr) => {
+                let (mode, path) = mode_path(cr);
+                let mut opts = CreateOptions::new(mode);
+                opts.acl = cr.acl.map(acl);
+                opts.ttl = ttl_ms(cr);
+                let r = c.create_with(&path, &[cr.data], &opts).await;
+                t.result(head, r, |t, l, (p, s)| {
+                    l.push(Tok::Text(format!(" {p}")));
+                    t.stat(l, &s);
+                });
+            }
+            Step::Set(_, p, d, v) => {
+                let r = c.set_data(PATHS[*p], &[*d], v.get()).await;
+                t.result(head, r, |t, l, s| t.stat(l, &s));
+            }
+            Step::Delete(_, p, v) => {
+                let r = c.delete(PATHS[*p], v.get()).await;
+                t.result(head, r, |_, _, ()| {});
+            }
+            Step::Exists(_, p, watch) => {
+                let path = PATHS[*p];
+                let r = if *watch {
+                    c.exists_watch(path).await.map(|(s, w)| {
+                        sessions[k].watches.push((format!("exists {path}"), w));
+                        s
+                    })
+                } else {
+                    c.exists(path).await
+                };
+                t.result(head, r, |t, l, s| match s {
+                    Some(s) => t.stat(l, &s),
+                    None => l.push(Tok::Text(" none".into())),
+                });
+            }
+            Step::GetData(_, p, watch) => {
+                let path = PATHS[*p];
+                let r = if *watch {
+                    c.get_data_watch(path).await.map(|(d, s, w)| {
+                        sessions[k].watches.push((format!("data {path}"), w));
+                        (d, s)
+                    })
+                } else {
+                    c.get_data(path).await
+                };
+                t.result(head, r, |t, l, (d, s)| {
+                    l.push(Tok::Text(format!(" {d:?}")));
+                    t.stat(l, &s);
+                });
+            }
+            Step::GetChildren(_, p, watch) => {
+                let path = PATHS[*p];
+                let r = if *watch {
+                    c.get_children_watch(path).await.map(|(kids, w)| {
+                        sessions[k].watches.push((format!("children {path}"), w));
+                        kids
+                    })
+                } else {
+                    c.get_children(path).await
+                };
+                t.result(head, r, |_, l, mut kids| {
+                    kids.sort();
+                    l.push(Tok::Text(format!(" {kids:?}")));
+                });
+            }
+            Step::ChildrenWithStat(_, p) => {
+                let r = c.get_children_with_stat(PATHS[*p]).await;
+                t.result(head, r, |t, l, (mut kids, s)| {
+                    kids.sort();
+                    l.push(Tok::Text(format!(" {kids:?}")));
+                    t.stat(l, &s);
+                });
+            }
+            Step::Multi(_, ops) => {
+                let ops: Vec<Op> = ops
+                    .iter()
+                    .map(|m| match m {
+                        MultiStep::Create(cr) => {
+                            let (mode, path) = mode_path(cr);
+                            Op::Create {
+                                path,
+                                data: vec![cr.data],
+                                mode,
+                                acl: cr.acl.map(acl),
+                                ttl: ttl_ms(cr),
+                            }
+                        }
+                        MultiStep::Delete(p, v) => Op::delete(PATHS[*p], v.get()),
+                        MultiStep::Set(p, d, v) => Op::set_data(PATHS[*p], &[*d], v.get()),
+                        MultiStep::Check(p, v) => Op::check(PATHS[*p], v.get()),
+                    })
+                    .collect();
+                let r = c.multi(&ops).await;
+                t.result(head, r, |t, l, results| {
+                    for r in results {
+                        match r {
+                            OpResult::Create { path, stat } => {
+                                l.push(Tok::Text(format!(" [create {path}")));
+                                if let Some(stat) = &stat {
+                                    t.stat(l, stat);
+                                }
+                                l.push(Tok::Text("]".into()));
+                            }
+                            OpResult::Delete => l.push(Tok::Text(" [delete]".into())),
+                            OpResult::SetData { stat } => {
+                                l.push(Tok::Text(" [set".into()));
+                                t.stat(l, &stat);
+                                l.push(Tok::Text("]".into()));
+                            }
+                            OpResult::Check => l.push(Tok::Text(" [check]".into())),
+                        }
+                    }
+                });
+            }
+            Step::SetAcl(_, p, a, v) => {
+                let r = c.set_acl(PATHS[*p], acl(*a), v.get()).await;
+                t.result(head, r, |t, l, s| t.stat(l, &s));
+            }
+            Step::GetAcl(_, p) => {
+                let r = c.get_acl(PATHS[*p]).await;
+                t.result(head, r, |t, l, (a, s)| {
+                    l.push(Tok::Text(format!(" {a:?}")));
+                    t.stat(l, &s);
+                });
+            }
+            Step::AddAuth(_, u) => {
+                let r = c.add_auth("digest", USERS[*u].as_bytes()).await;
+                t.result(head, r, |_, _, ()| {});
+            }
+            Step::AddWatch(_, p, recursive) => {
+                let path = PATHS[*p];
+                let mode = if *recursive {
+                    AddWatchMode::PersistentRecursive
+                } else {
+                    AddWatchMode::Persistent
+                };
+                let r = c.add_watch(path, mode).await.map(|w| {
+                    sessions[k].persistent.push((format!("{mode:?} {path}"), w));
+                });
+                t.result(head, r, |_, _, ()| {});
+            }
+            Step::Close(_) => {
+                c.close().await;
+                sessions[k].client = None;
+                // Its watchers end with the session, on the client's side alone.
+                sessions[k].watches.clear();
+                sessions[k].persistent.clear();
+                t.line(format!("{head} -> closed"));
+            }
+        }
+        // Collect the events this step caused, session by session, without sleeping.
+        for (k, s) in sessions.iter_mut().enumerate() {
+            let Some(c) = &s.client else { continue };
+            if let Err(e) = c.sync("/").await {
+                t.line(format!("   S{k} sync -> {}", error(&e)));
+            }
+            let mut pending = Vec::new();
+            for (label, mut w) in std::mem::take(&mut s.watches) {
+                match poll_once(&mut w) {
+                    Some(ev) => {
+                        t.line(format!(
+                            "   S{k} watch {label} -> {:?} {} {:?}",
+                            ev.event_type, ev.path, ev.state
+                        ));
+                    }
+                    None => pending.push((label, w)),
+                }
+            }
+            s.watches = pending;
+            for (label, w) in &mut s.persistent {
+                while let Some(ev) = poll_recv(w) {
+                    t.line(format!(
+                        "   S{k} watch {label} -> {:?} {} {:?}",
+                        ev.event_type, ev.path, ev.state
+                    ));
+                }
+            }
+        }
+    }
+    for s in &sessions {
+        if let Some(c) = &s.client {
+            c.close().await;
+        }
+    }
+    t.render()
+}
+
+static CASE_NO: AtomicUsize = AtomicUsize::new(0);
+
+/// Creates `chroot` at `hosts` with an admin session.
+async fn make_chroot(hosts: &str, chroot: &str) {
+    let admin = connect(hosts, 1).await;
+    admin
+        .ensure_path(chroot)
+        .await
+        .expect("create the case's chroot");
+    admin.close().await;
+}
+
+/// Runs `case` on both servers; returns (real, sim) transcripts.
+fn both(case: &Case) -> (Vec<String>, Vec<String>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let n = CASE_NO.fetch_add(1, Ordering::Relaxed);
+    let chroot = format!("/conformance-{}-{n}", std::process::id());
+    let real_hosts = real().connect_string().to_owned();
+    rt.block_on(async {
+        let limit = Duration::from_secs(60);
+        make_chroot(&real_hosts, &chroot).await;
+        let real = tokio::time::timeout(limit, run_case(&format!("{real_hosts}{chroot}"), case))
+            .await
+            .expect("case finishes against the real server");
+        let config = ServerConfig {
+            tick_time: TICK,
+            reaper_interval: Duration::from_millis(100),
+            seed: n as u64,
+            ..ServerConfig::default()
+        };
+        let server = Server::bind("127.0.0.1:0", config)
+            .await
+            .expect("the simulated server binds");
+        let sim_hosts = server.connect_string();
+        make_chroot(&sim_hosts, &chroot).await;
+        let sim = tokio::time::timeout(limit, run_case(&format!("{sim_hosts}{chroot}"), case))
+            .await
+            .expect("case finishes against the simulated server");
+        server.shutdown().await;
+        (real, sim)
+    })
+}
+
+fn assert_same(case: &Case) -> Result<(), TestCaseError> {
+    let (real, sim) = both(case);
+    if std::env::var_os("ZKIT_CONFORMANCE_SHOW").is_some() {
+        eprintln!("{}\n", real.join("\n"));
+    }
+    if real != sim {
+        let at = real
+            .iter()
+            .zip(&sim)
+            .position(|(a, b)| a != b)
+            .unwrap_or(real.len().min(sim.len()));
+        return Err(TestCaseError::fail(format!(
+            "first difference at line {at}\n real: {:?}\n  sim: {:?}\n\nreal transcript:\n{}\n\nsim transcript:\n{}",
+            real.get(at),
+            sim.get(at),
+            real.join("\n"),
+            sim.join("\n")
+        )));
+    }
+    Ok(())
+}
+
+fn cases() -> u32 {
+    std::env::var("ZKIT_CONFORMANCE_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: cases(),
+        max_shrink_iters: 256,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn sim_server_matches_real_zookeeper(case in case()) {
+        assert_same(&case)?;
+    }
+}
+
+// ----- regressions: differences once found, kept as plain tests -----
+
+fn check_fixed(sessions: usize, steps: Vec<Step>) {
+    let case = Case { sessions, steps };
+    if let Err(e) = assert_same(&case) {
+        panic!("{e}");
+    }
+}
+
+fn plain(path: usize, mode: usize) -> Create {
+    Create {
+        path,
+        data: 7,
+        mode,
+        acl: None,
+        long_ttl: true,
+    }
+}
+
+/// ZooKeeper 3.8 answers a create2 inside a multi with a plain create result (path, no
+/// Stat), but containers and TTL nodes with their Stat.
+#[test]
+fn regression_multi_create_results_per_mode() {
+    let steps = (0..MODES.len())
+        .map(|mode| Step::Multi(0, vec![MultiStep::Create(plain(3 + mode % 3, mode))]))
+        .collect();
+    check_fixed(2, steps);
+}
