@@ -5,9 +5,9 @@
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::protected::retry_on_loss;
+use super::follow::follow;
 use crate::client::Client;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::path::validate_path;
 
 /// A stream of a node's distinct children lists (sorted). Dropping it stops watching.
@@ -44,38 +44,10 @@ async fn watch_children(
     path: String,
     tx: mpsc::UnboundedSender<Option<Vec<String>>>,
 ) {
-    let mut last: Option<Option<Vec<String>>> = None;
-    loop {
-        let read = retry_on_loss(&client, || async {
-            match client.get_children_watch(&path).await {
-                Ok((mut children, watcher)) => {
-                    children.sort();
-                    Ok((Some(children), watcher))
-                }
-                Err(Error::NoNode { .. }) => match client.exists_watch(&path).await? {
-                    (Some(_), _) => Err(Error::ConnectionLoss),
-                    (None, watcher) => Ok((None, watcher)),
-                },
-                Err(e) => Err(e),
-            }
-        })
-        .await;
-        let (value, watcher) = match read {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::debug!(%path, error = %e, "children watch ends");
-                return;
-            }
-        };
-        if last.as_ref() != Some(&value) {
-            last = Some(value.clone());
-            if tx.send(value).is_err() {
-                return;
-            }
-        }
-        let event = watcher.await;
-        if event.is_session_end() && client.is_finished() {
-            return;
-        }
-    }
+    let read = || async {
+        let (mut children, watcher) = client.get_children_watch(&path).await?;
+        children.sort();
+        Ok((children, watcher))
+    };
+    follow(&client, &path, read, Clone::clone, tx).await;
 }

@@ -6,9 +6,9 @@
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::protected::retry_on_loss;
+use super::follow::follow;
 use crate::client::Client;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::path::validate_path;
 use crate::proto::Stat;
 
@@ -51,38 +51,17 @@ impl Drop for DataWatch {
 }
 
 async fn watch_data(client: Client, path: String, tx: mpsc::UnboundedSender<Option<NodeValue>>) {
-    // The last value sent, as (exists, mzxid): a deletion and re-creation differ by mzxid.
-    let mut last: Option<(bool, i64)> = None;
-    loop {
-        let read = retry_on_loss(&client, || async {
-            match client.get_data_watch(&path).await {
-                Ok((data, stat, watcher)) => Ok((Some(NodeValue { data, stat }), watcher)),
-                Err(Error::NoNode { .. }) => match client.exists_watch(&path).await? {
-                    // Created between the two reads: read it again.
-                    (Some(_), _) => Err(Error::ConnectionLoss),
-                    (None, watcher) => Ok((None, watcher)),
-                },
-                Err(e) => Err(e),
-            }
-        })
-        .await;
-        let (value, watcher) = match read {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::debug!(%path, error = %e, "data watch ends");
-                return;
-            }
-        };
-        let key = value.as_ref().map_or((false, 0), |v| (true, v.stat.mzxid));
-        if last != Some(key) {
-            last = Some(key);
-            if tx.send(value).is_err() {
-                return;
-            }
-        }
-        let event = watcher.await;
-        if event.is_session_end() && client.is_finished() {
-            return;
-        }
-    }
+    let read = || async {
+        let (data, stat, watcher) = client.get_data_watch(&path).await?;
+        Ok((NodeValue { data, stat }, watcher))
+    };
+    // A deletion and re-creation differ by mzxid, even with the same bytes.
+    follow(
+        &client,
+        &path,
+        read,
+        |v| v.as_ref().map(|v| v.stat.mzxid),
+        tx,
+    )
+    .await;
 }

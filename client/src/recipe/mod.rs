@@ -7,6 +7,7 @@ pub mod children_watch;
 pub mod counter;
 pub mod data_watch;
 pub mod double_barrier;
+mod follow;
 pub mod leader_latch;
 pub mod leader_selector;
 pub mod lease;

@@ -328,22 +328,7 @@ impl Session {
                 per_host,
                 handshake::handshake(&*connector, &host, &request, self.decoder),
             );
-            tokio::pin!(attempt);
-            let result = loop {
-                let expiry = self.expiry_deadline();
-                tokio::select! {
-                    biased;
-                    msg = self.control.recv() => match msg {
-                        Some(msg) => if let Some(end) = self.control_offline(msg) { return Err(end) },
-                        None => return Err(End::Closed),
-                    },
-                    _ = sleep_until_opt(expiry) => {
-                        tracing::warn!("session timeout passed while disconnected");
-                        return Err(End::Expired);
-                    }
-                    r = &mut attempt => break r,
-                }
-            };
+            let result = self.offline(attempt).await?;
             match result {
                 Ok(Ok(hs)) => {
                     let resp = &hs.response;
@@ -367,19 +352,28 @@ impl Session {
                 // A full pass failed: back off before the next one.
                 let max = self.config.backoff_max.as_millis().max(1) as u64;
                 let pause = Duration::from_millis(self.rng.random_range(0..=max));
-                let wake = Instant::now() + pause;
-                loop {
-                    let expiry = self.expiry_deadline();
-                    tokio::select! {
-                        biased;
-                        msg = self.control.recv() => match msg {
-                            Some(msg) => if let Some(end) = self.control_offline(msg) { return Err(end) },
-                            None => return Err(End::Closed),
-                        },
-                        _ = sleep_until_opt(expiry) => return Err(End::Expired),
-                        _ = tokio::time::sleep_until(wake) => break,
-                    }
+                self.offline(tokio::time::sleep(pause)).await?;
+            }
+        }
+    }
+
+    /// Runs `work` while no server is connected, handling control messages meanwhile;
+    /// fails if the session ends first (closed, or the client's expiry timer ran out).
+    async fn offline<F: std::future::Future>(&mut self, work: F) -> Result<F::Output, End> {
+        tokio::pin!(work);
+        loop {
+            let expiry = self.expiry_deadline();
+            tokio::select! {
+                biased;
+                msg = self.control.recv() => match msg {
+                    Some(msg) => if let Some(end) = self.control_offline(msg) { return Err(end) },
+                    None => return Err(End::Closed),
+                },
+                _ = sleep_until_opt(expiry) => {
+                    tracing::warn!("session timeout passed while disconnected");
+                    return Err(End::Expired);
                 }
+                out = &mut work => return Ok(out),
             }
         }
     }
