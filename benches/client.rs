@@ -396,6 +396,14 @@ fn serve_sim() {
     });
 }
 
+/// The 1-minute load average (other work on the machine skews the numbers).
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
+
 fn fmt_rate(r: f64) -> String {
     if r >= 10_000.0 {
         format!("{:.0}k", r / 1000.0)
@@ -415,6 +423,7 @@ fn main() {
     }
     let o = Options::parse();
     eprintln!("options: {o:?}");
+    let load_before = loadavg();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -472,6 +481,12 @@ fn main() {
     }
 
     println!();
+    println!(
+        "load average (1 min) {} before, {} after; {} CPUs",
+        load_before,
+        loadavg(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     println!(
         "{} pipelined requests ({} in flight), {} sequential, {}-byte values; \
          CPU = client process user + sys per request, in µs",

@@ -544,3 +544,34 @@ async fn tree_cache_mirrors_the_subtree_and_resyncs_after_a_cut() {
     .await;
     writer.close().await;
 }
+
+#[tokio::test]
+async fn five_contenders_race_for_one_lease_and_one_wins() {
+    let mut clients = Vec::new();
+    for i in 0..5u64 {
+        clients.push(
+            zkit::Client::builder(common::standalone().connect_string())
+                .seed(900 + i)
+                .connect()
+                .await
+                .unwrap(),
+        );
+    }
+    let mut attempts = Vec::new();
+    for (i, c) in clients.iter().enumerate() {
+        let c = c.clone();
+        attempts.push(tokio::spawn(async move {
+            NonBlockingLease::acquire(&c, "/recipes/lease-race", Duration::from_secs(3600), &format!("c{i}"))
+                .await
+                .unwrap()
+                .obtained()
+        }));
+    }
+    let mut winners = 0;
+    for a in attempts {
+        if a.await.unwrap() {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1, "exactly one of five holds the lease");
+}

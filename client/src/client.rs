@@ -17,10 +17,11 @@ use crate::connector::Connector;
 use crate::error::{Error, Result};
 use crate::op::{Op, OpResult, ReadOp, ReadResult};
 use crate::path::{validate_create_path, validate_path};
+use crate::proto::jute::{Field, Writer};
 use crate::proto::{
     Acl, AddWatchMode, AddWatchRequest, AuthPacket, CheckVersionRequest, ClientInfo, CreateMode,
     CreateRequest, CreateTtlRequest, DeleteRequest, ErrorCode, MultiOp, MultiRequest, MultiResult,
-    PathRequest, Request, Response, SetAclRequest, SetDataRequest, Stat, WatchedRequest,
+    OpCode, PathRequest, Request, Response, SetAclRequest, SetDataRequest, Stat, WatchedRequest,
 };
 use crate::retry::{retry, RetryPolicy};
 use crate::session::{self, Control, Failure, SessionInfo, Submit, WatchSlot};
@@ -288,14 +289,63 @@ impl Client {
         Ok(self.server_path(path))
     }
 
+    /// The jute string of the server path of client path `path` (already validated), in a
+    /// fresh request body with room for `extra` more bytes.
+    fn path_body(&self, path: &str, extra: usize) -> Vec<u8> {
+        let chroot = self.inner.chroot.as_str();
+        let (head, tail) = if chroot.is_empty() {
+            ("", path)
+        } else if path == "/" {
+            (chroot, "")
+        } else {
+            (chroot, path)
+        };
+        let mut body = Vec::with_capacity(4 + head.len() + tail.len() + extra);
+        body.put_len(head.len() + tail.len());
+        body.extend_from_slice(head.as_bytes());
+        body.extend_from_slice(tail.as_bytes());
+        body
+    }
+
+    /// A CreateRequest body for `path` (already validated), borrowing everything.
+    fn create_body(&self, path: &str, data: &[u8], acl: &Vec<Acl>, mode: CreateMode) -> Vec<u8> {
+        let mut body = self.path_body(path, 4 + data.len() + 4 + 24 * acl.len() + 4);
+        body.put_buffer(data);
+        Field::put(acl, &mut body);
+        Field::put(&mode, &mut body);
+        body
+    }
+
+    /// A SetDataRequest body for `path` (already validated), borrowing everything.
+    fn set_data_body(&self, path: &str, data: &[u8], version: i32) -> Vec<u8> {
+        let mut body = self.path_body(path, 4 + data.len() + 4);
+        body.put_buffer(data);
+        body.put_i32(version);
+        body
+    }
+
     async fn call(
         &self,
         request: Request,
         watch: Option<WatchSlot>,
     ) -> std::result::Result<Response, Failure> {
+        let mut body = Vec::new();
+        request.encode_body(&mut body);
+        let watch = watch.map(|slot| (slot, request.path().unwrap_or_default().to_owned()));
+        self.call_encoded(request.op_code(), body, watch).await
+    }
+
+    /// Sends a request whose body is already encoded; `watch` carries its server path.
+    async fn call_encoded(
+        &self,
+        op: OpCode,
+        body: Vec<u8>,
+        watch: Option<(WatchSlot, String)>,
+    ) -> std::result::Result<Response, Failure> {
         let (tx, rx) = oneshot::channel();
         let submit = Submit {
-            request,
+            op,
+            body,
             reply: tx,
             watch,
         };
@@ -330,6 +380,21 @@ impl Client {
         watch: Option<WatchSlot>,
     ) -> Result<Response> {
         self.call(request, watch)
+            .await
+            .map_err(|f| failure(f, path))
+    }
+
+    /// Like [`request`](Self::request) for a body already encoded; a watch goes on the server
+    /// path of `path`.
+    async fn request_encoded(
+        &self,
+        path: &str,
+        op: OpCode,
+        body: Vec<u8>,
+        watch: Option<WatchSlot>,
+    ) -> Result<Response> {
+        let watch = watch.map(|slot| (slot, self.server_path(path)));
+        self.call_encoded(op, body, watch)
             .await
             .map_err(|f| failure(f, path))
     }
@@ -371,9 +436,31 @@ impl Client {
         data: &[u8],
         opts: &CreateOptions,
     ) -> Result<(String, Stat)> {
-        let request = self.create_request(path, data, opts.mode, opts.acl.as_ref(), opts.ttl)?;
-        match self.request(path, request, None).await? {
-            Response::Create2(r) => Ok((self.client_path(&r.path), r.stat)),
+        let response = if opts.mode.is_ttl() || opts.ttl.is_some() {
+            let request =
+                self.create_request(path, data, opts.mode, opts.acl.as_ref(), opts.ttl)?;
+            self.request(path, request, None).await?
+        } else {
+            // The common case, encoded straight from the borrowed arguments (the same bytes
+            // as a CreateRequest).
+            let acl = opts.acl.as_ref().unwrap_or(&self.inner.default_acl);
+            let body = self.create_body(path, data, acl, opts.mode);
+            let op = if opts.mode.is_container() {
+                OpCode::CreateContainer
+            } else {
+                OpCode::Create2
+            };
+            self.request_encoded(path, op, body, None).await?
+        };
+        match response {
+            Response::Create2(r) => {
+                let path = if self.inner.chroot.is_empty() {
+                    r.path
+                } else {
+                    self.client_path(&r.path)
+                };
+                Ok((path, r.stat))
+            }
             other => Err(unexpected(&other)),
         }
     }
@@ -453,11 +540,12 @@ impl Client {
 
     /// Deletes `path` if its version is `version` (`None`: any version).
     pub async fn delete(&self, path: &str, version: Option<i32>) -> Result<()> {
-        let request = Request::Delete(DeleteRequest {
-            path: self.checked(path)?,
-            version: version.unwrap_or(-1),
-        });
-        self.request(path, request, None).await.map(|_| ())
+        validate_path(path)?;
+        let mut body = self.path_body(path, 4);
+        body.put_i32(version.unwrap_or(-1));
+        self.request_encoded(path, OpCode::Delete, body, None)
+            .await
+            .map(|_| ())
     }
 
     /// Deletes `path` and everything under it; a node already gone is not an error.
@@ -504,11 +592,13 @@ impl Client {
     }
 
     async fn exists_inner(&self, path: &str, watch: Option<WatchSlot>) -> Result<Option<Stat>> {
-        let request = Request::Exists(WatchedRequest {
-            path: self.checked(path)?,
-            watch: watch.is_some(),
-        });
-        match self.request(path, request, watch).await {
+        validate_path(path)?;
+        let mut body = self.path_body(path, 1);
+        body.put_bool(watch.is_some());
+        match self
+            .request_encoded(path, OpCode::Exists, body, watch)
+            .await
+        {
             Ok(Response::Stat(r)) => Ok(Some(r.stat)),
             Ok(other) => Err(unexpected(&other)),
             Err(Error::NoNode { .. }) => Ok(None),
@@ -536,11 +626,13 @@ impl Client {
         path: &str,
         watch: Option<WatchSlot>,
     ) -> Result<(Vec<u8>, Stat)> {
-        let request = Request::GetData(WatchedRequest {
-            path: self.checked(path)?,
-            watch: watch.is_some(),
-        });
-        match self.request(path, request, watch).await? {
+        validate_path(path)?;
+        let mut body = self.path_body(path, 1);
+        body.put_bool(watch.is_some());
+        match self
+            .request_encoded(path, OpCode::GetData, body, watch)
+            .await?
+        {
             Response::GetData(r) => Ok((r.data, r.stat)),
             other => Err(unexpected(&other)),
         }
@@ -548,12 +640,12 @@ impl Client {
 
     /// Writes `data` to `path` if its version is `version` (`None`: any); returns the new Stat.
     pub async fn set_data(&self, path: &str, data: &[u8], version: Option<i32>) -> Result<Stat> {
-        let request = Request::SetData(SetDataRequest {
-            path: self.checked(path)?,
-            data: data.to_vec(),
-            version: version.unwrap_or(-1),
-        });
-        match self.request(path, request, None).await? {
+        validate_path(path)?;
+        let body = self.set_data_body(path, data, version.unwrap_or(-1));
+        match self
+            .request_encoded(path, OpCode::SetData, body, None)
+            .await?
+        {
             Response::Stat(r) => Ok(r.stat),
             other => Err(unexpected(&other)),
         }
@@ -929,4 +1021,71 @@ fn _assert_send_sync() {
     fn is<T: Send + Sync>() {}
     is::<Client>();
     let _ = ErrorCode::Ok;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bodies encoded straight from borrowed arguments are the bytes the request records
+    /// encode to, with and without a chroot.
+    #[tokio::test]
+    async fn borrowed_request_bodies_match_the_records() {
+        for hosts in ["127.0.0.1:1", "127.0.0.1:1/app"] {
+            let client = Client::builder(hosts).build().expect("client");
+            for path in ["/", "/a", "/a/b-0000000001"] {
+                let server = client.server_path(path);
+                let mut body = client.path_body(path, 0);
+                body.put_bool(true);
+                let record = Request::GetData(WatchedRequest {
+                    path: server.clone(),
+                    watch: true,
+                });
+                let mut want = Vec::new();
+                record.encode_body(&mut want);
+                assert_eq!(body, want, "getData {hosts} {path}");
+
+                let mut body = client.path_body(path, 0);
+                body.put_i32(7);
+                let mut want = Vec::new();
+                Request::Delete(DeleteRequest {
+                    path: server.clone(),
+                    version: 7,
+                })
+                .encode_body(&mut want);
+                assert_eq!(body, want, "delete {hosts} {path}");
+
+                let mut want = Vec::new();
+                Request::SetData(SetDataRequest {
+                    path: server.clone(),
+                    data: b"xyz".to_vec(),
+                    version: -1,
+                })
+                .encode_body(&mut want);
+                assert_eq!(
+                    client.set_data_body(path, b"xyz", -1),
+                    want,
+                    "setData {hosts} {path}"
+                );
+
+                for mode in [CreateMode::PersistentSequential, CreateMode::Container] {
+                    let acl = Acl::open_unsafe();
+                    let mut want = Vec::new();
+                    Request::Create2(CreateRequest {
+                        path: server.clone(),
+                        data: b"d".to_vec(),
+                        acl: acl.clone(),
+                        flags: mode,
+                    })
+                    .encode_body(&mut want);
+                    assert_eq!(
+                        client.create_body(path, b"d", &acl, mode),
+                        want,
+                        "create {hosts} {path}"
+                    );
+                }
+            }
+            client.close().await;
+        }
+    }
 }

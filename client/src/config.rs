@@ -229,8 +229,7 @@ impl Builder {
     }
 
     /// After the session expires, start a new one instead of ending the client (what Kazoo
-    /// and Curator do). Never silent: the client still publishes [`State::Lost`]
-    /// (crate::State::Lost), everything in flight or queued fails with
+    /// and Curator do). Never silent: the client still publishes [`State::Lost`](crate::State::Lost), everything in flight or queued fails with
     /// [`Error::SessionExpired`], every watcher gets its session-end event, and
     /// [`Client::session_id`](crate::Client::session_id) changes once connected again.
     /// Recipes re-create their nodes in the new session. Default false: `Lost` is final.
@@ -253,8 +252,7 @@ impl Builder {
         Ok(self.config)
     }
 
-    /// Starts the client without waiting for a connection: it is [`State::Connecting`]
-    /// (crate::State::Connecting) until a server answers, and requests wait until then.
+    /// Starts the client without waiting for a connection: it is [`State::Connecting`](crate::State::Connecting) until a server answers, and requests wait until then.
     pub fn build(self) -> Result<crate::Client> {
         Ok(crate::Client::start(self.into_config()?))
     }

@@ -18,7 +18,8 @@
 //! - [`path`]: path validation exactly as ZooKeeper's `PathUtils`.
 //! - [`connector`]: the network seam (tokio TCP here, turmoil in the simulation).
 //! - [`retry`]: retry policies.
-//! - [`recipe`]: coordination recipes (lock, leader latch).
+//! - [`recipe`]: coordination recipes: locks, semaphores, leader election, membership,
+//!   barriers, configuration watches, counters, queues, leases, partitioning, tree cache.
 #![warn(missing_docs)]
 
 mod client;

@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod net;
+pub mod ensemble;
 pub mod server;
 
 /// The version of this crate, printed by the CLI.

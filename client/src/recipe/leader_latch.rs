@@ -12,8 +12,8 @@ use tokio::task::JoinHandle;
 
 use super::lock::ConnectionPolicy;
 use super::protected::{
-    create_protected, delete_in_background, new_guid, participants, retry_on_loss, session_until,
-    sorted_contenders, PROTECTED_PREFIX,
+    create_protected, delete_in_background, new_guid, participants, retry_on_loss,
+    sorted_contenders, TrustWatch, PROTECTED_PREFIX,
 };
 use crate::client::Client;
 use crate::error::{Error, Result};
@@ -232,6 +232,8 @@ impl Candidate {
             return Ok(Round::Done);
         }
         let session = client.session_id();
+        // Watching starts before anything is decided, so a blip during the round counts.
+        let mut trust = TrustWatch::new(client, session, self.policy);
         if mine.as_ref().is_some_and(|(_, _, s)| *s != session) {
             // A new session: the old node is gone (or going); this one needs its own.
             *mine = None;
@@ -254,9 +256,6 @@ impl Candidate {
             *mine = None;
             return Ok(Round::Again);
         };
-        let info = client.session_info();
-        let policy = self.policy;
-        let bad = move |i: &crate::SessionInfo| policy.is_lost(i.state) || i.session_id != session;
         if index == 0 {
             // Lead until the connection or the node says otherwise.
             let (exists, watcher) = client.exists_watch(&node).await?;
@@ -267,7 +266,7 @@ impl Candidate {
             self.set(LeaderEvent::Elected { epoch: czxid });
             tracing::info!(path = %self.path, id = %self.id, epoch = czxid, "elected");
             tokio::select! {
-                () = session_until(info.clone(), bad) => {}
+                () = trust.lost() => {}
                 event = watcher => {
                     if event.event_type == EventType::NodeDeleted {
                         *mine = None;
@@ -283,7 +282,7 @@ impl Candidate {
         match client.get_data_watch(&predecessor).await {
             Ok((_, _, watcher)) => {
                 tokio::select! {
-                    () = session_until(info.clone(), bad) => {
+                    () = trust.lost() => {
                         // Wait for the connection to settle before looking again.
                         let _ = client.wait_connected().await;
                     }

@@ -330,11 +330,14 @@ impl Runner {
             });
             tracing::info!(id = %self.id, term, token = ctx.fencing_token(), "leading");
             let interrupted = self.interrupt.notified();
+            let work = leading(ctx);
+            // Biased: a lock already lost (or a stop) wins before the work is polled again.
             let end = tokio::select! {
-                () = leading(ctx) => TermEnd::Returned,
+                biased;
                 () = guard.lost() => TermEnd::Lost,
-                () = interrupted => TermEnd::Interrupted,
                 () = stopped(&mut stop) => TermEnd::Stopped,
+                () = interrupted => TermEnd::Interrupted,
+                () = work => TermEnd::Returned,
             };
             // The callback's future is dropped by now: nothing of the term runs any more.
             if !self.auto_requeue {

@@ -14,8 +14,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::protected::{
-    create_protected, delete_in_background, new_guid, retry_on_loss, session_until,
-    sorted_contenders_any, PendingNode, PROTECTED_PREFIX,
+    create_protected, delete_in_background, new_guid, retry_on_loss, sorted_contenders_any,
+    PendingNode, TrustWatch, PROTECTED_PREFIX,
 };
 use crate::client::Client;
 use crate::error::{Error, Result};
@@ -285,13 +285,8 @@ impl LockGuard {
         policy: ConnectionPolicy,
     ) -> Self {
         let (tx, lost) = watch::channel(false);
-        let monitor = tokio::spawn(monitor(
-            client.clone(),
-            node.clone(),
-            session_id,
-            policy,
-            tx,
-        ));
+        let trust = TrustWatch::new(client, session_id, policy);
+        let monitor = tokio::spawn(monitor(client.clone(), node.clone(), trust, tx));
         LockGuard {
             client: client.clone(),
             node: Some(node),
@@ -357,15 +352,7 @@ impl Drop for LockGuard {
 }
 
 /// Watches what makes a held lock untrustworthy and flips `lost` once.
-async fn monitor(
-    client: Client,
-    node: String,
-    session_id: i64,
-    policy: ConnectionPolicy,
-    lost: watch::Sender<bool>,
-) {
-    let info = client.session_info();
-    let bad = |i: &crate::SessionInfo| policy.is_lost(i.state) || i.session_id != session_id;
+async fn monitor(client: Client, node: String, mut trust: TrustWatch, lost: watch::Sender<bool>) {
     let deleted = async {
         loop {
             match client.exists_watch(&node).await {
@@ -388,7 +375,7 @@ async fn monitor(
         }
     };
     tokio::select! {
-        () = session_until(info.clone(), bad) => {}
+        () = trust.lost() => {}
         () = deleted => {}
     }
     tracing::debug!(%node, "lock no longer trusted");

@@ -289,6 +289,56 @@ pub(crate) async fn session_until(
     let _ = info.wait_for(|i| pred(i)).await.map(|_| ());
 }
 
+/// Tells when a lock or leadership held in one session stops being trustworthy under a
+/// [`ConnectionPolicy`](super::lock::ConnectionPolicy): from the latest session snapshot *and*
+/// from every state transition since it was made, so a brief Suspended-then-Connected blip is
+/// not missed.
+pub(crate) struct TrustWatch {
+    transitions: tokio::sync::broadcast::Receiver<crate::State>,
+    info: tokio::sync::watch::Receiver<crate::SessionInfo>,
+    session_id: i64,
+    policy: super::lock::ConnectionPolicy,
+}
+
+impl TrustWatch {
+    /// Starts watching now, for what is held in `session_id`.
+    pub(crate) fn new(
+        client: &Client,
+        session_id: i64,
+        policy: super::lock::ConnectionPolicy,
+    ) -> Self {
+        TrustWatch {
+            transitions: client.state_changes(),
+            info: client.session_info(),
+            session_id,
+            policy,
+        }
+    }
+
+    /// Resolves once what is held can no longer be trusted.
+    pub(crate) async fn lost(&mut self) {
+        let (policy, session_id) = (self.policy, self.session_id);
+        let snapshot = session_until(self.info.clone(), move |i| {
+            policy.is_lost(i.state) || i.session_id != session_id
+        });
+        let transitions = &mut self.transitions;
+        let blip = async {
+            loop {
+                match transitions.recv().await {
+                    Ok(state) if policy.is_lost(state) => return,
+                    Ok(_) => {}
+                    // Lagged: transitions were missed, assume the worst. Closed: client gone.
+                    Err(_) => return,
+                }
+            }
+        };
+        tokio::select! {
+            () = snapshot => {}
+            () = blip => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,13 +17,20 @@ use super::{Control, End, Failure, Outcome, Reply, Session, Submit, WatchSlot};
 use crate::error::Error;
 use crate::proto::{
     encode_frame, ErrorCode, OpCode, Reader, Record, RemoveWatchesRequest, ReplyHeader, Request,
-    Response, WatcherEvent, WatcherType, AUTH_XID, NOTIFICATION_XID, PING_XID, SET_WATCHES_XID,
+    RequestHeader, Response, WatcherEvent, WatcherType, AUTH_XID, NOTIFICATION_XID, PING_XID,
+    SET_WATCHES_XID,
 };
 use crate::state::State;
 use crate::watch::{Restore, WatchKind};
 
 /// Stop taking new requests while this many bytes wait to be written.
 const WRITE_HIGH_WATER: usize = 256 * 1024;
+/// While at least this many requests already sent await their replies, new requests are held
+/// back until [`WRITE_BATCH`] bytes have gathered: the server has work queued, so sending them
+/// now would not answer them sooner, and one large write costs far less than many small ones.
+const DEFER_WHILE_AWAITING: usize = 256;
+/// Bytes of held-back requests that are written at once regardless.
+const WRITE_BATCH: usize = 64 * 1024;
 /// Initial capacity of the write buffer.
 const WRITE_CHUNK: usize = 64 * 1024;
 /// Size of the read buffer: one read takes up to this much (many replies per syscall).
@@ -114,11 +121,28 @@ struct Conn {
     auth_waiting: VecDeque<Option<oneshot::Sender<Result<(), Failure>>>>,
     closing: bool,
     last_send: Instant,
+    /// Callers' requests encoded since the write buffer was last empty.
+    queued: usize,
+    /// The write buffer holds something other than callers' requests (a ping, credentials,
+    /// watches to restore, closeSession): write it now.
+    urgent: bool,
 }
 
 impl Conn {
     fn unsent(&self) -> usize {
         self.wbuf.len() - self.wpos
+    }
+
+    /// Requests written (or partly written) whose replies have not arrived yet.
+    fn awaiting(&self) -> usize {
+        self.pending.len().saturating_sub(self.queued)
+    }
+
+    /// Whether to write what is buffered now (see [`DEFER_WHILE_AWAITING`]).
+    fn should_write(&self) -> bool {
+        let unsent = self.unsent();
+        unsent > 0
+            && (self.urgent || unsent >= WRITE_BATCH || self.awaiting() < DEFER_WHILE_AWAITING)
     }
 }
 
@@ -146,6 +170,8 @@ impl Session {
             auth_waiting: VecDeque::new(),
             closing: false,
             last_send: now,
+            queued: 0,
+            urgent: true,
         };
         self.replay_session(&mut conn);
         let server = self.hosts[(self.next_host + self.hosts.len() - 1) % self.hosts.len()].clone();
@@ -167,7 +193,7 @@ impl Session {
             let can_take = !conn.closing
                 && conn.pending.len() < self.config.max_in_flight
                 && conn.unsent() < WRITE_HIGH_WATER;
-            let writing = conn.unsent() > 0;
+            let writing = conn.should_write();
             tokio::select! {
                 biased;
                 r = rd.read(rbuf.spare(need)) => {
@@ -193,15 +219,20 @@ impl Session {
                             if conn.wpos == conn.wbuf.len() {
                                 conn.wbuf.clear();
                                 conn.wpos = 0;
+                                conn.queued = 0;
+                                conn.urgent = false;
                             }
                             conn.last_send = Instant::now();
                         }
                     }
                 }
-                msg = self.control.recv() => match msg {
-                    Some(msg) => self.control_online(msg, &mut conn),
-                    None => self.control_online(Control::Close { done: None }, &mut conn),
-                },
+                msg = self.control.recv() => {
+                    match msg {
+                        Some(msg) => self.control_online(msg, &mut conn),
+                        None => self.control_online(Control::Close { done: None }, &mut conn),
+                    }
+                    conn.urgent = true;
+                }
                 submit = self.requests.recv(), if can_take => match submit {
                     Some(submit) => {
                         self.enqueue(submit, &mut conn);
@@ -215,7 +246,10 @@ impl Session {
                             }
                         }
                     }
-                    None => self.control_online(Control::Close { done: None }, &mut conn),
+                    None => {
+                        self.control_online(Control::Close { done: None }, &mut conn);
+                        conn.urgent = true;
+                    }
                 },
                 () = &mut timer => {
                     let now = Instant::now();
@@ -224,6 +258,7 @@ impl Session {
                     }
                     if now >= conn.last_send + ping_interval && conn.unsent() == 0 {
                         encode_frame(&mut conn.wbuf, |o| Request::Ping.encode(PING_XID, o));
+                        conn.urgent = true;
                     }
                     let next = (conn.last_send + ping_interval).min(last_recv + read_timeout);
                     timer.as_mut().reset(next.max(now + Duration::from_millis(1)));
@@ -338,17 +373,18 @@ impl Session {
             return;
         }
         let xid = self.next_xid();
-        let op = submit.request.op_code();
-        encode_frame(&mut conn.wbuf, |o| submit.request.encode(xid, o));
-        let watch = submit
-            .watch
-            .map(|slot| (slot, submit.request.path().unwrap_or_default().to_owned()));
+        let op = submit.op;
+        conn.queued += 1;
+        encode_frame(&mut conn.wbuf, |o| {
+            RequestHeader { xid, op: op.code() }.encode(o);
+            o.extend_from_slice(&submit.body);
+        });
         conn.pending.push_back(Pending {
             xid,
             op,
             kind: PendingKind::User {
                 reply: submit.reply,
-                watch,
+                watch: submit.watch,
             },
         });
     }

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use crate::config::Config;
 use crate::error::Error;
 use crate::proto::{
-    AddWatchMode, AuthPacket, ConnectRequest, ErrorCode, FrameDecoder, KeeperState, Request,
+    AddWatchMode, AuthPacket, ConnectRequest, ErrorCode, FrameDecoder, KeeperState, OpCode,
     Response,
 };
 use crate::state::State;
@@ -29,12 +29,15 @@ use crate::watch::{WatchRegistry, WatchedEvent};
 
 /// A request on its way to the session task.
 pub(crate) struct Submit {
-    /// The request, paths already carrying the chroot.
-    pub(crate) request: Request,
+    /// The request's opcode.
+    pub(crate) op: OpCode,
+    /// The request body, encoded by the caller (paths already carrying the chroot); the
+    /// session task frames it behind a header with the xid it assigns.
+    pub(crate) body: Vec<u8>,
     /// Where the outcome goes.
     pub(crate) reply: oneshot::Sender<Result<Reply, Failure>>,
-    /// A watch to register if the reply allows it.
-    pub(crate) watch: Option<WatchSlot>,
+    /// A watch to register if the reply allows it, and the server path it is on.
+    pub(crate) watch: Option<(WatchSlot, String)>,
 }
 
 /// A watch attached to a request.

@@ -90,6 +90,11 @@ pub struct AuthInfo {
 }
 
 impl AuthInfo {
+    /// Identities as they are (a write forwarded by another ensemble member).
+    pub fn from_ids(ids: Vec<Id>) -> AuthInfo {
+        AuthInfo { ids }
+    }
+
     /// The identities of a new connection from `peer` (its `ip` id, as ZooKeeper adds it).
     pub fn for_peer(peer: IpAddr) -> AuthInfo {
         AuthInfo {

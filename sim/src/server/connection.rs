@@ -159,7 +159,10 @@ async fn read_loop<R: AsyncRead + Unpin>(
         match core.connect(conn, &request, old_client, now) {
             None => return Ok(()),
             Some((reply, flow)) => {
-                core.send(conn, reply);
+                // An ensemble member answers a new session once its creation commits.
+                if !reply.is_empty() {
+                    core.send(conn, reply);
+                }
                 if flow == Flow::Close {
                     core.close_connection(conn);
                     return Ok(());

@@ -21,6 +21,7 @@ use zkit::proto::{
 
 use super::acl::{check_acl, AuthInfo};
 use super::prep::{prepare_delete_container, PrepContext};
+use super::replica::Replica;
 use super::session::{negotiate_timeout, SessionTracker, PASSWORD_LEN};
 use super::tree::{Applied, DataTree};
 use super::txn::{Txn, TxnHeader};
@@ -72,10 +73,13 @@ pub(crate) struct Core {
     pub(crate) watches: WatchManager,
     pub(crate) sessions: SessionTracker,
     pub(crate) connections: BTreeMap<u64, Connection>,
-    session_conn: BTreeMap<i64, u64>,
+    pub(crate) session_conn: BTreeMap<i64, u64>,
     next_conn: u64,
     pub(crate) packets_received: u64,
     pub(crate) packets_sent: u64,
+    /// Set when this server is one member of a replicated ensemble: writes, session
+    /// creation and expiry then go through the quorum instead of [`Core::commit`].
+    pub(crate) replica: Option<Replica>,
 }
 
 /// Builds a reply frame: header, then the body when there is one.
@@ -110,6 +114,7 @@ impl Core {
             next_conn: 1,
             packets_received: 0,
             packets_sent: 0,
+            replica: None,
         }
     }
 
@@ -200,7 +205,15 @@ impl Core {
             zxid,
             time: self.wall(now),
         };
-        let applied = self.tree.apply(&header, txn);
+        let applied = self.apply_txn(&header, txn);
+        (zxid, applied)
+    }
+
+    /// Applies one ordered transaction to the tree and delivers the notifications it causes
+    /// (the part of a commit shared by the standalone server and an ensemble member).
+    pub(crate) fn apply_txn(&mut self, header: &TxnHeader, txn: &Txn) -> Applied {
+        let zxid = header.zxid;
+        let applied = self.tree.apply(header, txn);
         tracing::trace!(zxid, ?txn, "committed");
         let mut fired = Vec::new();
         for trigger in &applied.triggers {
@@ -213,7 +226,7 @@ impl Core {
             -1
         };
         self.deliver(fired, event_zxid);
-        (zxid, applied)
+        applied
     }
 
     /// Sends watch notifications, each only if its watcher may read the node.
@@ -251,6 +264,9 @@ impl Core {
         old_client: bool,
         now: u64,
     ) -> Option<(Vec<u8>, Flow)> {
+        if self.replica.is_some() {
+            return self.replica_connect(conn, req, old_client, now);
+        }
         if req.last_zxid_seen > self.tree.last_zxid() {
             tracing::info!(
                 conn,
@@ -345,6 +361,10 @@ impl Core {
     /// Expires every session whose deadline has passed: a closeSession transaction deletes
     /// its ephemeral nodes (firing their watches), then its connection, if any, is closed.
     pub(crate) fn expire(&mut self, now: u64) {
+        if self.replica.is_some() {
+            self.replica_expire(now);
+            return;
+        }
         for id in self.sessions.expired(now) {
             self.sessions.remove(id);
             tracing::info!(session = format_args!("0x{id:x}"), "session expired");
@@ -358,6 +378,10 @@ impl Core {
     /// Deletes empty containers and expired TTL nodes (`ContainerManager`).
     pub(crate) fn reap(&mut self, now: u64) {
         let wall = self.wall(now);
+        if self.replica.is_some() {
+            self.replica_reap(wall);
+            return;
+        }
         for path in self.tree.reap_candidates(wall, 0) {
             let txn = prepare_delete_container(&self.tree, &path);
             tracing::debug!(%path, "reaping");
@@ -389,6 +413,9 @@ impl Core {
         let session_id = c.session_id;
         self.packets_received += 1;
         self.sessions.touch(session_id, now);
+        if let Some(r) = self.replica.as_mut() {
+            r.touched.insert(session_id);
+        }
         let header = {
             let mut r = zkit::proto::Reader::new(frame);
             zkit::proto::RequestHeader::decode(&mut r)?
@@ -405,6 +432,6 @@ impl Core {
         // A frame that does not decode (an unknown create flag included: ZooKeeper closes the
         // connection for that too) ends the connection.
         let (header, request) = Request::decode_frame(frame)?;
-        Ok(self.process(conn, session_id, header.xid, request, now))
+        Ok(self.process(conn, session_id, header.xid, request, frame, now))
     }
 }

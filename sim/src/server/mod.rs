@@ -21,12 +21,14 @@ mod core;
 pub mod four_letter;
 pub mod prep;
 mod process;
+pub(crate) mod replica;
 pub mod session;
 pub mod tree;
 pub mod txn;
 pub mod watches;
 
 pub use connection::ConnectionError;
+pub use replica::{session_password, Origin, SubmitKind, Submission};
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -148,15 +150,36 @@ impl Server {
     /// reaper. Must be called inside a tokio runtime (or a turmoil host). The server runs
     /// until the returned handle is shut down or dropped.
     pub fn start<L: Listener>(config: ServerConfig, listener: L) -> ServerHandle {
+        Server::start_with(config, listener, None)
+    }
+
+    /// Starts an ensemble member: like [`Server::start`], but writes go through the quorum.
+    pub(crate) fn start_member<L: Listener>(
+        config: ServerConfig,
+        listener: L,
+        replica: replica::Replica,
+    ) -> ServerHandle {
+        Server::start_with(config, listener, Some(replica))
+    }
+
+    fn start_with<L: Listener>(
+        config: ServerConfig,
+        listener: L,
+        replica: Option<replica::Replica>,
+    ) -> ServerHandle {
         let local_addr = listener.local_addr().ok();
         let tick = config.tick_time.max(Duration::from_millis(1));
         let reaper = config.reaper_interval.max(Duration::from_millis(1));
         let handshake_timeout =
             Duration::from_millis(u64::try_from(config.max_session_timeout_ms()).unwrap_or(0))
                 .max(tick);
+        let mut core = Core::new(config.clone());
+        if let Some(replica) = replica {
+            core.set_replica(replica);
+        }
         let shared = Arc::new(Shared {
             max_buffer: config.max_buffer,
-            core: Mutex::new(Core::new(config)),
+            core: Mutex::new(core),
             start: Instant::now(),
             handshake_timeout,
         });
@@ -256,6 +279,11 @@ impl ServerHandle {
     /// The address as `host:port`, handy for clients; empty if unknown.
     pub fn connect_string(&self) -> String {
         self.local_addr.map(|a| a.to_string()).unwrap_or_default()
+    }
+
+    /// The state shared with the server's tasks (for the ensemble layer).
+    pub(crate) fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
     }
 
     /// The last applied zxid.

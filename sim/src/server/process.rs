@@ -27,8 +27,14 @@ impl Core {
         session_id: i64,
         xid: i32,
         request: Request,
+        frame: &[u8],
         now: u64,
     ) -> Flow {
+        if self.replica.is_some() {
+            if let Some(flow) = self.replica_process(conn, xid, &request, frame) {
+                return flow;
+            }
+        }
         let auth = match self.connections.get(&conn) {
             Some(c) => c.auth.clone(),
             None => return Flow::Close,
@@ -282,7 +288,7 @@ impl Core {
 }
 
 /// The reply to a write, from what applying its transaction did.
-fn write_answer(result: TxnResult) -> Answer {
+pub(crate) fn write_answer(result: TxnResult) -> Answer {
     match result {
         TxnResult::Created { path, stat, reply } => Ok(match reply {
             CreateReply::Path => Response::Create(CreateResponse { path }),

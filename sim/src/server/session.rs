@@ -94,6 +94,21 @@ impl SessionTracker {
         (id, password)
     }
 
+    /// Registers a session created elsewhere (an ensemble member applying its creation).
+    pub fn insert(&mut self, id: i64, timeout_ms: i32, password: [u8; PASSWORD_LEN], now: u64) {
+        self.remove(id);
+        let expires_at = self.deadline(now, timeout_ms);
+        self.sessions.insert(
+            id,
+            SessionInfo {
+                timeout_ms,
+                password,
+                expires_at,
+            },
+        );
+        self.buckets.entry(expires_at).or_default().insert(id);
+    }
+
     /// The session, if live.
     pub fn get(&self, id: i64) -> Option<&SessionInfo> {
         self.sessions.get(&id)

@@ -1,0 +1,249 @@
+//! A replicated simulated ensemble: N servers, each a turmoil host running the simulated
+//! ZooKeeper server for clients plus a Zab-like replication protocol between servers.
+//!
+//! - [`log`]: each server's durable state (log, epochs, commit point), kept in the
+//!   [`Ensemble`]'s world outside the hosts so it survives `crash`/`bounce`;
+//! - [`peer`]: the messages servers exchange and the TCP links that carry them;
+//! - `election`: a server looking for a leader votes for the highest (epoch, zxid, id) among
+//!   a quorum it can hear, and a new leader takes a new epoch;
+//! - `leader` / `follower`: the leader syncs each follower (diff or snapshot), proposes,
+//!   commits on a quorum of acks; followers log, ack and apply commits in zxid order;
+//! - [`check`]: the invariants, fed as servers act.
+//!
+//! Clients talk to any server: reads are answered locally, writes and `sync` go through the
+//! leader (see `server::replica`), sessions are transactions and only the leader expires
+//! them. A server that cannot see a quorum stops serving and closes its client connections.
+//!
+//! zxid = (epoch << 32) | counter. Everything is deterministic for a seed: time from
+//! `tokio::time`, ordered maps, `biased` selects.
+
+pub mod check;
+mod election;
+mod follower;
+mod leader;
+pub mod log;
+mod node;
+pub mod peer;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use self::check::Checker;
+use self::log::Store;
+use self::peer::Role;
+use crate::server::ServerConfig;
+
+/// How an ensemble is set up.
+#[derive(Debug, Clone)]
+pub struct EnsembleConfig {
+    /// Number of servers (ids 1..=servers, hosts `zk1`, `zk2`, ...).
+    pub servers: u8,
+    /// Seed of the servers (session ids, passwords).
+    pub seed: u64,
+    /// How often servers send each other status.
+    pub heartbeat: Duration,
+    /// A peer not heard from for this long is gone (its link is dropped; a leader without a
+    /// quorum within it steps down; a follower without its leader looks for another).
+    pub peer_timeout: Duration,
+    /// How long a looking server listens before voting.
+    pub election_wait: Duration,
+    /// How long a prospective leader waits for a quorum before looking again.
+    pub election_timeout: Duration,
+    /// Fault: followers ack proposals before fsyncing them, so a crash loses the tail.
+    pub ack_before_fsync: bool,
+    /// Template of each server's client-side configuration (`server_id`, `seed` and
+    /// `client_port` are set per server).
+    pub server: ServerConfig,
+}
+
+impl Default for EnsembleConfig {
+    fn default() -> Self {
+        EnsembleConfig {
+            servers: 3,
+            seed: 0,
+            heartbeat: Duration::from_millis(100),
+            peer_timeout: Duration::from_millis(600),
+            election_wait: Duration::from_millis(300),
+            election_timeout: Duration::from_millis(1500),
+            ack_before_fsync: false,
+            server: ServerConfig {
+                tick_time: Duration::from_millis(500),
+                ..ServerConfig::default()
+            },
+        }
+    }
+}
+
+impl EnsembleConfig {
+    /// Votes needed for a quorum.
+    pub fn quorum(&self) -> usize {
+        usize::from(self.servers) / 2 + 1
+    }
+}
+
+/// What a server last said about itself (for tests and the event log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ServerStatus {
+    /// Whether its host is running.
+    pub up: bool,
+    /// Its role (`None` before it started).
+    pub role: Option<Role>,
+    /// Whether it is an established leader.
+    pub established: bool,
+    /// Whether it serves clients.
+    pub serving: bool,
+    /// Its epoch (current, or the one it leads).
+    pub epoch: u32,
+    /// The last zxid applied to its tree.
+    pub applied: i64,
+    /// Open client connections.
+    pub clients: usize,
+}
+
+/// Everything that outlives the hosts: durable stores, statuses, the event log, the checker.
+#[derive(Debug, Default)]
+pub(crate) struct World {
+    pub(crate) stores: BTreeMap<u8, Store>,
+    pub(crate) status: BTreeMap<u8, ServerStatus>,
+    pub(crate) events: Vec<String>,
+    pub(crate) checker: Checker,
+}
+
+impl World {
+    pub(crate) fn event(&mut self, id: u8, what: String) {
+        let at = turmoil::sim_elapsed().unwrap_or_default().as_millis();
+        self.events.push(format!("{at:>7} ms zk{id}: {what}"));
+    }
+}
+
+pub(crate) type SharedWorld = Arc<Mutex<World>>;
+
+pub(crate) fn lock(world: &SharedWorld) -> MutexGuard<'_, World> {
+    world.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// An ensemble of simulated servers: registers its hosts in a turmoil `Sim` and gives tests
+/// the faults that need its durable state, the statuses, the event log and the checks.
+#[derive(Debug, Clone)]
+pub struct Ensemble {
+    config: EnsembleConfig,
+    world: SharedWorld,
+}
+
+impl Ensemble {
+    /// An ensemble with `config` (nothing runs until [`register`](Self::register)).
+    pub fn new(config: EnsembleConfig) -> Ensemble {
+        Ensemble {
+            config,
+            world: Arc::new(Mutex::new(World::default())),
+        }
+    }
+
+    /// The host name of server `id`.
+    pub fn host(id: u8) -> String {
+        format!("zk{id}")
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EnsembleConfig {
+        &self.config
+    }
+
+    /// The client connect string: every server's client port.
+    pub fn connect_string(&self) -> String {
+        (1..=self.config.servers)
+            .map(|id| format!("{}:{}", Ensemble::host(id), self.config.server.client_port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Registers one turmoil host per server. A host restarted by `bounce` starts again from
+    /// its durable store.
+    pub fn register(&self, sim: &mut turmoil::Sim<'_>) {
+        for id in 1..=self.config.servers {
+            let config = self.config.clone();
+            let world = self.world.clone();
+            sim.host(Ensemble::host(id), move || {
+                let config = config.clone();
+                let world = world.clone();
+                async move { node::run(id, config, world).await }
+            });
+        }
+    }
+
+    /// Crashes server `id`: its host stops, and with
+    /// [`ack_before_fsync`](EnsembleConfig::ack_before_fsync) its log loses what was not
+    /// fsynced.
+    pub fn crash(&self, sim: &mut turmoil::Sim<'_>, id: u8) {
+        sim.crash(Ensemble::host(id));
+        let mut w = lock(&self.world);
+        if let Some(store) = w.stores.get_mut(&id) {
+            store.crash();
+        }
+        if let Some(s) = w.status.get_mut(&id) {
+            *s = ServerStatus::default();
+        }
+        w.event(id, "crashed".to_owned());
+    }
+
+    /// Restarts server `id` (after a crash, or in place).
+    pub fn bounce(&self, sim: &mut turmoil::Sim<'_>, id: u8) {
+        sim.bounce(Ensemble::host(id));
+    }
+
+    /// Every server's last status.
+    pub fn status(&self) -> BTreeMap<u8, ServerStatus> {
+        lock(&self.world).status.clone()
+    }
+
+    /// The established leader that serves, if exactly one does.
+    pub fn leader(&self) -> Option<u8> {
+        let w = lock(&self.world);
+        let mut leaders = w
+            .status
+            .iter()
+            .filter(|(_, s)| s.up && s.established && s.serving)
+            .map(|(id, _)| *id);
+        match (leaders.next(), leaders.next()) {
+            (Some(id), None) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// Whether every running server serves, under one leader, with the same applied zxid.
+    pub fn converged(&self) -> bool {
+        let w = lock(&self.world);
+        let up: Vec<&ServerStatus> = w.status.values().filter(|s| s.up).collect();
+        up.len() == usize::from(self.config.servers)
+            && up.iter().all(|s| s.serving)
+            && up.iter().filter(|s| s.established).count() == 1
+            && up.windows(2).all(|p| p[0].applied == p[1].applied)
+    }
+
+    /// The event log (role changes, epochs, crashes), in simulated time.
+    pub fn events(&self) -> Vec<String> {
+        lock(&self.world).events.clone()
+    }
+
+    /// A copy of server `id`'s durable store.
+    pub fn store(&self, id: u8) -> Option<Store> {
+        lock(&self.world).stores.get(&id).cloned()
+    }
+
+    /// Number of transactions committed so far.
+    pub fn commit_count(&self) -> usize {
+        lock(&self.world).checker.commit_count()
+    }
+
+    /// Runs the invariant checks over the durable logs and returns every violation seen so
+    /// far (empty: all invariants hold).
+    pub fn check(&self) -> Vec<String> {
+        let mut w = lock(&self.world);
+        let World {
+            stores, checker, ..
+        } = &mut *w;
+        checker.stores(stores);
+        checker.violations().to_vec()
+    }
+}

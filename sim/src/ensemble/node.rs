@@ -1,0 +1,487 @@
+//! One server's replication task: its links to the other servers, its role (looking,
+//! following, leading), and the glue to the client-facing server core: committed entries are
+//! applied to the core in zxid order, submissions from the core go to the leader.
+//!
+//! Everything runs in one task per server: events from links, submissions from the core and
+//! a heartbeat tick, in a `biased` select.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, Notify};
+use tokio::time::{Duration, Instant, MissedTickBehavior};
+
+use super::check::tree_digest;
+use super::log::{Entry, Store};
+use super::peer::{run_link, LinkEvent, LinkIds, Msg, Role, PEER_PORT};
+use super::{lock, EnsembleConfig, Ensemble, ServerStatus, SharedWorld};
+use crate::server::replica::Replica;
+use crate::server::tree::DataTree;
+use crate::server::{Server, Shared, Submission};
+
+/// A live link to a peer.
+#[derive(Debug)]
+pub(super) struct Link {
+    id: u64,
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+    kill: Arc<Notify>,
+    heard: Instant,
+}
+
+/// What a peer last said about itself.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PeerStatus {
+    pub(super) role: Role,
+    pub(super) established: bool,
+    pub(super) accepted_epoch: u32,
+    pub(super) current_epoch: u32,
+    pub(super) last_zxid: i64,
+    pub(super) at: Instant,
+}
+
+/// A follower's state.
+#[derive(Debug)]
+pub(super) struct FollowerState {
+    pub(super) leader: u8,
+    pub(super) epoch: u32,
+    pub(super) synced: bool,
+    pub(super) since: Instant,
+}
+
+/// A leader's state (prospective until established).
+#[derive(Debug)]
+pub(super) struct LeaderState {
+    pub(super) epoch: u32,
+    pub(super) established: bool,
+    pub(super) since: Instant,
+    /// Followers sent a sync: they receive proposals and commits.
+    pub(super) synced: BTreeSet<u8>,
+    /// The leader's last zxid when each follower's sync was sent.
+    pub(super) sync_point: BTreeMap<u8, i64>,
+    /// Followers that logged their sync.
+    pub(super) acked_sync: BTreeSet<u8>,
+    /// When each follower promised the epoch (a `Looking` status older than that is stale).
+    pub(super) joined: BTreeMap<u8, Instant>,
+    /// Highest zxid each follower logged.
+    pub(super) acks: BTreeMap<u8, i64>,
+    /// The counter of the last zxid proposed in this epoch.
+    pub(super) counter: u32,
+    /// The tree as every proposal so far leaves it (writes are validated against it).
+    pub(super) prep: DataTree,
+    /// Syncs waiting for a commit point: (zxid to reach, origin).
+    pub(super) pending_syncs: Vec<(i64, crate::server::Origin)>,
+}
+
+/// The role.
+#[derive(Debug)]
+pub(super) enum State {
+    Looking { since: Instant },
+    Following(FollowerState),
+    Leading(Box<LeaderState>),
+}
+
+/// One server.
+pub(super) struct Node {
+    pub(super) id: u8,
+    pub(super) config: EnsembleConfig,
+    pub(super) world: SharedWorld,
+    pub(super) shared: Arc<Shared>,
+    links: BTreeMap<u8, Link>,
+    dialing: BTreeMap<u8, u64>,
+    pub(super) statuses: BTreeMap<u8, PeerStatus>,
+    pub(super) state: State,
+    events_tx: mpsc::UnboundedSender<LinkEvent>,
+    link_ids: Arc<LinkIds>,
+    pub(super) applied: i64,
+    pub(super) serving: bool,
+}
+
+/// Runs server `id` until its host stops: the client-facing server plus replication.
+pub(super) async fn run(
+    id: u8,
+    config: EnsembleConfig,
+    world: SharedWorld,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let (incarnation, tree, committed) = {
+        let mut w = lock(&world);
+        let store = w.stores.entry(id).or_default();
+        store.incarnation += 1;
+        let inc = store.incarnation;
+        let committed = store.committed;
+        let tree = store.replay(committed);
+        w.event(id, format!("started (incarnation {inc}, committed 0x{committed:x})"));
+        (inc, tree, committed)
+    };
+    let (sub_tx, sub_rx) = mpsc::unbounded_channel();
+    let replica = Replica::new(id, incarnation, config.seed, sub_tx);
+    let mut server_config = config.server.clone();
+    server_config.server_id = id;
+    server_config.seed = config.seed ^ u64::from(id);
+    let port = server_config.client_port;
+    let listener = turmoil::net::TcpListener::bind(("0.0.0.0", port)).await?;
+    let handle = Server::start_member(server_config, listener, replica);
+    let shared = handle.shared();
+    {
+        let now = shared.now_ms();
+        shared.lock().reset_tree(tree, now);
+    }
+    let peers = turmoil::net::TcpListener::bind(("0.0.0.0", PEER_PORT)).await?;
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let link_ids = Arc::new(LinkIds::default());
+    let accept_tx = events_tx.clone();
+    let accept_ids = link_ids.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = peers.accept().await {
+            let link = accept_ids.next();
+            tokio::spawn(run_link(stream, id, None, link, accept_tx.clone()));
+        }
+    });
+    let mut node = Node {
+        id,
+        config,
+        world,
+        shared,
+        links: BTreeMap::new(),
+        dialing: BTreeMap::new(),
+        statuses: BTreeMap::new(),
+        state: State::Looking {
+            since: Instant::now(),
+        },
+        events_tx,
+        link_ids,
+        applied: committed,
+        serving: false,
+    };
+    node.publish();
+    node.run(events_rx, sub_rx).await;
+    drop(handle);
+    Ok(())
+}
+
+impl Node {
+    async fn run(
+        &mut self,
+        mut events: mpsc::UnboundedReceiver<LinkEvent>,
+        mut submissions: mpsc::UnboundedReceiver<Submission>,
+    ) {
+        let mut tick = tokio::time::interval(self.config.heartbeat);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                ev = events.recv() => match ev {
+                    Some(ev) => self.on_link(ev),
+                    None => return,
+                },
+                sub = submissions.recv() => match sub {
+                    Some(sub) => self.on_submission(sub),
+                    None => return,
+                },
+                _ = tick.tick() => self.on_tick(),
+            }
+        }
+    }
+
+    /// The durable store (locked with the world).
+    pub(super) fn with_store<T>(&self, f: impl FnOnce(&mut Store) -> T) -> T {
+        let mut w = lock(&self.world);
+        f(w.stores.entry(self.id).or_default())
+    }
+
+    /// Records an event.
+    pub(super) fn event(&self, what: String) {
+        lock(&self.world).event(self.id, what);
+    }
+
+    pub(super) fn now_ms(&self) -> u64 {
+        self.shared.now_ms()
+    }
+
+    /// Sends to a peer (dropped if there is no link: the protocol recovers by timeouts).
+    pub(super) fn send(&self, peer: u8, msg: &Msg) {
+        if let Some(link) = self.links.get(&peer) {
+            let _ = link.tx.send(msg.to_frame());
+        }
+    }
+
+    /// Sends to every linked peer.
+    pub(super) fn broadcast(&self, msg: &Msg) {
+        let frame = msg.to_frame();
+        for link in self.links.values() {
+            let _ = link.tx.send(frame.clone());
+        }
+    }
+
+    /// Whether `peer` was heard from within the peer timeout.
+    pub(super) fn hears(&self, peer: u8) -> bool {
+        self.links
+            .get(&peer)
+            .is_some_and(|l| l.heard.elapsed() <= self.config.peer_timeout)
+    }
+
+    /// Peer statuses heard within the peer timeout.
+    pub(super) fn fresh_statuses(&self) -> Vec<(u8, PeerStatus)> {
+        self.statuses
+            .iter()
+            .filter(|(id, s)| s.at.elapsed() <= self.config.peer_timeout && self.hears(**id))
+            .map(|(id, s)| (*id, *s))
+            .collect()
+    }
+
+    fn on_link(&mut self, ev: LinkEvent) {
+        match ev {
+            LinkEvent::Up {
+                peer,
+                link,
+                tx,
+                kill,
+            } => {
+                if self.dialing.get(&peer) == Some(&link) {
+                    self.dialing.remove(&peer);
+                }
+                if let Some(old) = self.links.insert(
+                    peer,
+                    Link {
+                        id: link,
+                        tx,
+                        kill,
+                        heard: Instant::now(),
+                    },
+                ) {
+                    old.kill.notify_one();
+                }
+            }
+            LinkEvent::Down { peer, link } => {
+                if self.dialing.get(&peer) == Some(&link) {
+                    self.dialing.remove(&peer);
+                }
+                if self.links.get(&peer).is_some_and(|l| l.id == link) {
+                    self.links.remove(&peer);
+                }
+            }
+            LinkEvent::Msg { peer, link, msg } => {
+                match self.links.get_mut(&peer) {
+                    Some(l) if l.id == link => l.heard = Instant::now(),
+                    _ => return,
+                }
+                self.on_msg(peer, msg);
+            }
+        }
+    }
+
+    fn on_msg(&mut self, peer: u8, msg: Msg) {
+        match msg {
+            Msg::Hello { .. } => {}
+            Msg::Status {
+                role,
+                established,
+                accepted_epoch,
+                current_epoch,
+                last_zxid,
+            } => {
+                self.statuses.insert(
+                    peer,
+                    PeerStatus {
+                        role,
+                        established,
+                        accepted_epoch,
+                        current_epoch,
+                        last_zxid,
+                        at: Instant::now(),
+                    },
+                );
+            }
+            Msg::NewEpoch { epoch, established } => self.on_new_epoch(peer, epoch, established),
+            Msg::AckEpoch {
+                epoch,
+                current_epoch,
+                last_zxid,
+            } => self.on_ack_epoch(peer, epoch, current_epoch, last_zxid),
+            Msg::Sync {
+                epoch,
+                snapshot,
+                entries,
+                commit,
+            } => self.on_sync(peer, epoch, snapshot, entries, commit),
+            Msg::AckSync { epoch } => self.on_ack_sync(peer, epoch),
+            Msg::Propose { epoch, entry } => self.on_propose(peer, epoch, entry),
+            Msg::Ack { epoch, zxid } => self.on_ack(peer, epoch, zxid),
+            Msg::Commit { epoch, zxid } => self.on_commit(peer, epoch, zxid),
+            Msg::Forward(sub) => self.on_forward(peer, sub),
+            Msg::SyncDone { conn, xid } => self.on_sync_done(peer, conn, xid),
+            Msg::Touch(ids) => self.on_touch(peer, &ids),
+        }
+    }
+
+    fn on_submission(&mut self, sub: Submission) {
+        match &self.state {
+            State::Leading(l) if l.established => self.lead_submission(sub),
+            State::Following(f) if f.synced && self.serving => {
+                let leader = f.leader;
+                self.send(leader, &Msg::Forward(sub));
+            }
+            // Not serving: the client's connection has been (or is being) closed.
+            _ => {}
+        }
+    }
+
+    fn on_tick(&mut self) {
+        self.maintain_links();
+        let (accepted_epoch, current_epoch, last_zxid) =
+            self.with_store(|s| (s.accepted_epoch, s.current_epoch, s.last_zxid()));
+        let (role, established) = match &self.state {
+            State::Looking { .. } => (Role::Looking, false),
+            State::Following(_) => (Role::Following, false),
+            State::Leading(l) => (Role::Leading, l.established),
+        };
+        self.broadcast(&Msg::Status {
+            role,
+            established,
+            accepted_epoch,
+            current_epoch,
+            last_zxid,
+        });
+        match self.state {
+            State::Looking { .. } => self.election_tick(),
+            State::Following(_) => self.follower_tick(),
+            State::Leading(_) => self.leader_tick(),
+        }
+        self.publish();
+    }
+
+    /// Drops silent links and dials the higher-id peers we have no link to.
+    fn maintain_links(&mut self) {
+        let timeout = self.config.peer_timeout;
+        let silent: Vec<u8> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.heard.elapsed() > timeout)
+            .map(|(id, _)| *id)
+            .collect();
+        for peer in silent {
+            if let Some(l) = self.links.remove(&peer) {
+                l.kill.notify_one();
+            }
+        }
+        for peer in self.id + 1..=self.config.servers {
+            if self.links.contains_key(&peer) || self.dialing.contains_key(&peer) {
+                continue;
+            }
+            let link = self.link_ids.next();
+            self.dialing.insert(peer, link);
+            let events = self.events_tx.clone();
+            let me = self.id;
+            tokio::spawn(async move {
+                let addr = (Ensemble::host(peer), PEER_PORT);
+                match tokio::time::timeout(timeout, turmoil::net::TcpStream::connect(addr)).await
+                {
+                    Ok(Ok(stream)) => run_link(stream, me, Some(peer), link, events).await,
+                    _ => {
+                        // Try again on a later tick, not at once.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        let _ = events.send(LinkEvent::Down { peer, link });
+                    }
+                }
+            });
+        }
+    }
+
+    /// Applies committed entries up to `zxid` to the core, in order, and records digests.
+    pub(super) fn apply_to(&mut self, zxid: i64) {
+        let applied = self.applied;
+        let entries: Vec<Entry> = self.with_store(|s| {
+            let upto = zxid.min(s.last_zxid());
+            s.committed = s.committed.max(upto);
+            s.log
+                .iter()
+                .filter(|e| e.zxid() > applied && e.zxid() <= upto)
+                .cloned()
+                .collect()
+        });
+        if entries.is_empty() {
+            return;
+        }
+        let now = self.now_ms();
+        let mut digests = Vec::with_capacity(entries.len());
+        {
+            let mut core = self.shared.lock();
+            for e in &entries {
+                core.apply_committed(&e.header, &e.txn, e.origin, now);
+                digests.push((e.zxid(), tree_digest(&core.tree)));
+            }
+        }
+        if let Some((last, _)) = digests.last() {
+            self.applied = *last;
+        }
+        let mut w = lock(&self.world);
+        for (z, d) in digests {
+            w.checker.applied(self.id, z, d);
+        }
+    }
+
+    /// Replaces the core's tree (a snapshot that does not extend what was applied).
+    pub(super) fn reset_tree(&mut self, tree: DataTree) {
+        let now = self.now_ms();
+        self.applied = tree.last_zxid();
+        self.shared.lock().reset_tree(tree, now);
+    }
+
+    /// Changes role, telling the core whether to serve and lead.
+    pub(super) fn become_state(&mut self, state: State, why: &str) {
+        let desc = match &state {
+            State::Looking { .. } => "looking".to_owned(),
+            State::Following(f) => format!("following zk{} in epoch {}", f.leader, f.epoch),
+            State::Leading(l) => format!(
+                "{} leader of epoch {}",
+                if l.established { "established" } else { "prospective" },
+                l.epoch
+            ),
+        };
+        self.event(format!("{desc} ({why})"));
+        self.state = state;
+        let (serving, leading) = match &self.state {
+            State::Leading(l) if l.established => (true, true),
+            _ => (false, false),
+        };
+        self.set_serving(serving, leading);
+    }
+
+    /// Starts or stops serving clients.
+    pub(super) fn set_serving(&mut self, serving: bool, leading: bool) {
+        if self.serving != serving {
+            self.event(if serving { "serving clients" } else { "not serving: clients dropped" }.to_owned());
+        }
+        self.serving = serving;
+        let now = self.now_ms();
+        self.shared.lock().set_role(serving, leading, now);
+        self.publish();
+    }
+
+    pub(super) fn look(&mut self, why: &str) {
+        self.become_state(
+            State::Looking {
+                since: Instant::now(),
+            },
+            why,
+        );
+    }
+
+    fn publish(&self) {
+        let (role, established, epoch) = match &self.state {
+            State::Looking { .. } => (Role::Looking, false, 0),
+            State::Following(f) => (Role::Following, false, f.epoch),
+            State::Leading(l) => (Role::Leading, l.established, l.epoch),
+        };
+        let clients = self.shared.lock().connections.len();
+        let status = ServerStatus {
+            clients,
+            up: true,
+            role: Some(role),
+            established,
+            serving: self.serving,
+            epoch,
+            applied: self.applied,
+        };
+        lock(&self.world).status.insert(self.id, status);
+    }
+}

@@ -1,0 +1,520 @@
+//! The core as one member of a replicated ensemble (`sim::ensemble`).
+//!
+//! A standalone server orders and applies a write in one step ([`Core::commit`]). A member
+//! instead hands every write, session creation, session expiry and `sync` to the ensemble as
+//! a [`Submission`], and answers it once the quorum has committed it and
+//! [`Core::apply_committed`] applies it here. Until then the connection's later requests wait
+//! in a per-connection queue, so replies to one session stay in request order; reads with
+//! nothing queued ahead of them are answered at once from the local tree.
+//!
+//! Session ids are drawn per server (server id in the high byte, the incarnation and a
+//! counter below); passwords are derived from the ensemble's secret and the id, so any member
+//! can validate a session that moves to it. Only the leader expires sessions; the others
+//! report which sessions were active ([`Core::take_touched`]).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tokio::sync::mpsc;
+use zkit::proto::{
+    encode_frame, ConnectRequest, ConnectResponse, ErrorCode, Id, Record, Request, Response,
+    SyncResponse,
+};
+
+use super::core::{reply_frame, Core, Flow};
+use super::process::write_answer;
+use super::session::{negotiate_timeout, PASSWORD_LEN};
+use super::txn::{Txn, TxnHeader};
+
+/// Where a submission came from: the server, its connection and the request's xid there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Origin {
+    /// The server the client is connected to.
+    pub server: u8,
+    /// The connection on that server (0 for the server itself).
+    pub conn: u64,
+    /// The request's xid (0 for the server itself).
+    pub xid: i32,
+    /// The session the request belongs to.
+    pub session_id: i64,
+}
+
+/// What a member asks the leader to order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubmitKind {
+    /// A client's write: its request frame (header and body) and its identities.
+    Request {
+        /// The frame as received.
+        frame: Vec<u8>,
+        /// The connection's identities (for ACL checks at the leader).
+        auth: Vec<Id>,
+    },
+    /// A new session (id in the origin) with its negotiated timeout.
+    CreateSession {
+        /// Negotiated timeout, ms.
+        timeout_ms: i32,
+    },
+    /// The leader expiring the origin's session.
+    CloseSession,
+    /// The reaper deleting an empty container or expired TTL node.
+    DeleteContainer {
+        /// The node.
+        path: String,
+    },
+    /// A client's `sync`: answered once everything ordered before it is applied here.
+    Sync,
+}
+
+/// One submission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submission {
+    /// Who asked.
+    pub origin: Origin,
+    /// What.
+    pub kind: SubmitKind,
+}
+
+/// What a connection waits for, in request order.
+#[derive(Debug)]
+enum Queued {
+    /// The handshake of a new session, until its creation commits.
+    Connect {
+        session_id: i64,
+        timeout: i32,
+        old_client: bool,
+    },
+    /// A write submitted to the leader.
+    Write { xid: i32, close: bool },
+    /// A sync submitted to the leader.
+    Sync { xid: i32, path: String },
+    /// A request received behind one of the above.
+    Request { frame: Vec<u8> },
+}
+
+/// The ensemble member's part of the core.
+#[derive(Debug)]
+pub(crate) struct Replica {
+    pub(crate) server_id: u8,
+    /// Whether clients are served (the member sees a quorum and is synced).
+    pub(crate) serving: bool,
+    /// Whether this member is the established leader (it alone expires sessions).
+    pub(crate) leading: bool,
+    secret: u64,
+    next_session: i64,
+    submit: mpsc::UnboundedSender<Submission>,
+    queues: BTreeMap<u64, VecDeque<Queued>>,
+    /// Sessions with activity since the last [`Core::take_touched`].
+    pub(crate) touched: BTreeSet<i64>,
+    closing: BTreeSet<i64>,
+}
+
+impl Replica {
+    /// A member `server_id` in its `incarnation` (boot count), submitting to `submit`.
+    pub(crate) fn new(
+        server_id: u8,
+        incarnation: u32,
+        secret: u64,
+        submit: mpsc::UnboundedSender<Submission>,
+    ) -> Replica {
+        let next_session = (i64::from(server_id) << 56) | (i64::from(incarnation & 0xff_ffff) << 24) | 1;
+        Replica {
+            server_id,
+            serving: false,
+            leading: false,
+            secret,
+            next_session,
+            submit,
+            queues: BTreeMap::new(),
+            touched: BTreeSet::new(),
+            closing: BTreeSet::new(),
+        }
+    }
+}
+
+/// The password of session `id` in an ensemble with `secret`.
+pub fn session_password(secret: u64, id: i64) -> [u8; PASSWORD_LEN] {
+    let mut rng = ChaCha8Rng::seed_from_u64(secret ^ id as u64);
+    let mut pw = [0u8; PASSWORD_LEN];
+    rng.fill_bytes(&mut pw);
+    pw
+}
+
+fn connect_frame(timeout: i32, session_id: i64, passwd: Vec<u8>, old_client: bool) -> Vec<u8> {
+    let response = ConnectResponse {
+        protocol_version: 0,
+        timeout,
+        session_id,
+        passwd,
+        read_only: false,
+    };
+    let mut out = Vec::new();
+    encode_frame(&mut out, |b| {
+        response.encode(b);
+        if old_client {
+            b.pop();
+        }
+    });
+    out
+}
+
+impl Core {
+    /// Makes this core an ensemble member (it serves nobody until told to).
+    pub(crate) fn set_replica(&mut self, replica: Replica) {
+        self.replica = Some(replica);
+    }
+
+    fn submit(&mut self, origin: Origin, kind: SubmitKind) {
+        if let Some(r) = &self.replica {
+            let _ = r.submit.send(Submission { origin, kind });
+        }
+    }
+
+    fn origin(&self, conn: u64, xid: i32, session_id: i64) -> Origin {
+        Origin {
+            server: self.replica.as_ref().map_or(0, |r| r.server_id),
+            conn,
+            xid,
+            session_id,
+        }
+    }
+
+    /// The handshake of a member: refused when not serving or behind the client; a new
+    /// session is answered once its creation commits (an empty reply means "pending").
+    pub(crate) fn replica_connect(
+        &mut self,
+        conn: u64,
+        req: &ConnectRequest,
+        old_client: bool,
+        now: u64,
+    ) -> Option<(Vec<u8>, Flow)> {
+        let r = self.replica.as_mut()?;
+        if !r.serving || req.last_zxid_seen > self.tree.last_zxid() {
+            tracing::debug!(conn, "member refuses session (not serving or behind)");
+            return None;
+        }
+        let timeout = negotiate_timeout(
+            req.timeout,
+            self.config.min_session_timeout_ms(),
+            self.config.max_session_timeout_ms(),
+        );
+        if req.session_id == 0 {
+            let id = r.next_session;
+            r.next_session = r.next_session.wrapping_add(1);
+            r.queues.entry(conn).or_default().push_back(Queued::Connect {
+                session_id: id,
+                timeout,
+                old_client,
+            });
+            let origin = self.origin(conn, 0, id);
+            self.submit(origin, SubmitKind::CreateSession { timeout_ms: timeout });
+            return Some((Vec::new(), Flow::Continue));
+        }
+        let id = req.session_id;
+        let secret = r.secret;
+        let closing = r.closing.contains(&id);
+        if let Some(old) = self.session_conn.get(&id).copied() {
+            if old != conn {
+                self.close_connection(old);
+            }
+        }
+        let ok = self.tree.has_session(id)
+            && !closing
+            && session_password(secret, id)[..] == req.passwd[..];
+        if ok {
+            if let Some(r) = self.replica.as_mut() {
+                r.touched.insert(id);
+            }
+            self.sessions.set_timeout(id, timeout, now);
+            self.session_conn.insert(id, conn);
+            if let Some(c) = self.connections.get_mut(&conn) {
+                c.session_id = id;
+            }
+            tracing::info!(conn, session = format_args!("0x{id:x}"), "session resumed on member");
+            let pw = session_password(secret, id).to_vec();
+            Some((connect_frame(timeout, id, pw, old_client), Flow::Continue))
+        } else {
+            Some((
+                connect_frame(0, 0, vec![0; PASSWORD_LEN], old_client),
+                Flow::Close,
+            ))
+        }
+    }
+
+    /// Routes a request of a member: queued behind pending work, submitted (writes, sync),
+    /// or `None` to answer it locally now.
+    pub(crate) fn replica_process(
+        &mut self,
+        conn: u64,
+        xid: i32,
+        request: &Request,
+        frame: &[u8],
+    ) -> Option<Flow> {
+        let session_id = self.connections.get(&conn).map_or(0, |c| c.session_id);
+        let auth = self
+            .connections
+            .get(&conn)
+            .map(|c| c.auth.ids().to_vec())
+            .unwrap_or_default();
+        let origin = self.origin(conn, xid, session_id);
+        let r = self.replica.as_mut()?;
+        let queue = r.queues.entry(conn).or_default();
+        if !queue.is_empty() {
+            queue.push_back(Queued::Request {
+                frame: frame.to_vec(),
+            });
+            return Some(Flow::Continue);
+        }
+        let kind = match request {
+            Request::Sync(s) => {
+                queue.push_back(Queued::Sync {
+                    xid,
+                    path: s.path.clone(),
+                });
+                SubmitKind::Sync
+            }
+            r if r.is_write() => {
+                queue.push_back(Queued::Write {
+                    xid,
+                    close: matches!(r, Request::CloseSession),
+                });
+                SubmitKind::Request {
+                    frame: frame.to_vec(),
+                    auth,
+                }
+            }
+            _ => return None,
+        };
+        self.submit(origin, kind);
+        Some(Flow::Continue)
+    }
+
+    /// Applies a transaction the quorum committed, and answers it if a client of this member
+    /// asked for it.
+    pub(crate) fn apply_committed(
+        &mut self,
+        header: &TxnHeader,
+        txn: &Txn,
+        origin: Option<Origin>,
+        now: u64,
+    ) {
+        let applied = self.apply_txn(header, txn);
+        let me = self.replica.as_ref().map_or(0, |r| r.server_id);
+        let mine = origin.filter(|o| o.server == me && o.conn != 0);
+        match txn {
+            Txn::CreateSession {
+                session_id,
+                timeout_ms,
+            } => {
+                let secret = self.replica.as_ref().map_or(0, |r| r.secret);
+                self.sessions
+                    .insert(*session_id, *timeout_ms, session_password(secret, *session_id), now);
+            }
+            Txn::CloseSession { session_id } => {
+                self.sessions.remove(*session_id);
+                if let Some(r) = self.replica.as_mut() {
+                    r.closing.remove(session_id);
+                }
+                if let Some(conn) = self.session_conn.get(session_id).copied() {
+                    if mine.map(|o| o.conn) != Some(conn) {
+                        self.close_connection(conn);
+                    }
+                }
+            }
+            _ => {}
+        }
+        let Some(o) = mine else { return };
+        let head = self
+            .replica
+            .as_mut()
+            .and_then(|r| r.queues.get_mut(&o.conn))
+            .and_then(|q| q.front());
+        match head {
+            Some(&Queued::Connect {
+                session_id,
+                timeout,
+                old_client,
+            }) if session_id == o.session_id => {
+                self.pop_head(o.conn);
+                let secret = self.replica.as_ref().map_or(0, |r| r.secret);
+                self.session_conn.insert(session_id, o.conn);
+                if let Some(c) = self.connections.get_mut(&o.conn) {
+                    c.session_id = session_id;
+                }
+                let pw = session_password(secret, session_id).to_vec();
+                self.send(o.conn, connect_frame(timeout, session_id, pw, old_client));
+                self.drain(o.conn, now);
+            }
+            Some(&Queued::Write { xid, close }) if xid == o.xid => {
+                self.pop_head(o.conn);
+                let frame = match write_answer(applied.result) {
+                    Ok(body) => reply_frame(xid, header.zxid, ErrorCode::Ok, Some(&body)),
+                    Err(code) => reply_frame(xid, header.zxid, code, None),
+                };
+                if let Some(c) = self.connections.get_mut(&o.conn) {
+                    c.last_zxid = header.zxid;
+                }
+                self.send(o.conn, frame);
+                if close {
+                    self.close_connection(o.conn);
+                } else {
+                    self.drain(o.conn, now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The leader has ordered everything before the sync `(conn, xid)` and this member has
+    /// applied it: answer the sync.
+    pub(crate) fn sync_done(&mut self, conn: u64, xid: i32, now: u64) {
+        let head = self
+            .replica
+            .as_mut()
+            .and_then(|r| r.queues.get_mut(&conn))
+            .and_then(|q| q.front());
+        let path = match head {
+            Some(Queued::Sync { xid: x, path }) if *x == xid => path.clone(),
+            _ => return,
+        };
+        self.pop_head(conn);
+        let zxid = self.tree.last_zxid();
+        let body = Response::Sync(SyncResponse { path });
+        self.send(conn, reply_frame(xid, zxid, ErrorCode::Ok, Some(&body)));
+        self.drain(conn, now);
+    }
+
+    fn pop_head(&mut self, conn: u64) {
+        if let Some(q) = self.replica.as_mut().and_then(|r| r.queues.get_mut(&conn)) {
+            q.pop_front();
+        }
+    }
+
+    /// Processes the requests queued behind a finished one, in order, until the next one
+    /// that must wait.
+    fn drain(&mut self, conn: u64, now: u64) {
+        let waiting = match self.replica.as_mut().and_then(|r| r.queues.remove(&conn)) {
+            Some(q) => q,
+            None => return,
+        };
+        for item in waiting {
+            let Queued::Request { frame } = item else {
+                continue;
+            };
+            if !self.connections.contains_key(&conn) {
+                return;
+            }
+            match Request::decode_frame(&frame) {
+                Ok((header, request)) => {
+                    let session_id = self.connections.get(&conn).map_or(0, |c| c.session_id);
+                    if self.process(conn, session_id, header.xid, request, &frame, now)
+                        == Flow::Close
+                    {
+                        return;
+                    }
+                }
+                Err(_) => {
+                    self.close_connection(conn);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The leader expires sessions by submitting their close; the others do nothing.
+    pub(crate) fn replica_expire(&mut self, now: u64) {
+        let Some(r) = self.replica.as_ref() else {
+            return;
+        };
+        if !r.leading {
+            return;
+        }
+        for id in self.sessions.expired(now) {
+            let fresh = self.replica.as_mut().is_some_and(|r| r.closing.insert(id));
+            if fresh {
+                tracing::info!(session = format_args!("0x{id:x}"), "leader expires session");
+                let origin = self.origin(0, 0, id);
+                self.submit(origin, SubmitKind::CloseSession);
+            }
+        }
+    }
+
+    /// The leader reaps containers and TTL nodes through the quorum.
+    pub(crate) fn replica_reap(&mut self, wall: i64) {
+        if !self.replica.as_ref().is_some_and(|r| r.leading) {
+            return;
+        }
+        for path in self.tree.reap_candidates(wall, 0) {
+            let origin = self.origin(0, 0, 0);
+            self.submit(origin, SubmitKind::DeleteContainer { path });
+        }
+    }
+
+    /// Sessions active on this member since the last call (reported to the leader).
+    pub(crate) fn take_touched(&mut self) -> Vec<i64> {
+        match self.replica.as_mut() {
+            Some(r) => std::mem::take(&mut r.touched).into_iter().collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The leader pushes back the deadlines of sessions active on another member.
+    pub(crate) fn touch_sessions(&mut self, ids: &[i64], now: u64) {
+        for id in ids {
+            self.sessions.touch(*id, now);
+        }
+    }
+
+    /// Starts or stops serving clients. Stopping closes every connection (their sessions
+    /// live on in the ensemble). Becoming the leader restarts every session's clock, as a
+    /// new ZooKeeper leader does.
+    pub(crate) fn set_role(&mut self, serving: bool, leading: bool, now: u64) {
+        let Some(r) = self.replica.as_mut() else {
+            return;
+        };
+        let was_leading = r.leading;
+        r.serving = serving;
+        r.leading = leading;
+        if !serving {
+            r.queues.clear();
+            let conns: Vec<u64> = self.connections.keys().copied().collect();
+            for conn in conns {
+                self.close_connection(conn);
+            }
+        }
+        if leading && !was_leading {
+            if let Some(r) = self.replica.as_mut() {
+                r.closing.clear();
+            }
+            let secret = self.replica.as_ref().map_or(0, |r| r.secret);
+            let live: Vec<(i64, i32)> = self.tree.sessions().iter().map(|(a, b)| (*a, *b)).collect();
+            let known: Vec<i64> = self.sessions.sessions().keys().copied().collect();
+            for id in known {
+                if !self.tree.has_session(id) {
+                    self.sessions.remove(id);
+                }
+            }
+            for (id, timeout) in live {
+                if !self.sessions.set_timeout(id, timeout, now) {
+                    self.sessions
+                        .insert(id, timeout, session_password(secret, id), now);
+                }
+            }
+        }
+    }
+
+    /// Replaces the tree (a member rebuilt from its log or a snapshot): sessions follow it.
+    pub(crate) fn reset_tree(&mut self, tree: super::tree::DataTree, now: u64) {
+        self.tree = tree;
+        let secret = self.replica.as_ref().map_or(0, |r| r.secret);
+        let known: Vec<i64> = self.sessions.sessions().keys().copied().collect();
+        for id in known {
+            self.sessions.remove(id);
+        }
+        let live: Vec<(i64, i32)> = self.tree.sessions().iter().map(|(a, b)| (*a, *b)).collect();
+        for (id, timeout) in live {
+            self.sessions
+                .insert(id, timeout, session_password(secret, id), now);
+        }
+    }
+}
