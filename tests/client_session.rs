@@ -6,17 +6,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{connect, standalone, wait_state};
+use common::{connect, standalone, wait_state, within};
 use zkit::{Client, CreateMode, Error, EventType, KeeperState, State};
 use zkit_tests::proxy::{Mode, Proxy};
 use zkit_tests::ZkServer;
-
-/// Bounds a wait so a missing event fails the test instead of hanging it.
-async fn within<F: std::future::Future>(what: &str, f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(30), f)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: nothing within 30 s"))
-}
 
 /// Collects transitions until `last` arrives.
 async fn transitions_until(

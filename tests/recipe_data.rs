@@ -7,19 +7,13 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::{init_logging, standalone};
+use common::{init_logging, standalone, within};
 use zkit::recipe::{
     Counter, LockingQueue, NonBlockingLease, PartitionState, Queue, SetPartitioner, TreeCache,
     TreeEvent,
 };
 use zkit::{Client, CreateMode, State};
 use zkit_tests::proxy::{Mode, Proxy};
-
-async fn within<F: std::future::Future>(what: &str, f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(30), f)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: nothing within 30 s"))
-}
 
 /// A client of `hosts` with its own seed (so its node names differ from the others').
 async fn client_of(hosts: &str, seed: u64) -> Client {
@@ -561,10 +555,15 @@ async fn five_contenders_race_for_one_lease_and_one_wins() {
     for (i, c) in clients.iter().enumerate() {
         let c = c.clone();
         attempts.push(tokio::spawn(async move {
-            NonBlockingLease::acquire(&c, "/recipes/lease-race", Duration::from_secs(3600), &format!("c{i}"))
-                .await
-                .unwrap()
-                .obtained()
+            NonBlockingLease::acquire(
+                &c,
+                "/recipes/lease-race",
+                Duration::from_secs(3600),
+                &format!("c{i}"),
+            )
+            .await
+            .unwrap()
+            .obtained()
         }));
     }
     let mut winners = 0;

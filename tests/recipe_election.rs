@@ -5,16 +5,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{connect, standalone};
+use common::{connect, standalone, within};
 use zkit::recipe::{LeaderEvent, LeaderLatch};
 use zkit::Client;
 use zkit_tests::ZkServer;
-
-async fn within<F: std::future::Future>(what: &str, f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(30), f)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: nothing within 30 s"))
-}
 
 /// Waits (on the latches' own events) until one of them leads; returns its index.
 async fn any_leader(latches: &[LeaderLatch]) -> usize {

@@ -5,17 +5,10 @@ mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use common::{connect, standalone};
+use common::{connect, standalone, within};
 use zkit::recipe::{Barrier, DoubleBarrier, Party, ShallowParty};
 use zkit::Client;
-
-async fn within<F: std::future::Future>(what: &str, f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(30), f)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: nothing within 30 s"))
-}
 
 async fn clients(n: u64, seed: u64) -> Vec<Client> {
     let mut out = Vec::new();

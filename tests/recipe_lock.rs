@@ -8,16 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{connect, standalone};
+use common::{connect, standalone, within};
 use zkit::recipe::{Lock, LockNaming};
 use zkit::{Client, State};
 use zkit_tests::proxy::{Mode, Proxy};
-
-async fn within<F: std::future::Future>(what: &str, f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(30), f)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: nothing within 30 s"))
-}
 
 #[tokio::test]
 async fn five_contenders_never_hold_the_lock_together() {

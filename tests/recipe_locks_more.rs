@@ -9,17 +9,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{connect, standalone};
+use common::{connect, standalone, within};
 use tokio::sync::mpsc;
 use zkit::recipe::{Access, LeaderSelector, Lock, MultiLock, ReadWriteLock, Semaphore};
 use zkit::Client;
 use zkit_tests::proxy::{Mode, Proxy};
-
-async fn within<F: std::future::Future>(what: &str, f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(30), f)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: nothing within 30 s"))
-}
 
 async fn seeded(hosts: &str, seed: u64) -> Client {
     common::init_logging();

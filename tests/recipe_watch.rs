@@ -3,18 +3,11 @@
 
 mod common;
 
-use std::time::Duration;
 
-use common::{connect, standalone};
+use common::{connect, standalone, within};
 use zkit::recipe::{ChildrenWatch, DataWatch};
 use zkit::CreateMode;
 use zkit_tests::proxy::Proxy;
-
-async fn within<F: std::future::Future>(what: &str, f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(30), f)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: nothing within 30 s"))
-}
 
 #[tokio::test]
 async fn data_watch_sees_every_distinct_value_across_a_cut() {

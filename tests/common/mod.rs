@@ -64,3 +64,10 @@ pub async fn wait_state(client: &Client, want: State) {
     .unwrap_or_else(|_| panic!("no {want} within 30 s (state {})", client.state()));
     assert_eq!(got, want);
 }
+
+/// Bounds a wait in a test: a missing event fails with `what` instead of hanging.
+pub async fn within<F: std::future::Future>(what: &str, f: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(30), f)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: nothing within 30 s"))
+}
