@@ -14,8 +14,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::protected::{
-    create_protected, delete_in_background, new_guid, retry_on_loss, sorted_contenders_any,
-    PendingNode, TrustWatch, PROTECTED_PREFIX,
+    at_most, create_protected, delete_in_background, new_guid, retry_on_loss,
+    sorted_contenders_any, until_held, PendingNode, TrustWatch, PROTECTED_PREFIX,
 };
 use crate::client::Client;
 use crate::error::{Error, Result};
@@ -126,9 +126,7 @@ impl Lock {
     /// Waits until the lock is held. Dropping the future cancels the attempt and removes
     /// its node.
     pub async fn acquire(&self) -> Result<LockGuard> {
-        self.acquire_inner(true).await.and_then(|g| {
-            g.ok_or_else(|| Error::Protocol("blocking acquire returned without the lock".into()))
-        })
+        until_held(self.acquire_inner(true)).await
     }
 
     /// Takes the lock if nobody holds it or waits for it; `None` otherwise.
@@ -138,10 +136,7 @@ impl Lock {
 
     /// Waits at most `timeout` for the lock; `None` if it did not come (the node is removed).
     pub async fn acquire_timeout(&self, timeout: Duration) -> Result<Option<LockGuard>> {
-        match tokio::time::timeout(timeout, self.acquire()).await {
-            Ok(r) => r.map(Some),
-            Err(_) => Ok(None),
-        }
+        at_most(timeout, self.acquire()).await
     }
 
     /// The contenders' node names, first (the holder) first.

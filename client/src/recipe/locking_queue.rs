@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use super::protected::{create_ephemeral_once, new_guid, retry_on_loss};
+use super::protected::{at_most, create_ephemeral_once, new_guid, retry_on_loss};
 use super::queue::{ensure_dir, put_entry, sorted_entries, DEFAULT_PRIORITY};
 use crate::client::Client;
 use crate::error::{Error, Result};
@@ -102,10 +102,7 @@ impl LockingQueue {
 
     /// Waits at most `timeout` for an entry; `None` if none came.
     pub async fn get_timeout(&self, timeout: Duration) -> Result<Option<LockedEntry>> {
-        match tokio::time::timeout(timeout, self.get()).await {
-            Ok(r) => r.map(Some),
-            Err(_) => Ok(None),
-        }
+        at_most(timeout, self.get()).await
     }
 
     fn check_session(&self, session_event: bool) -> Result<()> {

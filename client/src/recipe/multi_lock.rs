@@ -14,6 +14,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use super::lock::{Lock, LockGuard};
+use super::protected::at_most;
 use crate::client::Client;
 use crate::error::{Error, Result};
 
@@ -80,10 +81,7 @@ impl MultiLock {
     /// Waits at most `timeout` for every lock; `None` if they did not all come (what was
     /// taken is released).
     pub async fn acquire_timeout(&self, timeout: Duration) -> Result<Option<MultiLockGuard>> {
-        match tokio::time::timeout(timeout, self.acquire()).await {
-            Ok(r) => r.map(Some),
-            Err(_) => Ok(None),
-        }
+        at_most(timeout, self.acquire()).await
     }
 }
 

@@ -339,6 +339,25 @@ impl TrustWatch {
     }
 }
 
+/// Runs a blocking attempt (`wait = true`), which only ends holding what it waited for.
+pub(crate) async fn until_held<G>(attempt: impl Future<Output = Result<Option<G>>>) -> Result<G> {
+    attempt
+        .await?
+        .ok_or_else(|| Error::Protocol("a blocking acquire returned without holding".into()))
+}
+
+/// Waits at most `timeout` for `wait`; `None` if it did not finish (dropping it cancels it,
+/// which removes whatever it created).
+pub(crate) async fn at_most<G>(
+    timeout: std::time::Duration,
+    wait: impl Future<Output = Result<G>>,
+) -> Result<Option<G>> {
+    match tokio::time::timeout(timeout, wait).await {
+        Ok(r) => r.map(Some),
+        Err(_) => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

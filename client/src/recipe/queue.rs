@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use super::protected::retry_on_loss;
+use super::protected::{at_most, retry_on_loss};
 use crate::client::{Client, CreateOptions};
 use crate::error::{Error, Result};
 use crate::path::validate_path;
@@ -150,10 +150,7 @@ impl Queue {
 
     /// Waits at most `timeout` for an entry; `None` if none came.
     pub async fn get_timeout(&self, timeout: Duration) -> Result<Option<Vec<u8>>> {
-        match tokio::time::timeout(timeout, self.get_blocking()).await {
-            Ok(r) => r.map(Some),
-            Err(_) => Ok(None),
-        }
+        at_most(timeout, self.get_blocking()).await
     }
 
     async fn list_watch(&self) -> Result<(Vec<String>, Watcher)> {

@@ -22,9 +22,9 @@
 use std::time::Duration;
 
 use super::lock::{first_holds, list_contenders, ConnectionPolicy, Contention, LockGuard};
-use super::protected::{new_guid, PROTECTED_PREFIX};
+use super::protected::{at_most, new_guid, until_held, PROTECTED_PREFIX};
 use crate::client::Client;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::path::validate_path;
 
 /// The marker of a reader's node (Curator's `READ_LOCK_NAME`).
@@ -121,9 +121,7 @@ impl ReadWriteLock {
 
     /// Waits until `access` is granted.
     pub async fn acquire(&self, access: Access) -> Result<LockGuard> {
-        self.contend(access, true).await.and_then(|g| {
-            g.ok_or_else(|| Error::Protocol("blocking acquire returned without the lock".into()))
-        })
+        until_held(self.contend(access, true)).await
     }
 
     /// Takes `access` if it is free now (no writer ahead for a reader, nobody ahead for a
@@ -138,10 +136,7 @@ impl ReadWriteLock {
         access: Access,
         timeout: Duration,
     ) -> Result<Option<LockGuard>> {
-        match tokio::time::timeout(timeout, self.acquire(access)).await {
-            Ok(r) => r.map(Some),
-            Err(_) => Ok(None),
-        }
+        at_most(timeout, self.acquire(access)).await
     }
 
     /// The contenders' node names (readers and writers), in queue order.

@@ -22,7 +22,8 @@ use std::time::Duration;
 
 use super::lock::{ConnectionPolicy, Lock, LockGuard};
 use super::protected::{
-    create_protected, new_guid, retry_on_loss, sorted_contenders, PendingNode, PROTECTED_PREFIX,
+    at_most, create_protected, new_guid, retry_on_loss, sorted_contenders, until_held, PendingNode,
+    PROTECTED_PREFIX,
 };
 use crate::client::Client;
 use crate::error::{Error, Result};
@@ -92,9 +93,7 @@ impl Semaphore {
 
     /// Waits for a lease. Dropping the future cancels and removes its nodes.
     pub async fn acquire(&self) -> Result<Lease> {
-        self.acquire_inner(true).await.and_then(|l| {
-            l.ok_or_else(|| Error::Protocol("blocking acquire returned without a lease".into()))
-        })
+        until_held(self.acquire_inner(true)).await
     }
 
     /// Takes a lease if one is free now and no other acquirer is being served; `None`
@@ -105,10 +104,7 @@ impl Semaphore {
 
     /// Waits at most `timeout` for a lease; `None` if none came (its nodes are removed).
     pub async fn acquire_timeout(&self, timeout: Duration) -> Result<Option<Lease>> {
-        match tokio::time::timeout(timeout, self.acquire()).await {
-            Ok(r) => r.map(Some),
-            Err(_) => Ok(None),
-        }
+        at_most(timeout, self.acquire()).await
     }
 
     /// The lease nodes' names, oldest first.
