@@ -3,7 +3,6 @@
 
 mod common;
 
-
 use common::{connect, standalone, within};
 use zkit::recipe::{ChildrenWatch, DataWatch};
 use zkit::CreateMode;

@@ -342,30 +342,31 @@ impl Client {
         body: Vec<u8>,
         watch: Option<(WatchSlot, String)>,
     ) -> std::result::Result<Response, Failure> {
-        let (tx, rx) = oneshot::channel();
-        let submit = Submit {
-            op,
-            body,
-            reply: tx,
-            watch,
-        };
         // Submitting and awaiting the reply are each one event, not a loop, so they opt out of
         // tokio's cooperative budget: under it, a caller driving thousands of requests from one
         // task (join_all, FuturesUnordered) re-polls every pending request after the budget
         // runs out, which costs more than the requests themselves. The queue stays bounded: a
-        // full queue still parks the caller until the session task takes from it.
-        let sent = match self.inner.requests.try_send(submit) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(submit)) => {
-                tokio::task::unconstrained(self.inner.requests.send(submit))
-                    .await
-                    .map_err(|_| ())
+        // full queue still parks the caller until the session task takes from it. (A permit
+        // first, then the request: the future does not hold the request twice.)
+        let permit = match self.inner.requests.try_reserve() {
+            Ok(permit) => permit,
+            Err(mpsc::error::TrySendError::Full(())) => {
+                match tokio::task::unconstrained(self.inner.requests.reserve()).await {
+                    Ok(permit) => permit,
+                    Err(_) => return Err(Failure::Client(terminal_error(self.state()))),
+                }
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
+            Err(mpsc::error::TrySendError::Closed(())) => {
+                return Err(Failure::Client(terminal_error(self.state())))
+            }
         };
-        if sent.is_err() {
-            return Err(Failure::Client(terminal_error(self.state())));
-        }
+        let (tx, rx) = oneshot::channel();
+        permit.send(Submit {
+            op,
+            body,
+            reply: tx,
+            watch,
+        });
         match tokio::task::unconstrained(rx).await {
             Ok(r) => r.map(|reply| reply.response),
             Err(_) => Err(Failure::Client(terminal_error(self.state()))),
@@ -422,9 +423,14 @@ impl Client {
     ) -> Result<(String, Stat)> {
         validate_create_path(path, opts.mode.is_sequential())?;
         match self.create_once(path, data, opts).await {
+            // Boxed, like the other rare paths below: a future is as large as its largest
+            // state, and callers with many creates in flight pay for that size on each one.
             Err(Error::NoNode { .. }) if opts.create_parents => {
-                self.create_parents(path).await?;
-                self.create_once(path, data, opts).await
+                Box::pin(async {
+                    self.create_parents(path).await?;
+                    self.create_once(path, data, opts).await
+                })
+                .await
             }
             other => other,
         }
@@ -439,7 +445,7 @@ impl Client {
         let response = if opts.mode.is_ttl() || opts.ttl.is_some() {
             let request =
                 self.create_request(path, data, opts.mode, opts.acl.as_ref(), opts.ttl)?;
-            self.request(path, request, None).await?
+            Box::pin(self.request(path, request, None)).await?
         } else {
             // The common case, encoded straight from the borrowed arguments (the same bytes
             // as a CreateRequest).
