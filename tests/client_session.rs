@@ -335,3 +335,16 @@ async fn a_renewing_client_starts_a_new_session_after_expiry_and_says_so() {
         "the old node went with the old session"
     );
 }
+
+#[tokio::test]
+async fn dropping_the_last_handle_closes_the_session() {
+    let hosts = standalone().connect_string();
+    let observer = connect(hosts).await;
+    let client = connect(hosts).await;
+    client.create("/dropped-eph", b"", CreateMode::Ephemeral).await.unwrap();
+    let (_, gone) = observer.exists_watch("/dropped-eph").await.unwrap();
+    drop(client);
+    // Best effort closeSession: the ephemeral goes at once, not after the session timeout.
+    let event = within("ephemeral deleted on drop", gone).await;
+    assert_eq!(event.event_type, EventType::NodeDeleted);
+}

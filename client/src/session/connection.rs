@@ -160,6 +160,7 @@ impl Session {
             State::Connected
         };
         let (mut rd, mut wr) = tokio::io::split(stream);
+        let mut control_open = true;
         let mut rbuf = ReadBuf::new(&rest);
         drop(rest);
         let now = Instant::now();
@@ -208,7 +209,11 @@ impl Session {
                                 Err(stop) => break stop,
                             }
                         }
-                        Err(e) => break Stop::Disconnect(Error::Protocol(e.to_string())),
+                        // A reset or broken connection: nothing wrong with any reply.
+                        Err(e) => {
+                            tracing::debug!(error = %e, "read failed");
+                            break Stop::Disconnect(Error::ConnectionLoss);
+                        }
                     }
                 }
                 r = wr.write(&conn.wbuf[conn.wpos..]), if writing => {
@@ -226,10 +231,15 @@ impl Session {
                         }
                     }
                 }
-                msg = self.control.recv() => {
+                msg = self.control.recv(), if control_open => {
                     match msg {
                         Some(msg) => self.control_online(msg, &mut conn),
-                        None => self.control_online(Control::Close { done: None }, &mut conn),
+                        // Every client handle is gone: close the session, and stop polling a
+                        // channel that would answer `None` at once forever.
+                        None => {
+                            control_open = false;
+                            self.control_online(Control::Close { done: None }, &mut conn);
+                        }
                     }
                     conn.urgent = true;
                 }

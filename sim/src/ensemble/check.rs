@@ -114,8 +114,10 @@ impl Checker {
                 ));
             }
         }
-        let logs: Vec<(&u8, &[Entry])> =
-            stores.iter().map(|(id, s)| (id, s.committed_log())).collect();
+        let logs: Vec<(&u8, &[Entry])> = stores
+            .iter()
+            .map(|(id, s)| (id, s.committed_log()))
+            .collect();
         for (i, (a, la)) in logs.iter().enumerate() {
             for (b, lb) in &logs[i + 1..] {
                 let n = la.len().min(lb.len());

@@ -18,7 +18,7 @@ use super::peer::{Msg, Role};
 use crate::server::acl::AuthInfo;
 use crate::server::prep::{prepare, prepare_delete_container, PrepContext};
 use crate::server::txn::{Txn, TxnHeader};
-use crate::server::{Origin, SubmitKind, Submission};
+use crate::server::{Origin, Submission, SubmitKind};
 
 impl Node {
     fn leading(&mut self, epoch: u32) -> Option<&mut LeaderState> {
@@ -28,7 +28,13 @@ impl Node {
         }
     }
 
-    pub(super) fn on_ack_epoch(&mut self, peer: u8, epoch: u32, current_epoch: u32, last_zxid: i64) {
+    pub(super) fn on_ack_epoch(
+        &mut self,
+        peer: u8,
+        epoch: u32,
+        current_epoch: u32,
+        last_zxid: i64,
+    ) {
         let (my_current, my_last) = self.with_store(|s| (s.current_epoch, s.last_zxid()));
         let Some(l) = self.leading(epoch) else {
             return;
@@ -41,7 +47,9 @@ impl Node {
         let (snapshot, entries, commit, point) = self.with_store(|s| {
             let commit = if established { s.committed } else { 0 };
             match s.after(last_zxid) {
-                Some(tail) if last_zxid <= s.last_zxid() => (false, tail.to_vec(), commit, s.last_zxid()),
+                Some(tail) if last_zxid <= s.last_zxid() => {
+                    (false, tail.to_vec(), commit, s.last_zxid())
+                }
                 _ => (true, s.log.clone(), commit, s.last_zxid()),
             }
         });
@@ -77,7 +85,13 @@ impl Node {
         *ack = (*ack).max(point);
         if l.established {
             let commit = self.with_store(|s| s.committed);
-            self.send(peer, &Msg::Commit { epoch, zxid: commit });
+            self.send(
+                peer,
+                &Msg::Commit {
+                    epoch,
+                    zxid: commit,
+                },
+            );
             self.maybe_commit();
         } else if l.acked_sync.len() + 1 >= quorum {
             self.establish();

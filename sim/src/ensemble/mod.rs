@@ -112,6 +112,7 @@ pub(crate) struct World {
 
 impl World {
     pub(crate) fn event(&mut self, id: u8, what: String) {
+        tracing::info!(server = id, "{what}");
         let at = turmoil::sim_elapsed().unwrap_or_default().as_millis();
         self.events.push(format!("{at:>7} ms zk{id}: {what}"));
     }

@@ -14,7 +14,7 @@ use tokio::time::{Duration, Instant, MissedTickBehavior};
 use super::check::tree_digest;
 use super::log::{Entry, Store};
 use super::peer::{run_link, LinkEvent, LinkIds, Msg, Role, PEER_PORT};
-use super::{lock, EnsembleConfig, Ensemble, ServerStatus, SharedWorld};
+use super::{lock, Ensemble, EnsembleConfig, ServerStatus, SharedWorld};
 use crate::server::replica::Replica;
 use crate::server::tree::DataTree;
 use crate::server::{Server, Shared, Submission};
@@ -109,7 +109,10 @@ pub(super) async fn run(
         let inc = store.incarnation;
         let committed = store.committed;
         let tree = store.replay(committed);
-        w.event(id, format!("started (incarnation {inc}, committed 0x{committed:x})"));
+        w.event(
+            id,
+            format!("started (incarnation {inc}, committed 0x{committed:x})"),
+        );
         (inc, tree, committed)
     };
     let (sub_tx, sub_rx) = mpsc::unbounded_channel();
@@ -363,8 +366,9 @@ impl Node {
                 l.kill.notify_one();
             }
         }
-        for peer in self.id + 1..=self.config.servers {
-            if self.links.contains_key(&peer) || self.dialing.contains_key(&peer) {
+        for peer in self.id.saturating_add(1)..=self.config.servers {
+            if peer == self.id || self.links.contains_key(&peer) || self.dialing.contains_key(&peer)
+            {
                 continue;
             }
             let link = self.link_ids.next();
@@ -373,8 +377,7 @@ impl Node {
             let me = self.id;
             tokio::spawn(async move {
                 let addr = (Ensemble::host(peer), PEER_PORT);
-                match tokio::time::timeout(timeout, turmoil::net::TcpStream::connect(addr)).await
-                {
+                match tokio::time::timeout(timeout, turmoil::net::TcpStream::connect(addr)).await {
                     Ok(Ok(stream)) => run_link(stream, me, Some(peer), link, events).await,
                     _ => {
                         // Try again on a later tick, not at once.
@@ -433,7 +436,11 @@ impl Node {
             State::Following(f) => format!("following zk{} in epoch {}", f.leader, f.epoch),
             State::Leading(l) => format!(
                 "{} leader of epoch {}",
-                if l.established { "established" } else { "prospective" },
+                if l.established {
+                    "established"
+                } else {
+                    "prospective"
+                },
                 l.epoch
             ),
         };
@@ -449,7 +456,14 @@ impl Node {
     /// Starts or stops serving clients.
     pub(super) fn set_serving(&mut self, serving: bool, leading: bool) {
         if self.serving != serving {
-            self.event(if serving { "serving clients" } else { "not serving: clients dropped" }.to_owned());
+            self.event(
+                if serving {
+                    "serving clients"
+                } else {
+                    "not serving: clients dropped"
+                }
+                .to_owned(),
+            );
         }
         self.serving = serving;
         let now = self.now_ms();

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, Notify};
 use zkit::proto::{encode_frame, DecodeError, FrameDecoder, Id, Reader, Record, Writer};
 
 use super::log::{decode_entry, decode_origin, encode_entry, encode_origin, Entry};
-use crate::server::{Origin, SubmitKind, Submission};
+use crate::server::{Origin, Submission, SubmitKind};
 
 /// The port servers listen on for each other.
 pub const PEER_PORT: u16 = 2888;
@@ -173,7 +173,10 @@ fn get_submission(r: &mut Reader<'_>) -> Result<Submission, DecodeError> {
 
 fn epoch(r: &mut Reader<'_>) -> Result<u32, DecodeError> {
     let v = r.read_i32()?;
-    u32::try_from(v).map_err(|_| DecodeError::UnknownValue { kind: "epoch", value: v })
+    u32::try_from(v).map_err(|_| DecodeError::UnknownValue {
+        kind: "epoch",
+        value: v,
+    })
 }
 
 fn put_epoch(out: &mut Vec<u8>, e: u32) {
@@ -295,7 +298,12 @@ impl Msg {
                     0 => Role::Looking,
                     1 => Role::Following,
                     2 => Role::Leading,
-                    value => return Err(DecodeError::UnknownValue { kind: "role", value }),
+                    value => {
+                        return Err(DecodeError::UnknownValue {
+                            kind: "role",
+                            value,
+                        })
+                    }
                 };
                 Msg::Status {
                     role,
@@ -339,7 +347,12 @@ impl Msg {
                 xid: r.read_i32()?,
             },
             11 => Msg::Touch(r.read_vec(8, |r| r.read_i64())?),
-            value => return Err(DecodeError::UnknownValue { kind: "peer message", value }),
+            value => {
+                return Err(DecodeError::UnknownValue {
+                    kind: "peer message",
+                    value,
+                })
+            }
         };
         r.finish()?;
         Ok(msg)
@@ -405,7 +418,11 @@ pub async fn run_link<S>(
     let mut buf = BytesMut::with_capacity(4096);
     let peer = match dialed {
         Some(peer) => {
-            if wr.write_all(&Msg::Hello { from: me }.to_frame()).await.is_err() {
+            if wr
+                .write_all(&Msg::Hello { from: me }.to_frame())
+                .await
+                .is_err()
+            {
                 let _ = events.send(LinkEvent::Down { peer, link });
                 return;
             }

@@ -28,7 +28,7 @@ pub mod txn;
 pub mod watches;
 
 pub use connection::ConnectionError;
-pub use replica::{session_password, Origin, SubmitKind, Submission};
+pub use replica::{session_password, Origin, Submission, SubmitKind};
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

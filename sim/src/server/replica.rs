@@ -117,7 +117,8 @@ impl Replica {
         secret: u64,
         submit: mpsc::UnboundedSender<Submission>,
     ) -> Replica {
-        let next_session = (i64::from(server_id) << 56) | (i64::from(incarnation & 0xff_ffff) << 24) | 1;
+        let next_session =
+            (i64::from(server_id) << 56) | (i64::from(incarnation & 0xff_ffff) << 24) | 1;
         Replica {
             server_id,
             serving: false,
@@ -201,13 +202,21 @@ impl Core {
         if req.session_id == 0 {
             let id = r.next_session;
             r.next_session = r.next_session.wrapping_add(1);
-            r.queues.entry(conn).or_default().push_back(Queued::Connect {
-                session_id: id,
-                timeout,
-                old_client,
-            });
+            r.queues
+                .entry(conn)
+                .or_default()
+                .push_back(Queued::Connect {
+                    session_id: id,
+                    timeout,
+                    old_client,
+                });
             let origin = self.origin(conn, 0, id);
-            self.submit(origin, SubmitKind::CreateSession { timeout_ms: timeout });
+            self.submit(
+                origin,
+                SubmitKind::CreateSession {
+                    timeout_ms: timeout,
+                },
+            );
             return Some((Vec::new(), Flow::Continue));
         }
         let id = req.session_id;
@@ -230,7 +239,11 @@ impl Core {
             if let Some(c) = self.connections.get_mut(&conn) {
                 c.session_id = id;
             }
-            tracing::info!(conn, session = format_args!("0x{id:x}"), "session resumed on member");
+            tracing::info!(
+                conn,
+                session = format_args!("0x{id:x}"),
+                "session resumed on member"
+            );
             let pw = session_password(secret, id).to_vec();
             Some((connect_frame(timeout, id, pw, old_client), Flow::Continue))
         } else {
@@ -307,8 +320,12 @@ impl Core {
                 timeout_ms,
             } => {
                 let secret = self.replica.as_ref().map_or(0, |r| r.secret);
-                self.sessions
-                    .insert(*session_id, *timeout_ms, session_password(secret, *session_id), now);
+                self.sessions.insert(
+                    *session_id,
+                    *timeout_ms,
+                    session_password(secret, *session_id),
+                    now,
+                );
             }
             Txn::CloseSession { session_id } => {
                 self.sessions.remove(*session_id);
@@ -487,7 +504,8 @@ impl Core {
                 r.closing.clear();
             }
             let secret = self.replica.as_ref().map_or(0, |r| r.secret);
-            let live: Vec<(i64, i32)> = self.tree.sessions().iter().map(|(a, b)| (*a, *b)).collect();
+            let live: Vec<(i64, i32)> =
+                self.tree.sessions().iter().map(|(a, b)| (*a, *b)).collect();
             let known: Vec<i64> = self.sessions.sessions().keys().copied().collect();
             for id in known {
                 if !self.tree.has_session(id) {
