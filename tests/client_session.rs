@@ -341,7 +341,10 @@ async fn dropping_the_last_handle_closes_the_session() {
     let hosts = standalone().connect_string();
     let observer = connect(hosts).await;
     let client = connect(hosts).await;
-    client.create("/dropped-eph", b"", CreateMode::Ephemeral).await.unwrap();
+    client
+        .create("/dropped-eph", b"", CreateMode::Ephemeral)
+        .await
+        .unwrap();
     let (_, gone) = observer.exists_watch("/dropped-eph").await.unwrap();
     drop(client);
     // Best effort closeSession: the ephemeral goes at once, not after the session timeout.
