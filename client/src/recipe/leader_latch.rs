@@ -266,6 +266,7 @@ impl Candidate {
             self.set(LeaderEvent::Elected { epoch: czxid });
             tracing::info!(path = %self.path, id = %self.id, epoch = czxid, "elected");
             tokio::select! {
+                biased;
                 () = trust.lost() => {}
                 event = watcher => {
                     if event.event_type == EventType::NodeDeleted {
@@ -282,6 +283,7 @@ impl Candidate {
         match client.get_data_watch(&predecessor).await {
             Ok((_, _, watcher)) => {
                 tokio::select! {
+                    biased;
                     () = trust.lost() => {
                         // Wait for the connection to settle before looking again.
                         let _ = client.wait_connected().await;

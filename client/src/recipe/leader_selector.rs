@@ -295,6 +295,7 @@ impl Runner {
         let mut term = 0;
         loop {
             let acquired = tokio::select! {
+                biased;
                 () = stopped(&mut stop) => break,
                 r = async {
                     let _ = queued.wait_for(|q| *q).await;

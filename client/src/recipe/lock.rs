@@ -370,6 +370,7 @@ async fn monitor(client: Client, node: String, mut trust: TrustWatch, lost: watc
         }
     };
     tokio::select! {
+        biased;
         () = trust.lost() => {}
         () = deleted => {}
     }

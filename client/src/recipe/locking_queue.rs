@@ -94,6 +94,7 @@ impl LockingQueue {
                 }
             }
             tokio::select! {
+                biased;
                 e = entries_changed => self.check_session(e.is_session_end())?,
                 e = taken_changed => self.check_session(e.is_session_end())?,
             }

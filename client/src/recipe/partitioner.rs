@@ -264,6 +264,7 @@ async fn run(ctx: Ctx, mut members: ChildrenWatch) {
         if !ctx.time_boundary.is_zero() {
             loop {
                 tokio::select! {
+                    biased;
                     () = tokio::time::sleep(ctx.time_boundary) => break,
                     next = next_listing(&mut members) => match next {
                         Some(l) => listing = l,
@@ -316,6 +317,7 @@ async fn acquire_share(
             .map_err(|_| RoundEnd::Failed)?
             .data(ctx.id.as_bytes());
         tokio::select! {
+            biased;
             r = lock.acquire() => match r {
                 Ok(g) => guards.push(g),
                 Err(e) => {
@@ -342,6 +344,7 @@ async fn acquire_share(
 async fn hold(ctx: &Ctx, members: &mut ChildrenWatch) -> RoundEnd {
     let info = ctx.client.session_info();
     tokio::select! {
+        biased;
         next = next_listing(members) => next.map_or(RoundEnd::Failed, RoundEnd::Changed),
         () = session_until(info, |i| !i.state.is_connected()) => {
             if ctx.session_over() {

@@ -333,6 +333,7 @@ impl TrustWatch {
             }
         };
         tokio::select! {
+            biased;
             () = snapshot => {}
             () = blip => {}
         }

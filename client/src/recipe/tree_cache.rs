@@ -338,6 +338,7 @@ async fn run(sync: Sync, mut watcher: PersistentWatcher, mut states: broadcast::
     let mut away = false;
     loop {
         let next = tokio::select! {
+            biased;
             event = watcher.recv() => match event {
                 Some(event) => match event.event_type {
                     EventType::NodeCreated | EventType::NodeDataChanged
