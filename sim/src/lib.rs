@@ -5,13 +5,23 @@
 //!   sync on join, crash recovery from a durable in-memory log) with invariant checks.
 //! - [`net`]: listeners (tokio TCP or turmoil) and the turmoil connector.
 //!
-//! The scenario runner and the recipe checkers land here next; see `ARCHITECTURE` in the
-//! repository's docs and the README for what exists today.
+//! - [`scenario`]: the TOML scenario format and its parser;
+//! - [`workload`]: what each simulated client host runs (real `zkit` clients);
+//! - [`resource`]: the fenced resource the lock holders write to;
+//! - [`history`]: the global event log keyed by simulated time, rendered to a trace;
+//! - [`check`]: checkers over the history (mutual exclusion, fencing);
+//! - [`runner`]: seed -> simulation -> verdict + trace.
 #![warn(missing_docs)]
 
+pub mod check;
 pub mod ensemble;
+pub mod history;
 pub mod net;
+pub mod resource;
+pub mod runner;
+pub mod scenario;
 pub mod server;
+pub mod workload;
 
 /// The version of this crate, printed by the CLI.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

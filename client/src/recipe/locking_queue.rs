@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use super::protected::{at_most, create_ephemeral_once, new_guid, retry_on_loss};
+use super::protected::{at_most, create_ephemeral_once, new_guid, retry_on_loss, spawn_cleanup};
 use super::queue::{ensure_dir, put_entry, sorted_entries, DEFAULT_PRIORITY};
 use crate::client::Client;
 use crate::error::{Error, Result};
@@ -290,7 +290,7 @@ impl Drop for InFlightLock {
 /// `session_id` (`None`: to the client's session now). Another consumer's lock of the same
 /// entry, taken after ours went with an earlier session, is left alone.
 fn release_in_background(client: Client, path: String, session_id: Option<i64>) {
-    tokio::spawn(async move {
+    spawn_cleanup(async move {
         let owner = session_id.unwrap_or_else(|| client.session_id());
         // Requests of one session are answered in order: this sees a create sent before.
         let result = match retry_on_loss(&client, || client.exists(&path)).await {

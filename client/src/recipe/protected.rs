@@ -93,7 +93,7 @@ impl Drop for InFlight {
             return;
         }
         let (client, dir, guid) = (self.client.clone(), self.dir.clone(), self.guid.clone());
-        tokio::spawn(async move {
+        spawn_cleanup(async move {
             // Requests of one session are answered in order: this lookup sees the create if
             // it was sent at all.
             if let Ok(Some((path, _))) = find_ours(&client, &dir, &guid).await {
@@ -213,7 +213,7 @@ pub(crate) async fn participants(
 /// Deletes `path` in the background, through connection loss, until it is gone or the
 /// session ends (then the server removes the ephemeral node itself).
 pub(crate) fn delete_in_background(client: Client, path: String) {
-    tokio::spawn(async move {
+    spawn_cleanup(async move {
         match retry_on_loss(&client, || client.delete(&path, None)).await {
             Ok(()) | Err(Error::NoNode { .. }) => tracing::debug!(%path, "recipe node deleted"),
             Err(e) => tracing::debug!(%path, error = %e, "recipe node left to the session's end"),
@@ -268,7 +268,7 @@ impl Drop for PendingNode {
             // The lookup is sent after the create on the same session, so ZooKeeper's
             // in-order processing shows it the node if the create applied.
             let client = self.client.clone();
-            tokio::spawn(async move {
+            spawn_cleanup(async move {
                 match find_ours(&client, &dir, &guid).await {
                     Ok(Some((path, _))) => delete_in_background(client, path),
                     Ok(None) => {}
@@ -356,6 +356,18 @@ pub(crate) async fn at_most<G>(
     match tokio::time::timeout(timeout, wait).await {
         Ok(r) => r.map(Some),
         Err(_) => Ok(None),
+    }
+}
+
+/// Runs background cleanup (called from `Drop`s) on the current runtime. Without one (the
+/// runtime itself is being dropped, as when a simulated host crashes) there is nothing to
+/// run it on: the session's end removes the ephemeral nodes instead.
+pub(crate) fn spawn_cleanup(cleanup: impl Future<Output = ()> + Send + 'static) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            handle.spawn(cleanup);
+        }
+        Err(_) => tracing::debug!("no runtime for background cleanup; left to the session's end"),
     }
 }
 

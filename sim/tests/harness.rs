@@ -1,0 +1,299 @@
+//! The harness: every shipped scenario for a small seed budget (`ZKIT_SEEDS` seeds each, 20
+//! by default) with no violation; the scenario parser's errors, one per kind, located as
+//! `file:line:col`; the checkers firing on histories that break their property. Determinism
+//! has its own binary (`harness_determinism.rs`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use zkit_sim::check;
+use zkit_sim::history::{Event, History};
+use zkit_sim::runner;
+use zkit_sim::scenario::{self, FaultKind, Target};
+
+fn scenarios_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
+}
+
+fn seeds() -> u64 {
+    std::env::var("ZKIT_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20)
+}
+
+fn sweep(file: &str) {
+    let scenario = scenario::load(&scenarios_dir().join(file)).unwrap_or_else(|e| panic!("{e}"));
+    let mut acquisitions = 0;
+    for seed in 0..seeds() {
+        let outcome = runner::run(&scenario, seed);
+        assert!(
+            outcome.passed(),
+            "{file} seed {seed}: {:#?}\n{}",
+            outcome.violations,
+            outcome.trace
+        );
+        assert!(
+            outcome.trace.contains("fault: "),
+            "{file} seed {seed}: no fault fired\n{}",
+            outcome.trace
+        );
+        acquisitions += outcome.acquisitions;
+    }
+    assert!(acquisitions > 0, "{file}: nobody ever acquired the lock");
+}
+
+#[test]
+fn lock_holder_partitioned_holds_for_every_seed() {
+    sweep("lock_holder_partitioned.toml");
+}
+
+#[test]
+fn lock_holder_crashes_holds_for_every_seed() {
+    sweep("lock_holder_crashes.toml");
+}
+
+#[test]
+fn shipped_scenarios_parse() {
+    let s = scenario::load(&scenarios_dir().join("lock_holder_partitioned.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.name, "lock_holder_partitioned");
+    assert_eq!(s.servers, 3);
+    assert_eq!(s.client_count(), 5);
+    assert_eq!(s.faults[0].kind, FaultKind::Partition);
+    assert_eq!(s.faults[0].target, Some(Target::LockHolder));
+    assert_eq!(s.faults[1].target, None);
+    scenario::load(&scenarios_dir().join("lock_holder_crashes.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+const GOOD: &str = r#"[ensemble]
+servers = 3
+tick_ms = 500
+session_timeout_ms = 4000
+
+[run]
+duration_s = 30
+
+[[workload]]
+role = "lock"
+count = 2
+path = "/locks/a"
+hold_ms = [10, 20]
+
+[[fault]]
+at_s = 5
+kind = "crash"
+target = "server:2"
+"#;
+
+/// Parses `GOOD` with `from` replaced by `to`, expecting an error whose text starts with
+/// `t.toml:LINE:COL: ` and contains `needle`.
+fn error(from: &str, to: &str, at: (usize, usize), needle: &str) {
+    assert!(GOOD.contains(from), "{from:?} is not in the scenario");
+    let text = GOOD.replacen(from, to, 1);
+    let e = match scenario::parse("t.toml", "t", &text) {
+        Ok(s) => panic!("{to:?} parsed: {s:?}"),
+        Err(e) => e,
+    };
+    let shown = e.to_string();
+    let prefix = format!("t.toml:{}:{}: ", at.0, at.1);
+    assert!(
+        shown.starts_with(&prefix),
+        "{shown:?} does not start with {prefix:?}"
+    );
+    assert!(
+        shown.contains(needle),
+        "{shown:?} does not mention {needle:?}"
+    );
+    assert!(shown.ends_with(')'), "{shown:?} has no hint");
+}
+
+#[test]
+fn the_good_scenario_parses() {
+    let s = scenario::parse("t.toml", "t", GOOD).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.name, "t");
+    assert_eq!(s.session_timeout, Duration::from_secs(4));
+    assert_eq!(s.faults[0].target, Some(Target::Server(2)));
+    assert_eq!(
+        s.workloads[0].hold,
+        (Duration::from_millis(10), Duration::from_millis(20))
+    );
+}
+
+#[test]
+fn syntax_error() {
+    error("servers = 3", "servers = = 3", (2, 11), "");
+}
+
+#[test]
+fn unknown_key() {
+    error(
+        "tick_ms = 500",
+        "tick_ms = 500\nticks = 1",
+        (4, 1),
+        "unknown field `ticks`",
+    );
+}
+
+#[test]
+fn unknown_table() {
+    error("[run]", "[runs]", (6, 2), "unknown field `runs`");
+}
+
+#[test]
+fn missing_key() {
+    error("duration_s = 30", "", (6, 1), "missing field `duration_s`");
+}
+
+#[test]
+fn wrong_type() {
+    error("count = 2", "count = \"two\"", (11, 9), "invalid type");
+}
+
+#[test]
+fn unknown_role() {
+    error(
+        "role = \"lock\"",
+        "role = \"latch\"",
+        (10, 8),
+        "unknown variant `latch`",
+    );
+}
+
+#[test]
+fn unknown_fault_kind() {
+    error(
+        "kind = \"crash\"",
+        "kind = \"explode\"",
+        (17, 8),
+        "unknown variant `explode`",
+    );
+}
+
+#[test]
+fn unknown_target() {
+    error("\"server:2\"", "\"everyone\"", (18, 10), "unknown target");
+}
+
+#[test]
+fn target_out_of_range() {
+    error("\"server:2\"", "\"server:4\"", (18, 10), "no server 4");
+    error("\"server:2\"", "\"client:3\"", (18, 10), "no client 3");
+}
+
+#[test]
+fn missing_target() {
+    error("target = \"server:2\"", "", (17, 8), "needs a target");
+}
+
+#[test]
+fn heal_needs_no_target() {
+    let text = GOOD.replace("kind = \"crash\"\ntarget = \"server:2\"", "kind = \"heal\"");
+    let s = scenario::parse("t.toml", "t", &text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.faults[0].kind, FaultKind::Heal);
+}
+
+#[test]
+fn values_out_of_range() {
+    error("servers = 3", "servers = 0", (2, 11), "servers = 0");
+    error("4000", "100", (4, 22), "session_timeout_ms");
+    error("duration_s = 30", "duration_s = 0", (7, 14), "duration_s");
+    error("[10, 20]", "[20, 10]", (13, 11), "empty range");
+    error("\"/locks/a\"", "\"locks\"", (12, 8), "not a ZooKeeper path");
+    error("at_s = 5", "at_s = 30", (16, 8), "outside the run");
+}
+
+#[test]
+fn unreadable_file() {
+    let e = match scenario::load(&scenarios_dir().join("no_such_scenario.toml")) {
+        Ok(_) => panic!("a missing file loaded"),
+        Err(e) => e,
+    };
+    assert!(
+        e.to_string()
+            .contains("no_such_scenario.toml:1:1: cannot read"),
+        "{e}"
+    );
+}
+
+/// A history in which c2 acquires while c1 still believes it holds, and the resource
+/// (checked independently of its own bookkeeping) accepted an older token.
+#[test]
+fn checkers_fire_on_broken_histories() {
+    let h = History::new();
+    let ms = Duration::from_millis;
+    h.record_at(
+        ms(1),
+        Event::Acquired {
+            client: 1,
+            token: 10,
+        },
+    );
+    h.record_at(
+        ms(2),
+        Event::Acquired {
+            client: 2,
+            token: 11,
+        },
+    );
+    h.record_at(
+        ms(3),
+        Event::Write {
+            client: 2,
+            token: 11,
+            accepted: true,
+        },
+    );
+    h.record_at(
+        ms(4),
+        Event::Write {
+            client: 1,
+            token: 10,
+            accepted: true,
+        },
+    );
+    let v = check::all(&h.records());
+    assert_eq!(v.len(), 2, "{v:#?}");
+    assert_eq!(v[0].checker, "mutual-exclusion");
+    assert_eq!(v[1].checker, "fencing");
+    // Belief ends at release, at loss and at a crash: no violation then.
+    for end in [
+        Event::Released { client: 1 },
+        Event::Lost { client: 1 },
+        Event::Crashed { client: 1 },
+    ] {
+        let h = History::new();
+        h.record_at(
+            ms(1),
+            Event::Acquired {
+                client: 1,
+                token: 10,
+            },
+        );
+        h.record_at(ms(2), end);
+        h.record_at(
+            ms(3),
+            Event::Acquired {
+                client: 2,
+                token: 11,
+            },
+        );
+        h.record_at(
+            ms(4),
+            Event::Write {
+                client: 2,
+                token: 11,
+                accepted: true,
+            },
+        );
+        assert_eq!(check::all(&h.records()), vec![]);
+    }
+    // The resource itself rejects the stale token.
+    let h = History::new();
+    assert!(h.write(2, 11));
+    assert!(!h.write(1, 10));
+    assert!(h.write(2, 11));
+    assert_eq!(h.resource().counts(), (2, 1));
+    assert_eq!(check::all(&h.records()), vec![]);
+}
