@@ -340,21 +340,7 @@ impl Core {
                 c.session_id = session_id;
             }
         }
-        let response = ConnectResponse {
-            protocol_version: 0,
-            timeout,
-            session_id,
-            passwd,
-            read_only: false,
-        };
-        let mut out = Vec::new();
-        encode_frame(&mut out, |b| {
-            response.encode(b);
-            if old_client {
-                // Pre-3.4 clients do not expect the readOnly flag.
-                b.pop();
-            }
-        });
+        let out = connect_frame(timeout, session_id, passwd, old_client);
         Some((out, if valid { Flow::Continue } else { Flow::Close }))
     }
 
@@ -434,4 +420,29 @@ impl Core {
         let (header, request) = Request::decode_frame(frame)?;
         Ok(self.process(conn, session_id, header.xid, request, frame, now))
     }
+}
+
+/// The ConnectResponse frame of a handshake (`timeout` 0 and session 0 refuse the session).
+pub(crate) fn connect_frame(
+    timeout: i32,
+    session_id: i64,
+    passwd: Vec<u8>,
+    old_client: bool,
+) -> Vec<u8> {
+    let response = ConnectResponse {
+        protocol_version: 0,
+        timeout,
+        session_id,
+        passwd,
+        read_only: false,
+    };
+    let mut out = Vec::new();
+    encode_frame(&mut out, |b| {
+        response.encode(b);
+        if old_client {
+            // Pre-3.4 clients do not expect the readOnly flag.
+            b.pop();
+        }
+    });
+    out
 }

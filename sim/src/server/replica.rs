@@ -17,12 +17,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::mpsc;
-use zkit::proto::{
-    encode_frame, ConnectRequest, ConnectResponse, ErrorCode, Id, Record, Request, Response,
-    SyncResponse,
-};
+use zkit::proto::{ConnectRequest, ErrorCode, Id, Request, Response, SyncResponse};
 
-use super::core::{reply_frame, Core, Flow};
+use super::core::{connect_frame, reply_frame, Core, Flow};
 use super::process::write_answer;
 use super::session::{negotiate_timeout, PASSWORD_LEN};
 use super::txn::{Txn, TxnHeader};
@@ -139,24 +136,6 @@ pub fn session_password(secret: u64, id: i64) -> [u8; PASSWORD_LEN] {
     let mut pw = [0u8; PASSWORD_LEN];
     rng.fill_bytes(&mut pw);
     pw
-}
-
-fn connect_frame(timeout: i32, session_id: i64, passwd: Vec<u8>, old_client: bool) -> Vec<u8> {
-    let response = ConnectResponse {
-        protocol_version: 0,
-        timeout,
-        session_id,
-        passwd,
-        read_only: false,
-    };
-    let mut out = Vec::new();
-    encode_frame(&mut out, |b| {
-        response.encode(b);
-        if old_client {
-            b.pop();
-        }
-    });
-    out
 }
 
 impl Core {
