@@ -10,7 +10,9 @@
 //! - [`resource`]: the fenced resource the lock holders write to;
 //! - [`history`]: the global event log keyed by simulated time, rendered to a trace;
 //! - [`check`]: checkers over the history (mutual exclusion, fencing);
-//! - [`runner`]: seed -> simulation -> verdict + trace.
+//! - [`runner`]: seed -> simulation -> verdict + coverage + trace;
+//! - [`shrink`]: a failing seed's fault schedule cut down to the faults that matter;
+//! - [`timeline`]: a run drawn as a self-contained HTML page.
 #![warn(missing_docs)]
 
 pub mod check;
@@ -21,6 +23,8 @@ pub mod resource;
 pub mod runner;
 pub mod scenario;
 pub mod server;
+pub mod shrink;
+pub mod timeline;
 pub mod workload;
 
 /// The version of this crate, printed by the CLI.

@@ -87,6 +87,10 @@ kind = "crash"
 target = "server:2"
 "#;
 
+fn good() -> scenario::Scenario {
+    scenario::parse("t.toml", "t", GOOD).unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// Parses `GOOD` with `from` replaced by `to`, expecting an error whose text starts with
 /// `t.toml:LINE:COL: ` and contains `needle`.
 fn error(from: &str, to: &str, at: (usize, usize), needle: &str) {
@@ -253,7 +257,7 @@ fn checkers_fire_on_broken_histories() {
             accepted: true,
         },
     );
-    let v = check::all(&h.records());
+    let v = check::all(&h.records(), &good());
     assert_eq!(v.len(), 2, "{v:#?}");
     assert_eq!(v[0].checker, "mutual-exclusion");
     assert_eq!(v[1].checker, "fencing");
@@ -287,7 +291,7 @@ fn checkers_fire_on_broken_histories() {
                 accepted: true,
             },
         );
-        assert_eq!(check::all(&h.records()), vec![]);
+        assert_eq!(check::all(&h.records(), &good()), vec![]);
     }
     // The resource itself rejects the stale token.
     let h = History::new();
@@ -295,5 +299,180 @@ fn checkers_fire_on_broken_histories() {
     assert!(!h.write(1, 10));
     assert!(h.write(2, 11));
     assert_eq!(h.resource().counts(), (2, 1));
-    assert_eq!(check::all(&h.records()), vec![]);
+    assert_eq!(check::all(&h.records(), &good()), vec![]);
+}
+
+#[test]
+fn fault_options_are_checked_against_the_kind() {
+    let t = "target = \"server:2\"";
+    error(
+        t,
+        "target = \"server:2\"\nfor_s = 0",
+        (19, 9),
+        "for_s = 0 is out of range",
+    );
+    error(
+        t,
+        "target = \"server:2\"\nms = 5",
+        (19, 6),
+        "only applies to a latency",
+    );
+    error(
+        t,
+        "target = \"server:2\"\nrate = 0.5",
+        (19, 8),
+        "only applies to a loss",
+    );
+    error(
+        t,
+        "target = \"server:2\"\ndirection = \"inbound\"",
+        (19, 13),
+        "only applies to a partition",
+    );
+    error(
+        "kind = \"crash\"",
+        "kind = \"expire\"",
+        (18, 10),
+        "needs a client target",
+    );
+    error(
+        "kind = \"crash\"",
+        "kind = \"pause\"",
+        (18, 10),
+        "needs a client target",
+    );
+    error(
+        "kind = \"crash\"\ntarget = \"server:2\"",
+        "kind = \"pause\"\ntarget = \"client:1\"",
+        (17, 8),
+        "how long it lasts",
+    );
+    error(
+        "kind = \"crash\"\ntarget = \"server:2\"",
+        "kind = \"latency\"",
+        (17, 8),
+        "needs its latency",
+    );
+    error(
+        "kind = \"crash\"\ntarget = \"server:2\"",
+        "kind = \"loss\"\nrate = 1.5",
+        (18, 8),
+        "rate = 1.5 is out of range",
+    );
+    error(
+        "kind = \"crash\"\ntarget = \"server:2\"",
+        "kind = \"restart\"\ntarget = \"server:2\"\nfor_s = 2",
+        (19, 9),
+        "cannot last",
+    );
+    let one = GOOD
+        .replace("servers = 3", "servers = 1")
+        .replace("\"server:2\"", "\"random-follower\"");
+    let e = scenario::parse("t.toml", "t", &one).expect_err("1 server has no follower");
+    assert!(e.to_string().contains("needs at least 3 servers"), "{e}");
+}
+
+#[test]
+fn network_run_and_swarm_sections_are_checked() {
+    let with = |extra: &str| format!("{GOOD}\n{extra}");
+    let bad = |extra: &str, needle: &str| {
+        let e = scenario::parse("t.toml", "t", &with(extra)).expect_err(extra);
+        assert!(e.to_string().contains(needle), "{e} lacks {needle:?}");
+        assert!(e.to_string().starts_with("t.toml:"), "{e}");
+    };
+    bad("[network]\nlatency_ms = [5, 1]", "is not a range");
+    bad("[network]\nloss = 0.9", "loss = 0.9 is out of range");
+    bad(
+        "[swarm]\nkinds = []\nfaults = [1, 2]\nfor_s = [1, 2]",
+        "at least one fault kind",
+    );
+    bad(
+        "[swarm]\nkinds = [\"heal\"]\nfaults = [1, 2]\nfor_s = [1, 2]",
+        "not a swarm fault kind",
+    );
+    bad(
+        "[swarm]\nkinds = [\"crash\"]\nfaults = [3, 2]\nfor_s = [1, 2]",
+        "faults = [3, 2]",
+    );
+    bad(
+        "[swarm]\nkinds = [\"crash\"]\nfaults = [1, 2]\nfor_s = [1, 2]\nuntil_s = 1",
+        "leaves no room",
+    );
+    bad(
+        "[swarm]\nkinds = [\"crash\"]\nfaults = [1, 2]\nfor_s = [1, 2]\npace = 3",
+        "unknown field `pace`",
+    );
+    let s = scenario::parse(
+        "t.toml",
+        "t",
+        &with("[network]\nlatency_ms = [1, 5]\nloss = 0.01\n\n[swarm]\nkinds = [\"crash\", \"partition\"]\nfaults = [2, 4]\nfor_s = [1, 3]\nfrom_s = 2\nuntil_s = 20"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        s.latency,
+        (Duration::from_millis(1), Duration::from_millis(5))
+    );
+    assert_eq!(s.loss, 0.01);
+    let swarm = s.swarm.expect("a swarm");
+    assert_eq!(swarm.kinds, vec![FaultKind::Crash, FaultKind::Partition]);
+    assert_eq!(swarm.until, Duration::from_secs(20));
+}
+
+#[test]
+fn swarm_schedules_are_drawn_from_the_seed_within_their_bounds() {
+    let s =
+        scenario::load(&scenarios_dir().join("swarm_lock.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let swarm = s.swarm.clone().expect("swarm_lock has a swarm");
+    let mut distinct = std::collections::BTreeSet::new();
+    for seed in 0..50 {
+        let a = runner::schedule(&s, seed);
+        assert_eq!(
+            a,
+            runner::schedule(&s, seed),
+            "seed {seed} drew twice differently"
+        );
+        assert!(
+            (swarm.faults.0..=swarm.faults.1).contains(&a.len()),
+            "seed {seed}: {} faults",
+            a.len()
+        );
+        for f in &a {
+            // Every swarm fault undoes itself, except an expiry, which is instant.
+            let lasts = match f.kind {
+                FaultKind::Expire => Duration::ZERO,
+                _ => {
+                    let l = f.lasts.expect("swarm faults undo themselves");
+                    assert!(l >= swarm.lasts.0 && l <= swarm.lasts.1, "{f:?}");
+                    l
+                }
+            };
+            assert!(f.at >= swarm.from && f.at + lasts <= swarm.until, "{f:?}");
+            assert!(swarm.kinds.contains(&f.kind), "{f:?}");
+        }
+        assert!(a.windows(2).all(|w| w[0].at <= w[1].at), "unsorted: {a:?}");
+        distinct.insert(format!("{a:?}"));
+    }
+    assert!(
+        distinct.len() > 40,
+        "only {} distinct schedules",
+        distinct.len()
+    );
+}
+
+#[test]
+fn a_schedule_printed_as_toml_parses_back_to_itself() {
+    let s =
+        scenario::load(&scenarios_dir().join("swarm_lock.toml")).unwrap_or_else(|e| panic!("{e}"));
+    for seed in 0..20 {
+        let faults = runner::schedule(&s, seed);
+        let text = s.to_toml_with(&faults);
+        let back =
+            scenario::parse("shrunk.toml", "x", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert!(back.swarm.is_none());
+        assert_eq!(back.workloads, s.workloads);
+        assert_eq!(back.faults.len(), faults.len(), "{text}");
+        for (a, b) in back.faults.iter().zip(&faults) {
+            assert_eq!(a, b, "{text}");
+        }
+    }
 }

@@ -1,16 +1,45 @@
-//! Checkers: each reads the [`History`](crate::history::History) after a run and returns the
-//! violations it finds.
+//! Checkers: each reads the [`History`](crate::history::History) after a run (with the
+//! [`Scenario`] that produced it, which says which client runs which role on which path) and
+//! returns the violations it finds, and, where a fault makes an overlap expected, findings.
 //!
-//! - [`mutex`]: no two clients believe they hold the lock at the same instant;
-//! - [`fencing`]: the resource never accepts a token lower than one it already accepted.
+//! - [`mutex`]: no two clients believe they hold a lock (or conflicting sides of a
+//!   read-write lock) at the same instant;
+//! - [`fencing`]: the resource never accepts a token lower than one it already accepted;
+//! - [`leader`]: at most one client believes it leads an election at any instant, and
+//!   epochs increase from one leader to the next;
+//! - [`liveness`]: after the last fault is undone, the lock changes hands and a leader is
+//!   elected within the scenario's liveness window;
+//! - [`barrier`]: a double barrier never lets anyone through early, nor out before everyone
+//!   is in;
+//! - [`semaphore`]: a semaphore never has more holders than leases;
+//! - [`config`]: the configuration node's values form one chain (no acknowledged write lost,
+//!   no value made up) and every watcher converges on it;
+//! - [`writes`]: every acknowledged create is in every later synced listing.
+//!
+//! **Pauses.** A client whose application was frozen (a GC pause, [`Event::Paused`]) keeps
+//! believing what it believed until it next looks: from its `Paused` until its belief next
+//! ends (released, lost, stepped down, crashed) it is *pause-tainted*. A client whose session
+//! the harness expired ([`Event::Killed`]) is tainted the same way: it cannot know until its
+//! connection drops. An overlap that
+//! involves a tainted client is what a pause does to any lease-based recipe: it is not a
+//! violation but a [`Finding`] (the fenced resource must still reject the stale writes, which
+//! [`fencing`] checks).
 
+pub mod barrier;
+pub mod config;
 pub mod fencing;
+pub mod leader;
+pub mod liveness;
 pub mod mutex;
+pub mod semaphore;
+pub mod writes;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use crate::history::Record;
+use crate::history::{Event, Record};
+use crate::scenario::{Role, Scenario, Workload};
 
 /// A broken property.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,9 +64,208 @@ impl fmt::Display for Violation {
     }
 }
 
-/// Every checker over `records`.
-pub fn all(records: &[Record]) -> Vec<Violation> {
-    let mut v = mutex::check(records);
-    v.extend(fencing::check(records));
-    v
+/// Something a fault made happen that would be a violation without it: an overlap caused by
+/// a paused (stale) holder or leader. Reported, never failing a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The checker that found it.
+    pub checker: &'static str,
+    /// When (simulated time).
+    pub at: Duration,
+    /// What.
+    pub message: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} at {:.6} s (expected): {}",
+            self.checker,
+            self.at.as_secs_f64(),
+            self.message
+        )
+    }
+}
+
+/// What every checker found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Broken properties.
+    pub violations: Vec<Violation>,
+    /// Expected anomalies (see the module docs on pauses).
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    fn add(&mut self, (violations, findings): (Vec<Violation>, Vec<Finding>)) {
+        self.violations.extend(violations);
+        self.findings.extend(findings);
+    }
+}
+
+/// Every checker over `records` of a run of `scenario`.
+pub fn report(records: &[Record], scenario: &Scenario) -> Report {
+    let mut r = Report::default();
+    r.add(mutex::check(records, scenario));
+    r.violations.extend(fencing::check(records));
+    r.add(leader::check(records, scenario));
+    r.violations.extend(liveness::check(records, scenario));
+    r.violations.extend(barrier::check(records, scenario));
+    r.add(semaphore::check(records, scenario));
+    r.violations.extend(config::check(records, scenario));
+    r.violations.extend(writes::check(records, scenario));
+    r
+}
+
+/// Every checker's violations over `records` of a run of `scenario`.
+pub fn all(records: &[Record], scenario: &Scenario) -> Vec<Violation> {
+    report(records, scenario).violations
+}
+
+/// Every checker's findings (expected anomalies) over `records` of a run of `scenario`.
+pub fn findings(records: &[Record], scenario: &Scenario) -> Vec<Finding> {
+    report(records, scenario).findings
+}
+
+/// Role-level counts of what a run exercised: lock handoffs (an acquisition by another client
+/// than the previous one), leader changes (likewise), barrier rounds (a first participant
+/// through enter while nobody else is in), config values seen, stale writes rejected by the
+/// fenced resource, sessions expired (a client state `Lost`, or any state naming `Expired`),
+/// pauses, and a few raw counts.
+pub fn coverage(records: &[Record]) -> BTreeMap<&'static str, usize> {
+    let mut c: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut last_holder = None;
+    let mut last_leader = None;
+    let mut inside: BTreeMap<usize, ()> = BTreeMap::new();
+    for r in records {
+        match &r.event {
+            Event::Acquired { client, .. } => {
+                if last_holder.is_some_and(|h| h != *client) {
+                    *c.entry("lock handoffs").or_default() += 1;
+                }
+                last_holder = Some(*client);
+            }
+            Event::Leader { client, .. } => {
+                *c.entry("leaderships").or_default() += 1;
+                if last_leader != Some(*client) {
+                    *c.entry("leader changes").or_default() += 1;
+                }
+                last_leader = Some(*client);
+            }
+            Event::BarrierEntered { client } => {
+                if inside.is_empty() {
+                    *c.entry("barrier rounds").or_default() += 1;
+                }
+                inside.insert(*client, ());
+            }
+            Event::BarrierLeft { client }
+            | Event::BarrierFailed { client, .. }
+            | Event::Crashed { client }
+            | Event::Started { client, .. } => {
+                inside.remove(client);
+            }
+            Event::ConfigSeen { .. } => *c.entry("config values seen").or_default() += 1,
+            Event::ConfigWritten { .. } => *c.entry("config writes").or_default() += 1,
+            Event::Created { .. } => *c.entry("creates acknowledged").or_default() += 1,
+            Event::ReadAcquired { .. } | Event::WriteAcquired { .. } => {
+                *c.entry("rwlock acquisitions").or_default() += 1;
+            }
+            Event::LeaseAcquired { .. } => *c.entry("leases acquired").or_default() += 1,
+            Event::Joined { .. } => *c.entry("party joins").or_default() += 1,
+            Event::Write {
+                accepted: false, ..
+            } => *c.entry("stale writes rejected").or_default() += 1,
+            Event::State { state, .. } if state == "Lost" || state.contains("Expired") => {
+                *c.entry("sessions expired").or_default() += 1;
+            }
+            Event::Paused { .. } => *c.entry("pauses").or_default() += 1,
+            Event::Killed { .. } => *c.entry("sessions killed").or_default() += 1,
+            _ => {}
+        }
+    }
+    c
+}
+
+/// Which workload each client (1-based, in file order) belongs to.
+pub(crate) fn workload_of(scenario: &Scenario) -> BTreeMap<usize, &Workload> {
+    let mut out = BTreeMap::new();
+    let mut client = 0;
+    for w in &scenario.workloads {
+        for _ in 0..w.count {
+            client += 1;
+            out.insert(client, w);
+        }
+    }
+    out
+}
+
+/// The clients of `roles`, grouped by path (clients on one path share one recipe instance):
+/// path -> (the first workload on it, its clients).
+pub(crate) fn groups<'s>(
+    scenario: &'s Scenario,
+    roles: &[Role],
+) -> BTreeMap<&'s str, (&'s Workload, Vec<usize>)> {
+    let mut out: BTreeMap<&str, (&Workload, Vec<usize>)> = BTreeMap::new();
+    for (client, w) in workload_of(scenario) {
+        if roles.contains(&w.role) {
+            out.entry(w.path.as_str())
+                .or_insert_with(|| (w, Vec::new()))
+                .1
+                .push(client);
+        }
+    }
+    out
+}
+
+/// The client an event is about, if any.
+pub(crate) fn client_of(e: &Event) -> Option<usize> {
+    e.client()
+}
+
+/// The end of the run: the time of the last record.
+pub(crate) fn end_of(records: &[Record]) -> Duration {
+    records.last().map(|r| r.at).unwrap_or_default()
+}
+
+/// The time of the last [`Event::Healed`], if any.
+pub(crate) fn last_healed(records: &[Record]) -> Option<Duration> {
+    records
+        .iter()
+        .rev()
+        .find(|r| matches!(r.event, Event::Healed))
+        .map(|r| r.at)
+}
+
+/// Tracks pause taint per client: set at [`Event::Paused`], cleared when the client's belief
+/// ends (`ends` says which events end it for the role being checked) or its host crashes or
+/// restarts.
+#[derive(Debug, Default)]
+pub(crate) struct Taint {
+    tainted: BTreeMap<usize, Duration>,
+}
+
+impl Taint {
+    /// Feeds one record; `ends` says whether the event ends the client's belief.
+    pub(crate) fn feed(&mut self, r: &Record, ends: impl Fn(&Event) -> bool) {
+        match r.event {
+            Event::Paused { client } | Event::Killed { client } => {
+                self.tainted.entry(client).or_insert(r.at);
+            }
+            Event::Crashed { client } | Event::Started { client, .. } => {
+                self.tainted.remove(&client);
+            }
+            ref e if ends(e) => {
+                if let Some(c) = client_of(e) {
+                    self.tainted.remove(&c);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// When client `c` was paused, if it is tainted now.
+    pub(crate) fn since(&self, c: usize) -> Option<Duration> {
+        self.tainted.get(&c).copied()
+    }
 }

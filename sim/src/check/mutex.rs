@@ -1,44 +1,104 @@
-//! Mutual exclusion: no two clients believe they hold the lock at the same instant. A
-//! belief starts when `acquire` returns and ends when the client starts to release, when
-//! `lost()` fires, or when its host crashes (or restarts).
+//! Mutual exclusion: no two clients believe they hold the same lock at the same instant (for
+//! a read-write lock: no writer alongside anyone, readers together only). A belief starts when
+//! `acquire` returns ([`Event::Acquired`], [`Event::ReadAcquired`], [`Event::WriteAcquired`])
+//! and ends when the client starts to release, when `lost()` fires, or when its host crashes
+//! (or restarts). Clients on one path share a lock; a client no workload names counts as a
+//! plain lock contender on an unnamed path.
+//!
+//! An overlap in which a pause-tainted client takes part (see [`super`]) is a [`Finding`],
+//! not a violation.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::Violation;
+use super::{workload_of, Finding, Taint, Violation};
 use crate::history::{Event, Record};
+use crate::scenario::Scenario;
 
-/// The mutual-exclusion violations in `records` (in log order, which is the order events
-/// happened in the single-threaded simulation).
-pub fn check(records: &[Record]) -> Vec<Violation> {
-    let mut holding: BTreeMap<usize, (Duration, i64)> = BTreeMap::new();
+/// How a client holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Exclusive,
+    Read,
+    Write,
+}
+
+impl Mode {
+    fn conflicts(self, other: Mode) -> bool {
+        !(self == Mode::Read && other == Mode::Read)
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Exclusive => "the lock",
+            Mode::Read => "the read lock",
+            Mode::Write => "the write lock",
+        }
+    }
+}
+
+fn ends(e: &Event) -> bool {
+    matches!(e, Event::Released { .. } | Event::Lost { .. })
+}
+
+/// The mutual-exclusion violations and pause findings in `records` (in log order, which is
+/// the order events happened in the single-threaded simulation).
+pub fn check(records: &[Record], scenario: &Scenario) -> (Vec<Violation>, Vec<Finding>) {
+    let paths = workload_of(scenario);
+    let path_of = |c: usize| paths.get(&c).map_or("", |w| w.path.as_str());
+    let mut holding: BTreeMap<&str, BTreeMap<usize, (Duration, i64, Mode)>> = BTreeMap::new();
+    let mut taint = Taint::default();
     let mut out = Vec::new();
+    let mut found = Vec::new();
     for r in records {
-        match r.event {
-            Event::Acquired { client, token } => {
-                for (other, (since, other_token)) in &holding {
-                    if *other != client {
-                        out.push(Violation {
-                            checker: "mutual-exclusion",
-                            at: r.at,
-                            message: format!(
-                                "c{client} acquired (token {token:#x}) while c{other} \
-                                 has believed it holds the lock since {:.6} s (token {other_token:#x})",
-                                since.as_secs_f64()
-                            ),
-                        });
-                    }
-                }
-                holding.insert(client, (r.at, token));
-            }
+        taint.feed(r, ends);
+        let (client, token, mode) = match r.event {
+            Event::Acquired { client, token } => (client, token, Mode::Exclusive),
+            Event::ReadAcquired { client, token } => (client, token, Mode::Read),
+            Event::WriteAcquired { client, token } => (client, token, Mode::Write),
             Event::Released { client }
             | Event::Lost { client }
             | Event::Crashed { client }
             | Event::Started { client, .. } => {
-                holding.remove(&client);
+                for h in holding.values_mut() {
+                    h.remove(&client);
+                }
+                continue;
             }
-            _ => {}
+            _ => continue,
+        };
+        let group = holding.entry(path_of(client)).or_default();
+        for (other, (since, other_token, other_mode)) in group.iter() {
+            if *other == client || !mode.conflicts(*other_mode) {
+                continue;
+            }
+            let message = format!(
+                "c{client} acquired {} (token {token:#x}) while c{other} has believed it holds \
+                 {} since {:.6} s (token {other_token:#x})",
+                mode.name(),
+                other_mode.name(),
+                since.as_secs_f64()
+            );
+            let paused = [*other, client]
+                .into_iter()
+                .find_map(|c| taint.since(c).map(|t| (c, t)));
+            match paused {
+                Some((c, t)) => found.push(Finding {
+                    checker: "mutual-exclusion",
+                    at: r.at,
+                    message: format!(
+                        "{message}; c{c} was paused at {:.6} s and has not looked since",
+                        t.as_secs_f64()
+                    ),
+                }),
+                None => out.push(Violation {
+                    checker: "mutual-exclusion",
+                    at: r.at,
+                    message,
+                }),
+            }
         }
+        group.insert(client, (r.at, token, mode));
     }
-    out
+    (out, found)
 }

@@ -92,9 +92,9 @@ impl Node {
         if !join {
             return;
         }
-        let (current, last) = self.with_store(|s| {
+        let (current, last, base) = self.with_store(|s| {
             s.accepted_epoch = s.accepted_epoch.max(epoch);
-            (s.current_epoch, s.last_zxid())
+            (s.current_epoch, s.last_zxid(), s.base())
         });
         self.become_state(
             State::Following(FollowerState {
@@ -111,6 +111,7 @@ impl Node {
                 epoch,
                 current_epoch: current,
                 last_zxid: last,
+                snapshot_zxid: base,
             },
         );
     }

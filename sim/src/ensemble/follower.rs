@@ -1,12 +1,14 @@
-//! The follower: syncs its log with the leader (a diff appended, or a snapshot replacing
-//! it), logs and acks proposals, applies commits in zxid order, forwards its clients'
+//! The follower: syncs its history with the leader (`DIFF`: the entries after its last
+//! zxid appended; `TRUNC`: the entries the leader does not have dropped first; `SNAP`: its
+//! whole state replaced by the leader's snapshot), logs and acks proposals, applies commits in zxid order, forwards its clients'
 //! writes, reports its sessions' activity, and looks for another leader when this one goes
 //! silent (closing its clients' connections: it no longer sees a quorum).
 
+use super::check::tree_digest;
+use super::lock;
 use super::log::Entry;
 use super::node::{Node, State};
-use super::peer::Msg;
-use crate::server::tree::DataTree;
+use super::peer::{Msg, SyncKind};
 
 impl Node {
     fn following(&self, peer: u8, epoch: u32) -> bool {
@@ -21,40 +23,73 @@ impl Node {
         &mut self,
         peer: u8,
         epoch: u32,
-        snapshot: bool,
+        kind: SyncKind,
         entries: Vec<Entry>,
         commit: i64,
     ) {
         if !self.following(peer, epoch) {
             return;
         }
+        let name = kind.name();
+        let detail = match &kind {
+            SyncKind::Diff => String::new(),
+            SyncKind::Trunc { to } => format!(" to 0x{to:x}"),
+            SyncKind::Snap(snap) => format!(" at 0x{:x}", snap.zxid),
+        };
         let applied = self.applied;
-        let keeps_applied = self.with_store(|s| {
-            if snapshot {
-                s.replace(entries);
-            } else {
+        let (done, installed, dropped) = self.with_store(|s| {
+            let before = s.last_zxid();
+            let (done, installed) = match kind {
+                SyncKind::Diff => (true, None),
+                SyncKind::Trunc { to } => (s.truncate(to), None),
+                SyncKind::Snap(snap) => {
+                    let tree = snap.tree.clone();
+                    s.install(*snap, Vec::new());
+                    (true, Some(tree))
+                }
+            };
+            let dropped = before > s.last_zxid() && installed.is_none();
+            if done {
                 for e in entries {
                     if e.zxid() > s.last_zxid() {
                         s.append(e, true);
                     }
                 }
+                s.current_epoch = epoch;
+                s.fsync();
             }
-            s.current_epoch = epoch;
-            s.fsync();
-            applied == 0 || s.index_of(applied).is_some()
+            (done, installed, dropped)
         });
-        if !keeps_applied {
-            // What this server applied is not in the leader's history: start over.
-            self.event(format!("snapshot drops applied 0x{applied:x}: rebuilding"));
-            self.with_store(|s| s.committed = 0);
-            self.reset_tree(DataTree::new());
+        if !done {
+            // Only a leader that ignored our snapshot's zxid asks this.
+            self.look(&format!(
+                "cannot truncate below its snapshot ({name}{detail})"
+            ));
+            return;
+        }
+        if let Some(tree) = installed {
+            let digest = tree_digest(&tree);
+            let zxid = tree.last_zxid();
+            self.reset_tree(tree);
+            lock(&self.world).checker.applied(self.id, zxid, digest);
+        } else if applied > 0 && !self.with_store(|s| s.holds(applied)) {
+            // What this server applied is not in the leader's history (only a fault makes
+            // it so: applied entries were committed): rebuild from the snapshot.
+            self.event(format!(
+                "{name} drops applied 0x{applied:x}: rebuilding from the snapshot"
+            ));
+            let tree = self.with_store(|s| {
+                s.committed = s.base();
+                s.replay(s.base())
+            });
+            self.reset_tree(tree);
         }
         if let State::Following(f) = &mut self.state {
             f.synced = true;
         }
         self.event(format!(
-            "synced with zk{peer} by {} (commit 0x{commit:x})",
-            if snapshot { "snapshot" } else { "diff" }
+            "synced with zk{peer} by {name}{detail}{} (commit 0x{commit:x})",
+            if dropped { ", log truncated" } else { "" }
         ));
         self.send(peer, &Msg::AckSync { epoch });
         if commit > 0 {

@@ -1,7 +1,7 @@
-//! The leader. Prospective: every follower that promises its epoch is synced (a diff of
-//! the entries after the follower's last zxid when the follower's log is a prefix of the
-//! leader's, the whole log otherwise) and once a quorum has logged its sync the leader is
-//! established: its whole history is committed, its epoch becomes current, and it serves.
+//! The leader. Prospective: every follower that promises its epoch is synced
+//! ([`plan_sync`]: `DIFF`, `TRUNC` or `SNAP`) and once a quorum has logged its sync the
+//! leader is established: its whole history is committed, its epoch becomes current, and it
+//! serves.
 //!
 //! Established: every write is validated against the tree as all proposals so far leave it,
 //! stamped with zxid `(epoch << 32) | counter`, logged, proposed to the synced followers and
@@ -12,11 +12,13 @@
 use tokio::time::Instant;
 use zkit::proto::Request;
 
-use super::log::Entry;
+use super::log::{Entry, Store};
 use super::node::{LeaderState, Node, State};
-use super::peer::{Msg, Role};
+use super::peer::{Msg, Role, SyncKind};
+use super::snapshot::Snapshot;
 use crate::server::acl::AuthInfo;
 use crate::server::prep::{prepare, prepare_delete_container, PrepContext};
+use crate::server::tree::DataTree;
 use crate::server::txn::{Txn, TxnHeader};
 use crate::server::{Origin, Submission, SubmitKind};
 
@@ -34,6 +36,7 @@ impl Node {
         epoch: u32,
         current_epoch: u32,
         last_zxid: i64,
+        snapshot_zxid: i64,
     ) {
         let (my_current, my_last) = self.with_store(|s| (s.current_epoch, s.last_zxid()));
         let Some(l) = self.leading(epoch) else {
@@ -44,14 +47,10 @@ impl Node {
             return;
         }
         let established = l.established;
-        let (snapshot, entries, commit, point) = self.with_store(|s| {
+        let (kind, entries, commit, point) = self.with_store(|s| {
             let commit = if established { s.committed } else { 0 };
-            match s.after(last_zxid) {
-                Some(tail) if last_zxid <= s.last_zxid() => {
-                    (false, tail.to_vec(), commit, s.last_zxid())
-                }
-                _ => (true, s.log.clone(), commit, s.last_zxid()),
-            }
+            let (kind, entries) = plan_sync(s, last_zxid, snapshot_zxid);
+            (kind, entries, commit, s.last_zxid())
         });
         if let Some(l) = self.leading(epoch) {
             l.synced.insert(peer);
@@ -60,11 +59,21 @@ impl Node {
             l.acked_sync.remove(&peer);
             l.joined.insert(peer, Instant::now());
         }
+        let detail = match &kind {
+            SyncKind::Diff => format!("after 0x{last_zxid:x}"),
+            SyncKind::Trunc { to } => format!("from 0x{last_zxid:x} to 0x{to:x}"),
+            SyncKind::Snap(snap) => format!("at 0x{:x} (zk{peer} at 0x{last_zxid:x})", snap.zxid),
+        };
+        self.event(format!(
+            "sends {} to zk{peer} {detail} + {} entries",
+            kind.name().to_uppercase(),
+            entries.len()
+        ));
         self.send(
             peer,
             &Msg::Sync {
                 epoch,
-                snapshot,
+                kind,
                 entries,
                 commit,
             },
@@ -116,7 +125,7 @@ impl Node {
         });
         {
             let mut w = super::lock(&self.world);
-            w.checker.leader(epoch, self.id);
+            w.checker.leader(epoch, self.id, last);
             for e in &newly {
                 w.checker.committed(e);
             }
@@ -369,5 +378,117 @@ impl Node {
             );
         }
         let _ = self.shared.lock().take_touched();
+    }
+}
+
+/// How to bring a follower whose last zxid is `last` and whose snapshot is at `base` in line
+/// with the leader's store `s`, and the entries to append after that:
+/// - `DIFF` when `last` is in the leader's history (its snapshot's zxid or a logged one);
+/// - `TRUNC` to the leader's last zxid at or below `last` when the follower logged entries
+///   the leader does not have (a proposal of an older epoch that never committed), provided
+///   that point is not below the follower's own snapshot;
+/// - `SNAP` otherwise: the follower is behind the leader's snapshot (the log it needs was
+///   compacted), or cannot truncate far enough.
+pub(super) fn plan_sync(s: &Store, last: i64, base: i64) -> (SyncKind, Vec<Entry>) {
+    if last >= s.base() {
+        if let Some(tail) = s.after(last) {
+            return (SyncKind::Diff, tail.to_vec());
+        }
+        let to = s
+            .log
+            .iter()
+            .rev()
+            .map(Entry::zxid)
+            .find(|z| *z <= last)
+            .unwrap_or_else(|| s.base());
+        if to >= base {
+            let tail = s.after(to).map(<[Entry]>::to_vec).unwrap_or_default();
+            return (SyncKind::Trunc { to }, tail);
+        }
+    }
+    let snapshot = s
+        .snapshot
+        .clone()
+        .unwrap_or_else(|| Snapshot::of(DataTree::new()));
+    (SyncKind::Snap(Box::new(snapshot)), s.log.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::txn::TxnHeader;
+
+    fn entry(zxid: i64) -> Entry {
+        Entry {
+            header: TxnHeader {
+                session_id: 0,
+                cxid: 0,
+                zxid,
+                time: 0,
+            },
+            txn: Txn::Check { path: "/".into() },
+            origin: None,
+        }
+    }
+
+    fn zxids(entries: &[Entry]) -> Vec<i64> {
+        entries.iter().map(Entry::zxid).collect()
+    }
+
+    const E1: i64 = 1 << 32;
+    const E2: i64 = 2 << 32;
+    const E3: i64 = 3 << 32;
+
+    fn leader_store() -> Store {
+        let mut s = Store::default();
+        for z in [E1 | 1, E1 | 2, E1 | 3, E3 | 1, E3 | 2] {
+            s.append(entry(z), true);
+        }
+        s.committed = E3 | 2;
+        s
+    }
+
+    #[test]
+    fn a_follower_in_the_history_gets_a_diff() {
+        let s = leader_store();
+        let (kind, tail) = plan_sync(&s, E1 | 3, 0);
+        assert_eq!(kind, SyncKind::Diff);
+        assert_eq!(zxids(&tail), vec![E3 | 1, E3 | 2]);
+        let (kind, tail) = plan_sync(&s, 0, 0);
+        assert_eq!(kind, SyncKind::Diff);
+        assert_eq!(tail.len(), 5);
+    }
+
+    #[test]
+    fn a_follower_with_entries_of_an_older_epoch_is_truncated() {
+        let s = leader_store();
+        // The follower logged (2, 1) and (2, 2), proposed by a leader of epoch 2 that no
+        // quorum followed.
+        let (kind, tail) = plan_sync(&s, E2 | 2, 0);
+        assert_eq!(kind, SyncKind::Trunc { to: E1 | 3 });
+        assert_eq!(zxids(&tail), vec![E3 | 1, E3 | 2]);
+        // Ahead of the leader in its own epoch: truncated to the leader's last.
+        let (kind, tail) = plan_sync(&s, E3 | 9, 0);
+        assert_eq!(kind, SyncKind::Trunc { to: E3 | 2 });
+        assert!(tail.is_empty());
+    }
+
+    #[test]
+    fn a_follower_behind_the_snapshot_gets_the_snapshot() {
+        let mut s = leader_store();
+        assert_eq!(s.compact(3), Some(E3 | 2));
+        assert!(s.log.is_empty());
+        let (kind, tail) = plan_sync(&s, E1 | 2, 0);
+        assert!(matches!(kind, SyncKind::Snap(ref snap) if snap.zxid == E3 | 2));
+        assert!(tail.is_empty());
+        // At the snapshot itself: nothing to send.
+        assert_eq!(plan_sync(&s, E3 | 2, 0), (SyncKind::Diff, vec![]));
+    }
+
+    #[test]
+    fn a_follower_that_cannot_truncate_below_its_snapshot_gets_the_snapshot() {
+        let s = leader_store();
+        let (kind, _) = plan_sync(&s, E2 | 2, E2 | 1);
+        assert!(matches!(kind, SyncKind::Snap(_)));
     }
 }

@@ -1,17 +1,21 @@
-//! Each server's durable state: its transaction log, the epochs it promised and accepted,
-//! and how far it knows the log committed. It lives in the ensemble's [`World`], outside the
-//! turmoil host, so it survives `crash` and `bounce` the way a disk does; the "snapshot" a
-//! restarted server starts from is the replay of its committed prefix.
+//! Each server's durable state: its latest snapshot, its transaction log after it, the
+//! epochs it promised and accepted, and how far it knows the log committed. It lives in the
+//! ensemble's [`World`], outside the turmoil host, so it survives `crash` and `bounce` the way
+//! a disk does; a restarted server starts from its snapshot plus the replay of its committed
+//! log.
 //!
 //! Appends are fsynced at once unless the fault option [`EnsembleConfig::ack_before_fsync`]
 //! is on, in which case followers fsync lazily and [`Store::crash`] drops the tail that was
-//! not yet fsynced.
+//! not yet fsynced. A snapshot is written durably ([`Store::compact`] takes one every
+//! [`EnsembleConfig::snapshot_every`] committed entries and drops the entries it covers).
 //!
 //! [`World`]: super::World
 //! [`EnsembleConfig::ack_before_fsync`]: super::EnsembleConfig::ack_before_fsync
+//! [`EnsembleConfig::snapshot_every`]: super::EnsembleConfig::snapshot_every
 
 use zkit::proto::{Acl, DecodeError, ErrorCode, Reader, Record, Writer};
 
+use super::snapshot::Snapshot;
 use crate::server::tree::DataTree;
 use crate::server::txn::{CreateReply, CreateTxn, Txn, TxnHeader};
 use crate::server::Origin;
@@ -41,7 +45,9 @@ pub struct Store {
     pub accepted_epoch: u32,
     /// Epoch of the leader this server last synced with.
     pub current_epoch: u32,
-    /// The log, in zxid order.
+    /// The latest snapshot (every committed transaction up to its zxid), if any.
+    pub snapshot: Option<Snapshot>,
+    /// The log after the snapshot, in zxid order.
     pub log: Vec<Entry>,
     /// Highest zxid known committed.
     pub committed: i64,
@@ -51,9 +57,14 @@ pub struct Store {
 }
 
 impl Store {
-    /// The last logged zxid (0 when empty).
+    /// The zxid of the snapshot (0 without one): the log starts after it.
+    pub fn base(&self) -> i64 {
+        self.snapshot.as_ref().map_or(0, |s| s.zxid)
+    }
+
+    /// The last logged zxid (the snapshot's when the log is empty).
     pub fn last_zxid(&self) -> i64 {
-        self.log.last().map_or(0, Entry::zxid)
+        self.log.last().map_or_else(|| self.base(), Entry::zxid)
     }
 
     /// Appends an entry; `durable` fsyncs it (and everything before it) at once.
@@ -69,11 +80,25 @@ impl Store {
         self.fsynced = self.log.len();
     }
 
-    /// Replaces the whole log (a snapshot from the leader), durably.
-    pub fn replace(&mut self, log: Vec<Entry>) {
+    /// Replaces the snapshot and the log (a `SNAP` from the leader), durably.
+    pub fn install(&mut self, snapshot: Snapshot, log: Vec<Entry>) {
+        self.committed = snapshot.zxid;
+        self.snapshot = Some(snapshot);
         self.log = log;
+        self.fsync();
+    }
+
+    /// Drops the log entries after `zxid` (a `TRUNC` from the leader), durably. Refused
+    /// (false) when `zxid` is below the snapshot, which cannot be undone.
+    pub fn truncate(&mut self, zxid: i64) -> bool {
+        if zxid < self.base() {
+            return false;
+        }
+        let keep = self.log.partition_point(|e| e.zxid() <= zxid);
+        self.log.truncate(keep);
         self.committed = self.committed.min(self.last_zxid());
         self.fsync();
+        true
     }
 
     /// A crash: the tail that was not fsynced is gone.
@@ -87,27 +112,53 @@ impl Store {
         self.log.binary_search_by_key(&zxid, Entry::zxid).ok()
     }
 
-    /// The entries after `zxid` (all of them for 0), or `None` if `zxid` is not logged here.
+    /// Whether `zxid` is this server's history: the snapshot's zxid or a logged one.
+    pub fn holds(&self, zxid: i64) -> bool {
+        zxid == self.base() || self.index_of(zxid).is_some()
+    }
+
+    /// The entries after `zxid` (the whole log for the snapshot's zxid), or `None` if
+    /// `zxid` is neither logged here nor the snapshot's.
     pub fn after(&self, zxid: i64) -> Option<&[Entry]> {
-        if zxid == 0 {
+        if zxid == self.base() {
             return Some(&self.log);
         }
         self.index_of(zxid).map(|i| &self.log[i + 1..])
     }
 
-    /// The committed prefix.
+    /// The committed part of the log.
     pub fn committed_log(&self) -> &[Entry] {
         let n = self.log.partition_point(|e| e.zxid() <= self.committed);
         &self.log[..n]
     }
 
-    /// The tree after replaying the log up to `zxid`.
+    /// The tree after the snapshot and the log up to `zxid`.
     pub fn replay(&self, zxid: i64) -> DataTree {
-        let mut tree = DataTree::new();
+        let mut tree = self
+            .snapshot
+            .as_ref()
+            .map_or_else(DataTree::new, |s| s.tree.clone());
         for e in self.log.iter().take_while(|e| e.zxid() <= zxid) {
             tree.apply(&e.header, &e.txn);
         }
         tree
+    }
+
+    /// Once at least `every` committed entries are logged (0: never), snapshots the
+    /// committed state and drops the entries it covers; returns the new snapshot's zxid.
+    pub fn compact(&mut self, every: usize) -> Option<i64> {
+        let covered = self.committed_log().len();
+        if every == 0 || covered < every {
+            return None;
+        }
+        let tree = self.replay(self.committed);
+        self.snapshot = Some(Snapshot {
+            zxid: self.committed,
+            tree,
+        });
+        self.log.drain(..covered);
+        self.fsynced = self.fsynced.saturating_sub(covered);
+        Some(self.committed)
     }
 }
 

@@ -1,12 +1,16 @@
 //! A replicated simulated ensemble: N servers, each a turmoil host running the simulated
 //! ZooKeeper server for clients plus a Zab-like replication protocol between servers.
 //!
-//! - [`log`]: each server's durable state (log, epochs, commit point), kept in the
+//! - [`log`]: each server's durable state (snapshot, log, epochs, commit point), kept in the
 //!   [`Ensemble`]'s world outside the hosts so it survives `crash`/`bounce`;
+//! - [`snapshot`]: a server's whole state at one committed zxid; servers take one every
+//!   [`EnsembleConfig::snapshot_every`] commits and drop the log it covers;
 //! - [`peer`]: the messages servers exchange and the TCP links that carry them;
 //! - `election`: a server looking for a leader votes for the highest (epoch, zxid, id) among
 //!   a quorum it can hear, and a new leader takes a new epoch;
-//! - `leader` / `follower`: the leader syncs each follower (diff or snapshot), proposes,
+//! - `leader` / `follower`: the leader syncs each follower (`DIFF` when the follower's last
+//!   zxid is in its history, `TRUNC` when the follower logged entries it does not have,
+//!   `SNAP` when the follower is behind its snapshot), proposes,
 //!   commits on a quorum of acks; followers log, ack and apply commits in zxid order;
 //! - [`check`]: the invariants, fed as servers act.
 //!
@@ -24,6 +28,7 @@ mod leader;
 pub mod log;
 mod node;
 pub mod peer;
+pub mod snapshot;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -52,6 +57,9 @@ pub struct EnsembleConfig {
     pub election_timeout: Duration,
     /// Fault: followers ack proposals before fsyncing them, so a crash loses the tail.
     pub ack_before_fsync: bool,
+    /// Each server snapshots its committed state and drops the log it covers once this many
+    /// committed entries are logged (0: never).
+    pub snapshot_every: usize,
     /// Template of each server's client-side configuration (`server_id`, `seed` and
     /// `client_port` are set per server).
     pub server: ServerConfig,
@@ -67,6 +75,7 @@ impl Default for EnsembleConfig {
             election_wait: Duration::from_millis(300),
             election_timeout: Duration::from_millis(1500),
             ack_before_fsync: false,
+            snapshot_every: 32,
             server: ServerConfig {
                 tick_time: Duration::from_millis(500),
                 ..ServerConfig::default()
@@ -99,6 +108,8 @@ pub struct ServerStatus {
     pub applied: i64,
     /// Open client connections.
     pub clients: usize,
+    /// Handshakes refused (since it started) because the client had seen a newer zxid.
+    pub refused_behind: u64,
 }
 
 /// Everything that outlives the hosts: durable stores, statuses, the event log, the checker.
@@ -112,8 +123,14 @@ pub(crate) struct World {
 
 impl World {
     pub(crate) fn event(&mut self, id: u8, what: String) {
+        let at = turmoil::sim_elapsed().unwrap_or_default();
+        self.event_at(at, id, what);
+    }
+
+    /// An event at `at` (from outside the simulation, where `sim_elapsed` is unknown).
+    pub(crate) fn event_at(&mut self, at: Duration, id: u8, what: String) {
         tracing::info!(server = id, "{what}");
-        let at = turmoil::sim_elapsed().unwrap_or_default().as_millis();
+        let at = at.as_millis();
         self.events.push(format!("{at:>7} ms zk{id}: {what}"));
     }
 }
@@ -185,7 +202,7 @@ impl Ensemble {
         if let Some(s) = w.status.get_mut(&id) {
             *s = ServerStatus::default();
         }
-        w.event(id, "crashed".to_owned());
+        w.event_at(sim.elapsed(), id, "crashed".to_owned());
     }
 
     /// Restarts server `id` (after a crash, or in place).

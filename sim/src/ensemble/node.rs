@@ -108,10 +108,11 @@ pub(super) async fn run(
         store.incarnation += 1;
         let inc = store.incarnation;
         let committed = store.committed;
+        let base = store.base();
         let tree = store.replay(committed);
         w.event(
             id,
-            format!("started (incarnation {inc}, committed 0x{committed:x})"),
+            format!("started (incarnation {inc}, snapshot 0x{base:x}, committed 0x{committed:x})"),
         );
         (inc, tree, committed)
     };
@@ -299,13 +300,14 @@ impl Node {
                 epoch,
                 current_epoch,
                 last_zxid,
-            } => self.on_ack_epoch(peer, epoch, current_epoch, last_zxid),
+                snapshot_zxid,
+            } => self.on_ack_epoch(peer, epoch, current_epoch, last_zxid, snapshot_zxid),
             Msg::Sync {
                 epoch,
-                snapshot,
+                kind,
                 entries,
                 commit,
-            } => self.on_sync(peer, epoch, snapshot, entries, commit),
+            } => self.on_sync(peer, epoch, kind, entries, commit),
             Msg::AckSync { epoch } => self.on_ack_sync(peer, epoch),
             Msg::Propose { epoch, entry } => self.on_propose(peer, epoch, entry),
             Msg::Ack { epoch, zxid } => self.on_ack(peer, epoch, zxid),
@@ -389,7 +391,8 @@ impl Node {
         }
     }
 
-    /// Applies committed entries up to `zxid` to the core, in order, and records digests.
+    /// Applies committed entries up to `zxid` to the core, in order, records digests, and
+    /// compacts the log when it has grown enough.
     pub(super) fn apply_to(&mut self, zxid: i64) {
         let applied = self.applied;
         let entries: Vec<Entry> = self.with_store(|s| {
@@ -416,9 +419,16 @@ impl Node {
         if let Some((last, _)) = digests.last() {
             self.applied = *last;
         }
-        let mut w = lock(&self.world);
-        for (z, d) in digests {
-            w.checker.applied(self.id, z, d);
+        let every = self.config.snapshot_every;
+        let snapshot = {
+            let mut w = lock(&self.world);
+            for (z, d) in digests {
+                w.checker.applied(self.id, z, d);
+            }
+            w.stores.get_mut(&self.id).and_then(|s| s.compact(every))
+        };
+        if let Some(z) = snapshot {
+            self.event(format!("snapshot at 0x{z:x}, log compacted"));
         }
     }
 
@@ -486,9 +496,14 @@ impl Node {
             State::Following(f) => (Role::Following, false, f.epoch),
             State::Leading(l) => (Role::Leading, l.established, l.epoch),
         };
-        let clients = self.shared.lock().connections.len();
+        let (clients, refused_behind) = {
+            let core = self.shared.lock();
+            let refused = core.replica.as_ref().map_or(0, |r| r.refused_behind);
+            (core.connections.len(), refused)
+        };
         let status = ServerStatus {
             clients,
+            refused_behind,
             up: true,
             role: Some(role),
             established,
@@ -496,6 +511,15 @@ impl Node {
             epoch,
             applied: self.applied,
         };
-        lock(&self.world).status.insert(self.id, status);
+        let mut w = lock(&self.world);
+        let before = w.status.get(&self.id).map_or(0, |s| s.refused_behind);
+        if refused_behind > before {
+            let at = self.applied;
+            w.event(
+                self.id,
+                format!("refused a client that has seen a newer zxid (applied 0x{at:x})"),
+            );
+        }
+        w.status.insert(self.id, status);
     }
 }

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, Notify};
 use zkit::proto::{encode_frame, DecodeError, FrameDecoder, Id, Reader, Record, Writer};
 
 use super::log::{decode_entry, decode_origin, encode_entry, encode_origin, Entry};
+use super::snapshot::{Snapshot, SnapshotError};
 use crate::server::{Origin, Submission, SubmitKind};
 
 /// The port servers listen on for each other.
@@ -32,6 +33,33 @@ pub enum Role {
     Following,
     /// Leading (prospective or established).
     Leading,
+}
+
+/// How a leader syncs a follower, as ZooKeeper's `LearnerHandler` does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncKind {
+    /// `DIFF`: the follower's last zxid is in the leader's history; append what follows.
+    Diff,
+    /// `TRUNC`: the follower logged entries the leader's history does not have (from an
+    /// older epoch, never committed): drop every entry after `to`, then append.
+    Trunc {
+        /// The last zxid the follower keeps.
+        to: i64,
+    },
+    /// `SNAP`: the follower is behind the leader's snapshot (the log it needs was
+    /// compacted): replace its whole state with the snapshot, then append.
+    Snap(Box<Snapshot>),
+}
+
+impl SyncKind {
+    /// `diff`, `trunc` or `snap`, as the event log names it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SyncKind::Diff => "diff",
+            SyncKind::Trunc { .. } => "trunc",
+            SyncKind::Snap(_) => "snap",
+        }
+    }
 }
 
 /// One peer message.
@@ -70,15 +98,17 @@ pub enum Msg {
         current_epoch: u32,
         /// The follower's last logged zxid.
         last_zxid: i64,
+        /// The zxid of the follower's snapshot (it cannot truncate below it).
+        snapshot_zxid: i64,
     },
-    /// The leader brings a follower's log in line: a diff (entries after its last zxid) or
-    /// a snapshot (the whole log, replacing the follower's), and the commit point.
+    /// The leader brings a follower's history in line with its own ([`SyncKind`]), then
+    /// `entries` are appended, and says how far it committed.
     Sync {
         /// The leader's epoch.
         epoch: u32,
-        /// Whether `entries` replace the follower's log.
-        snapshot: bool,
-        /// The entries.
+        /// Diff, truncation or snapshot.
+        kind: SyncKind,
+        /// The entries to append (after the truncation point or the snapshot).
         entries: Vec<Entry>,
         /// Highest committed zxid (0 while the leader is not established).
         commit: i64,
@@ -220,21 +250,33 @@ impl Msg {
                 epoch,
                 current_epoch,
                 last_zxid,
+                snapshot_zxid,
             } => {
                 b.put_i32(3);
                 put_epoch(b, *epoch);
                 put_epoch(b, *current_epoch);
                 b.put_i64(*last_zxid);
+                b.put_i64(*snapshot_zxid);
             }
             Msg::Sync {
                 epoch,
-                snapshot,
+                kind,
                 entries,
                 commit,
             } => {
                 b.put_i32(4);
                 put_epoch(b, *epoch);
-                b.put_bool(*snapshot);
+                match kind {
+                    SyncKind::Diff => b.put_i32(0),
+                    SyncKind::Trunc { to } => {
+                        b.put_i32(1);
+                        b.put_i64(*to);
+                    }
+                    SyncKind::Snap(snapshot) => {
+                        b.put_i32(2);
+                        snapshot.encode(b);
+                    }
+                }
                 b.put_len(entries.len());
                 for e in entries {
                     encode_entry(b, e);
@@ -321,10 +363,33 @@ impl Msg {
                 epoch: epoch(r)?,
                 current_epoch: epoch(r)?,
                 last_zxid: r.read_i64()?,
+                snapshot_zxid: r.read_i64()?,
             },
             4 => Msg::Sync {
                 epoch: epoch(r)?,
-                snapshot: r.read_bool()?,
+                kind: match r.read_i32()? {
+                    0 => SyncKind::Diff,
+                    1 => SyncKind::Trunc { to: r.read_i64()? },
+                    2 => match Snapshot::decode(r) {
+                        Ok(s) => SyncKind::Snap(Box::new(s)),
+                        Err(SnapshotError::Decode(e)) => return Err(e),
+                        Err(e) => {
+                            // Not a framing error: the rebuilt tree would differ. Refuse the
+                            // message (the link drops, the follower syncs again).
+                            tracing::warn!("{e}");
+                            return Err(DecodeError::UnknownValue {
+                                kind: "snapshot",
+                                value: 0,
+                            });
+                        }
+                    },
+                    value => {
+                        return Err(DecodeError::UnknownValue {
+                            kind: "sync kind",
+                            value,
+                        })
+                    }
+                },
                 entries: r.read_vec(36, decode_entry)?,
                 commit: r.read_i64()?,
             },

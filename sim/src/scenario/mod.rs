@@ -1,32 +1,48 @@
-//! The scenario file format: a TOML file describing an ensemble, a run length, client
-//! workloads and a fault timeline.
+//! The scenario file format: a TOML file describing an ensemble, the network, a run length,
+//! client workloads, a fault timeline and a swarm of random faults.
 //!
 //! ```toml
+//! name = "lock_holder_partitioned"
+//!
 //! [ensemble]
 //! servers = 3
 //! tick_ms = 500
 //! session_timeout_ms = 4000
 //!
+//! [network]
+//! latency_ms = [0, 100]     # every message takes this long (the default)
+//! loss = 0.0                # the chance a link drops its messages for a while
+//!
 //! [run]
 //! duration_s = 60
+//! liveness_s = 20           # after the last fault ends: a lock handoff and a leader by then
 //!
-//! [[workload]]
+//! [[workload]]              # see workload.rs
 //! role = "lock"
 //! count = 5
 //! path = "/locks/a"
 //! hold_ms = [50, 300]
 //!
-//! [[fault]]
+//! [[fault]]                 # see fault.rs
 //! at_s = 10
-//! kind = "partition"        # partition | heal | crash | restart
-//! target = "lock-holder"    # lock-holder | leader-server | client:N | server:N
+//! kind = "partition"
+//! target = "lock-holder"
+//! for_s = 8
+//!
+//! [swarm]                   # see swarm.rs
+//! kinds = ["partition", "crash"]
+//! faults = [1, 4]
+//! for_s = [1, 6]
 //! ```
 //!
 //! Unknown keys are errors, and every error names `file:line:col` with a hint
 //! ([`ScenarioError`]). Targets are resolved when the fault fires, not when the file is read.
 
 mod error;
+mod fault;
+mod swarm;
 mod target;
+mod workload;
 
 use std::ops::Range;
 use std::time::Duration;
@@ -35,7 +51,10 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use self::error::ScenarioError;
-pub use self::target::Target;
+pub use self::fault::{Direction, Fault, FaultKind};
+pub use self::swarm::{Swarm, Targets};
+pub use self::target::{Target, TARGET_NAMES};
+pub use self::workload::{Role, Workload};
 
 /// A parsed, validated scenario.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,12 +67,20 @@ pub struct Scenario {
     pub tick: Duration,
     /// The session timeout the clients ask for.
     pub session_timeout: Duration,
+    /// Every message's latency, drawn uniformly from this range.
+    pub latency: (Duration, Duration),
+    /// The chance, per link and step, that a link drops its messages for a while.
+    pub loss: f64,
     /// How long each seed runs, in simulated time.
     pub duration: Duration,
+    /// How soon after the last fault ends the lock must change hands and a leader exist.
+    pub liveness: Duration,
     /// The client workloads, in file order.
     pub workloads: Vec<Workload>,
     /// The fault timeline, sorted by time (file order among equal times).
     pub faults: Vec<Fault>,
+    /// Random faults drawn per seed, if any.
+    pub swarm: Option<Swarm>,
 }
 
 impl Scenario {
@@ -61,52 +88,75 @@ impl Scenario {
     pub fn client_count(&self) -> usize {
         self.workloads.iter().map(|w| w.count).sum()
     }
+
+    /// What the workloads offer as fault targets.
+    pub fn targets(&self) -> Targets {
+        Targets {
+            lock_holder: self.workloads.iter().any(|w| w.role.holds_lock()),
+            leader_candidate: self.workloads.iter().any(|w| w.role.leads()),
+            servers: self.servers,
+        }
+    }
+
+    /// The scenario as TOML with `faults` as its whole timeline and no swarm (what `shrink`
+    /// prints: a file that replays a shrunk swarm schedule).
+    pub fn to_toml_with(&self, faults: &[Fault]) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        let _ = writeln!(s, "name = \"{}\"\n", self.name);
+        let _ = writeln!(s, "[ensemble]");
+        let _ = writeln!(s, "servers = {}", self.servers);
+        let _ = writeln!(s, "tick_ms = {}", self.tick.as_millis());
+        let _ = writeln!(
+            s,
+            "session_timeout_ms = {}\n",
+            self.session_timeout.as_millis()
+        );
+        let _ = writeln!(s, "[network]");
+        let _ = writeln!(
+            s,
+            "latency_ms = [{}, {}]",
+            self.latency.0.as_millis(),
+            self.latency.1.as_millis()
+        );
+        let _ = writeln!(s, "loss = {}\n", self.loss);
+        let _ = writeln!(s, "[run]");
+        let _ = writeln!(s, "duration_s = {}", self.duration.as_secs());
+        let _ = writeln!(s, "liveness_s = {}", self.liveness.as_secs());
+        for w in &self.workloads {
+            let _ = writeln!(s, "\n[[workload]]");
+            let _ = writeln!(s, "role = \"{}\"", w.role.name());
+            let _ = writeln!(s, "count = {}", w.count);
+            let _ = writeln!(s, "path = \"{}\"", w.path);
+            let _ = writeln!(
+                s,
+                "hold_ms = [{}, {}]",
+                w.hold.0.as_millis(),
+                w.hold.1.as_millis()
+            );
+            if w.role == Role::Semaphore {
+                let _ = writeln!(s, "leases = {}", w.leases);
+            }
+        }
+        for f in faults {
+            s.push('\n');
+            s.push_str(&f.to_toml());
+        }
+        s
+    }
 }
 
-/// What a group of clients does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Role {
-    /// Contend for an exclusive lock, hold it, write to the fenced resource, release.
-    Lock,
+/// The file being parsed, for locating errors.
+pub(crate) struct Ctx<'t> {
+    file: &'t str,
+    text: &'t str,
 }
 
-/// A group of identical clients.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Workload {
-    /// What they do.
-    pub role: Role,
-    /// How many clients.
-    pub count: usize,
-    /// The recipe's ZooKeeper path.
-    pub path: String,
-    /// How long a holder holds, drawn uniformly from this range (inclusive).
-    pub hold: (Duration, Duration),
-}
-
-/// What a fault does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FaultKind {
-    /// Cut the target off from every other host it talks to.
-    Partition,
-    /// Repair every partition made so far (the target is optional and ignored).
-    Heal,
-    /// Crash the target's host.
-    Crash,
-    /// Restart the target's host (a target resolved by an earlier crash means the same host).
-    Restart,
-}
-
-/// One fault of the timeline.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Fault {
-    /// When it fires, from the start of the workload.
-    pub at: Duration,
-    /// What it does.
-    pub kind: FaultKind,
-    /// What it hits (`None` only for `heal`).
-    pub target: Option<Target>,
+impl Ctx<'_> {
+    /// An error at `span` of the file.
+    pub(crate) fn err(&self, span: Range<usize>, message: String, hint: &str) -> ScenarioError {
+        ScenarioError::at(self.file, self.text, Some(span), message, hint)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,11 +166,13 @@ struct RawScenario {
     #[allow(dead_code)]
     description: Option<String>,
     ensemble: RawEnsemble,
+    network: Option<RawNetwork>,
     run: RawRun,
     #[serde(default)]
-    workload: Vec<RawWorkload>,
+    workload: Vec<workload::RawWorkload>,
     #[serde(default)]
-    fault: Vec<RawFault>,
+    fault: Vec<fault::RawFault>,
+    swarm: Option<swarm::RawSwarm>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -133,25 +185,16 @@ struct RawEnsemble {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawNetwork {
+    latency_ms: Option<Spanned<[u64; 2]>>,
+    loss: Option<Spanned<f64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawRun {
     duration_s: Spanned<u64>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawWorkload {
-    role: Role,
-    count: Spanned<u64>,
-    path: Spanned<String>,
-    hold_ms: Spanned<[u64; 2]>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFault {
-    at_s: Spanned<f64>,
-    kind: Spanned<FaultKind>,
-    target: Option<Spanned<String>>,
+    liveness_s: Option<Spanned<u64>>,
 }
 
 /// Reads and parses the scenario file at `path`.
@@ -190,13 +233,11 @@ pub fn parse(file: &str, default_name: &str, text: &str) -> Result<Scenario, Sce
         };
         ScenarioError::at(file, text, e.span(), message, hint)
     })?;
-    let err = |span: Range<usize>, message: String, hint: &str| {
-        ScenarioError::at(file, text, Some(span), message, hint)
-    };
+    let ctx = Ctx { file, text };
 
     let servers = *raw.ensemble.servers.get_ref();
     if !(1..=9).contains(&servers) {
-        return Err(err(
+        return Err(ctx.err(
             raw.ensemble.servers.span(),
             format!("servers = {servers} is out of range"),
             "use 1 to 9 servers",
@@ -205,7 +246,7 @@ pub fn parse(file: &str, default_name: &str, text: &str) -> Result<Scenario, Sce
     let servers = servers as u8;
     let tick_ms = match &raw.ensemble.tick_ms {
         Some(t) if !(1..=60_000).contains(t.get_ref()) => {
-            return Err(err(
+            return Err(ctx.err(
                 t.span(),
                 format!("tick_ms = {} is out of range", t.get_ref()),
                 "use 1 to 60000 milliseconds",
@@ -216,7 +257,7 @@ pub fn parse(file: &str, default_name: &str, text: &str) -> Result<Scenario, Sce
     };
     let session_ms = match &raw.ensemble.session_timeout_ms {
         Some(t) if *t.get_ref() < 2 * tick_ms || *t.get_ref() > 20 * tick_ms => {
-            return Err(err(
+            return Err(ctx.err(
                 t.span(),
                 format!("session_timeout_ms = {} is out of range", t.get_ref()),
                 "ZooKeeper allows 2 to 20 ticks",
@@ -225,111 +266,92 @@ pub fn parse(file: &str, default_name: &str, text: &str) -> Result<Scenario, Sce
         Some(t) => *t.get_ref(),
         None => 4000.clamp(2 * tick_ms, 20 * tick_ms),
     };
+    let (latency, loss) = network(&ctx, raw.network)?;
     let duration_s = *raw.run.duration_s.get_ref();
     if !(1..=3600).contains(&duration_s) {
-        return Err(err(
+        return Err(ctx.err(
             raw.run.duration_s.span(),
             format!("duration_s = {duration_s} is out of range"),
             "use 1 to 3600 seconds",
         ));
     }
+    let liveness_s = match &raw.run.liveness_s {
+        Some(l) if *l.get_ref() == 0 || *l.get_ref() > duration_s => {
+            return Err(ctx.err(
+                l.span(),
+                format!("liveness_s = {} is out of range", l.get_ref()),
+                "use 1 second to run.duration_s",
+            ))
+        }
+        Some(l) => *l.get_ref(),
+        None => 20.min(duration_s),
+    };
 
-    let mut workloads = Vec::new();
-    for w in raw.workload {
-        let count = *w.count.get_ref();
-        if !(1..=50).contains(&count) {
-            return Err(err(
-                w.count.span(),
-                format!("count = {count} is out of range"),
-                "use 1 to 50 clients",
-            ));
-        }
-        let path = w.path.get_ref();
-        if zkit::path::validate_path(path).is_err() {
-            return Err(err(
-                w.path.span(),
-                format!("path {path:?} is not a ZooKeeper path"),
-                "an absolute path like \"/locks/a\"",
-            ));
-        }
-        let [lo, hi] = *w.hold_ms.get_ref();
-        if lo > hi {
-            return Err(err(
-                w.hold_ms.span(),
-                format!("hold_ms = [{lo}, {hi}] is an empty range"),
-                "write [min, max] with min <= max",
-            ));
-        }
-        workloads.push(Workload {
-            role: w.role,
-            count: count as usize,
-            path: path.clone(),
-            hold: (Duration::from_millis(lo), Duration::from_millis(hi)),
-        });
-    }
+    let workloads = raw
+        .workload
+        .into_iter()
+        .map(|w| workload::workload(&ctx, w))
+        .collect::<Result<Vec<_>, _>>()?;
     let clients: usize = workloads.iter().map(|w| w.count).sum();
-
-    let mut faults = Vec::new();
-    for f in raw.fault {
-        let at = *f.at_s.get_ref();
-        if !at.is_finite() || at < 0.0 || at >= duration_s as f64 {
-            return Err(err(
-                f.at_s.span(),
-                format!("at_s = {at} is outside the run"),
-                "use a time from 0 to below run.duration_s",
-            ));
-        }
-        let kind = *f.kind.get_ref();
-        let target =
-            match &f.target {
-                None if kind == FaultKind::Heal => None,
-                None => return Err(err(
-                    f.kind.span(),
-                    "this fault needs a target".to_owned(),
-                    "add target = \"lock-holder\", \"leader-server\", \"client:N\" or \"server:N\"",
-                )),
-                Some(t) => {
-                    let target = Target::parse(t.get_ref()).map_err(|m| {
-                        err(
-                            t.span(),
-                            m,
-                            "use \"lock-holder\", \"leader-server\", \"client:N\" or \"server:N\"",
-                        )
-                    })?;
-                    match target {
-                        Target::Client(n) if n > clients => {
-                            return Err(err(
-                                t.span(),
-                                format!("there is no client {n}"),
-                                &format!("the workloads have clients 1 to {clients}"),
-                            ))
-                        }
-                        Target::Server(n) if n > servers => {
-                            return Err(err(
-                                t.span(),
-                                format!("there is no server {n}"),
-                                &format!("the ensemble has servers 1 to {servers}"),
-                            ))
-                        }
-                        _ => Some(target),
-                    }
-                }
-            };
-        faults.push(Fault {
-            at: Duration::from_secs_f64(at),
-            kind,
-            target,
-        });
-    }
+    let mut faults = raw
+        .fault
+        .into_iter()
+        .map(|f| fault::fault(&ctx, f, servers, clients, duration_s))
+        .collect::<Result<Vec<_>, _>>()?;
     faults.sort_by_key(|f| f.at);
+    let swarm = raw
+        .swarm
+        .map(|s| swarm::swarm(&ctx, s, duration_s))
+        .transpose()?;
 
     Ok(Scenario {
         name: raw.name.unwrap_or_else(|| default_name.to_owned()),
         servers,
         tick: Duration::from_millis(tick_ms),
         session_timeout: Duration::from_millis(session_ms),
+        latency,
+        loss,
         duration: Duration::from_secs(duration_s),
+        liveness: Duration::from_secs(liveness_s),
         workloads,
         faults,
+        swarm,
     })
+}
+
+/// The `[network]` section (defaults: turmoil's 0 to 100 ms latency, no loss).
+fn network(
+    ctx: &Ctx<'_>,
+    raw: Option<RawNetwork>,
+) -> Result<((Duration, Duration), f64), ScenarioError> {
+    let raw = raw.unwrap_or(RawNetwork {
+        latency_ms: None,
+        loss: None,
+    });
+    let latency = match &raw.latency_ms {
+        Some(l) => {
+            let [lo, hi] = *l.get_ref();
+            if lo > hi || hi > 60_000 {
+                return Err(ctx.err(
+                    l.span(),
+                    format!("latency_ms = [{lo}, {hi}] is not a range of 0 to 60000"),
+                    "write [min, max] milliseconds with min <= max",
+                ));
+            }
+            (Duration::from_millis(lo), Duration::from_millis(hi))
+        }
+        None => (Duration::ZERO, Duration::from_millis(100)),
+    };
+    let loss = match &raw.loss {
+        Some(l) if !(0.0..=0.5).contains(l.get_ref()) => {
+            return Err(ctx.err(
+                l.span(),
+                format!("loss = {} is out of range", l.get_ref()),
+                "use 0 to 0.5",
+            ))
+        }
+        Some(l) => *l.get_ref(),
+        None => 0.0,
+    };
+    Ok((latency, loss))
 }

@@ -1,4 +1,4 @@
-//! Fault targets, named in the scenario and resolved to a host when the fault fires.
+//! Fault targets, named in the scenario and resolved to hosts when the fault fires.
 
 use std::fmt;
 
@@ -7,21 +7,47 @@ use std::fmt;
 pub enum Target {
     /// The client that believes it holds the lock when the fault fires.
     LockHolder,
+    /// The client that believes it leads (leader latch or selector) when the fault fires.
+    LeaderCandidate,
     /// The established leader server when the fault fires.
     LeaderServer,
+    /// A follower server drawn from the run's fault stream.
+    RandomFollower,
+    /// Any server drawn from the run's fault stream.
+    RandomServer,
+    /// Any running client drawn from the run's fault stream.
+    RandomClient,
+    /// Every server.
+    Servers,
+    /// A minority of the servers (the largest one), drawn from the run's fault stream.
+    Minority,
     /// Workload client `N` (1-based, across all workloads in file order).
     Client(usize),
     /// Server `N` (1-based, host `zkN`).
     Server(u8),
 }
 
+/// Every target name the parser accepts, for hints.
+pub const TARGET_NAMES: &str = "\"lock-holder\", \"leader-candidate\", \"leader-server\", \
+     \"random-follower\", \"random-server\", \"random-client\", \"servers\", \"minority\", \
+     \"client:N\" or \"server:N\"";
+
 impl Target {
-    /// Parses `lock-holder`, `leader-server`, `client:N` or `server:N`.
+    /// Parses one of [`TARGET_NAMES`].
     pub fn parse(s: &str) -> Result<Target, String> {
-        match s {
-            "lock-holder" => return Ok(Target::LockHolder),
-            "leader-server" => return Ok(Target::LeaderServer),
-            _ => {}
+        let named = match s {
+            "lock-holder" => Some(Target::LockHolder),
+            "leader-candidate" => Some(Target::LeaderCandidate),
+            "leader-server" => Some(Target::LeaderServer),
+            "random-follower" => Some(Target::RandomFollower),
+            "random-server" => Some(Target::RandomServer),
+            "random-client" => Some(Target::RandomClient),
+            "servers" => Some(Target::Servers),
+            "minority" => Some(Target::Minority),
+            _ => None,
+        };
+        if let Some(t) = named {
+            return Ok(t);
         }
         let number = |n: &str| n.parse::<usize>().ok().filter(|&n| n >= 1);
         if let Some(n) = s.strip_prefix("client:") {
@@ -37,13 +63,27 @@ impl Target {
         }
         Err(format!("unknown target {s:?}"))
     }
+
+    /// Whether the target names client hosts (rather than servers).
+    pub fn is_client(self) -> bool {
+        matches!(
+            self,
+            Target::LockHolder | Target::LeaderCandidate | Target::RandomClient | Target::Client(_)
+        )
+    }
 }
 
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Target::LockHolder => f.write_str("lock-holder"),
+            Target::LeaderCandidate => f.write_str("leader-candidate"),
             Target::LeaderServer => f.write_str("leader-server"),
+            Target::RandomFollower => f.write_str("random-follower"),
+            Target::RandomServer => f.write_str("random-server"),
+            Target::RandomClient => f.write_str("random-client"),
+            Target::Servers => f.write_str("servers"),
+            Target::Minority => f.write_str("minority"),
             Target::Client(n) => write!(f, "client:{n}"),
             Target::Server(n) => write!(f, "server:{n}"),
         }

@@ -104,6 +104,8 @@ pub(crate) struct Replica {
     /// Sessions with activity since the last [`Core::take_touched`].
     pub(crate) touched: BTreeSet<i64>,
     closing: BTreeSet<i64>,
+    /// Handshakes refused because the client had seen a zxid this member has not applied.
+    pub(crate) refused_behind: u64,
 }
 
 impl Replica {
@@ -126,6 +128,7 @@ impl Replica {
             queues: BTreeMap::new(),
             touched: BTreeSet::new(),
             closing: BTreeSet::new(),
+            refused_behind: 0,
         }
     }
 }
@@ -169,8 +172,19 @@ impl Core {
         now: u64,
     ) -> Option<(Vec<u8>, Flow)> {
         let r = self.replica.as_mut()?;
-        if !r.serving || req.last_zxid_seen > self.tree.last_zxid() {
-            tracing::debug!(conn, "member refuses session (not serving or behind)");
+        if !r.serving {
+            tracing::debug!(conn, "member refuses session (not serving)");
+            return None;
+        }
+        if req.last_zxid_seen > self.tree.last_zxid() {
+            // As ZooKeeper: the client has seen a newer state; it must try another server.
+            r.refused_behind += 1;
+            tracing::info!(
+                conn,
+                client_zxid = format_args!("0x{:x}", req.last_zxid_seen),
+                our_zxid = format_args!("0x{:x}", self.tree.last_zxid()),
+                "member refuses session: client has seen a newer zxid"
+            );
             return None;
         }
         let timeout = negotiate_timeout(

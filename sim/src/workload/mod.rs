@@ -2,19 +2,43 @@
 //! host (`c1`, `c2`, ...) running a real `zkit::Client` over turmoil TCP, with its own
 //! rand_chacha stream derived from the seed, the client number and the incarnation.
 //!
-//! - [`lock`]: a lock contender writing to the fenced resource while it holds the lock.
+//! - [`lock`]: a lock contender writing to the fenced resource while it holds the lock;
+//! - [`rwlock`]: a read-write lock contender, reader or writer at random;
+//! - [`semaphore`]: a semaphore lease holder;
+//! - [`leader_latch`], [`leader_selector`]: leader-election candidates;
+//! - [`party`]: a group member;
+//! - [`double_barrier`]: a double-barrier participant;
+//! - [`config`]: a configuration writer or watcher;
+//! - [`writer`]: plain acknowledged sequential creates, listed after a `sync` now and then.
+//!
+//! Every role records each belief change into the history, and passes a pause point
+//! ([`History::pause_point`]) wherever a frozen application would stop before acting on what
+//! it learnt.
 
+pub mod config;
+pub mod double_barrier;
+pub mod leader_latch;
+pub mod leader_selector;
 pub mod lock;
+pub mod party;
+pub mod rwlock;
+pub mod semaphore;
+pub mod writer;
 
+use std::future::Future;
 use std::time::Duration;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use zkit::recipe::{Lease, LockGuard};
 use zkit::Client;
 
 use crate::history::{Event, History};
 use crate::net::TurmoilConnector;
 use crate::scenario::{Role, Workload};
+
+/// What a client host's software returns (turmoil's host result).
+pub type Result = std::result::Result<(), Box<dyn std::error::Error>>;
 
 /// Everything one client host needs.
 #[derive(Debug, Clone)]
@@ -48,13 +72,22 @@ impl ClientSpec {
 }
 
 /// Runs client `spec`'s role forever (until its host crashes or the simulation ends).
-pub async fn run(spec: ClientSpec, incarnation: u32) -> Result<(), Box<dyn std::error::Error>> {
+pub async fn run(spec: ClientSpec, incarnation: u32) -> Result {
     spec.history.record(Event::Started {
         client: spec.client,
         incarnation,
     });
     match spec.workload.role {
         Role::Lock => lock::run(&spec, incarnation).await,
+        Role::Rwlock => rwlock::run(&spec, incarnation).await,
+        Role::Semaphore => semaphore::run(&spec, incarnation).await,
+        Role::LeaderLatch => leader_latch::run(&spec, incarnation).await,
+        Role::LeaderSelector => leader_selector::run(&spec, incarnation).await,
+        Role::Party => party::run(&spec, incarnation).await,
+        Role::DoubleBarrier => double_barrier::run(&spec, incarnation).await,
+        Role::ConfigWriter => config::write(&spec, incarnation).await,
+        Role::ConfigWatcher => config::watch(&spec, incarnation).await,
+        Role::Writer => writer::run(&spec, incarnation).await,
     }
 }
 
@@ -85,6 +118,20 @@ pub async fn connect(spec: &ClientSpec, seed: u64) -> Client {
         client,
         state: format!("{:?}", zk.state()),
     });
+    let mut info = zk.session_info();
+    let sessions = spec.history.clone();
+    tokio::spawn(async move {
+        loop {
+            let (id, password) = {
+                let i = info.borrow_and_update();
+                (i.session_id, i.password.clone())
+            };
+            sessions.set_session(client, id, password);
+            if info.changed().await.is_err() {
+                break;
+            }
+        }
+    });
     tokio::spawn(async move {
         loop {
             let state = match states.recv().await {
@@ -98,4 +145,46 @@ pub async fn connect(spec: &ClientSpec, seed: u64) -> Client {
         }
     });
     zk
+}
+
+/// Something held that can be lost (a lock guard, a semaphore lease).
+pub trait Held {
+    /// Whether it can no longer be trusted.
+    fn is_lost(&self) -> bool;
+    /// Resolves when it can no longer be trusted.
+    fn lost(&self) -> impl Future<Output = ()>;
+}
+
+impl Held for LockGuard {
+    fn is_lost(&self) -> bool {
+        LockGuard::is_lost(self)
+    }
+    fn lost(&self) -> impl Future<Output = ()> {
+        LockGuard::lost(self)
+    }
+}
+
+impl Held for Lease {
+    fn is_lost(&self) -> bool {
+        Lease::is_lost(self)
+    }
+    fn lost(&self) -> impl Future<Output = ()> {
+        Lease::lost(self)
+    }
+}
+
+/// Holds `held` for `hold`, watching for its loss; returns whether it was lost. Pause-aware:
+/// whatever wakes the holder while its application is paused, it looks only once the pause
+/// is over (until then it keeps believing it holds).
+pub async fn hold<H: Held>(history: &History, client: usize, held: &H, hold: Duration) -> bool {
+    let lost = tokio::select! {
+        biased;
+        () = held.lost() => true,
+        () = tokio::time::sleep(hold) => false,
+    };
+    if history.is_paused(client) {
+        history.pause_point(client).await;
+        return held.is_lost();
+    }
+    lost
 }

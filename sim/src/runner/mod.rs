@@ -1,18 +1,31 @@
 //! The runner: a seed -> a turmoil `Sim` (fixed epoch, `rng_seed` from the seed) with the
-//! scenario's ensemble and client hosts -> the fault timeline applied between steps ->
-//! the checkers over the history -> an [`Outcome`]: violations plus a deterministic trace.
-//! The same scenario and seed give the same trace, byte for byte.
+//! scenario's ensemble and client hosts -> the fault schedule (the timeline plus the seed's
+//! swarm draw) applied between steps -> the checkers over the history -> an [`Outcome`]:
+//! violations, coverage and a deterministic trace. The same scenario and seed give the same
+//! trace, byte for byte.
+//!
+//! - [`faults`]: resolving targets and applying (and undoing) each fault kind;
+//! - [`coverage`]: what a run exercised.
+
+mod coverage;
+mod faults;
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+pub use self::coverage::Coverage;
+use self::faults::Faults;
 use crate::check::{self, Violation};
 use crate::ensemble::{Ensemble, EnsembleConfig};
-use crate::history::{Event, History};
-use crate::scenario::{Fault, FaultKind, Scenario, Target};
+use crate::history::{Event, History, Record};
+use crate::scenario::{Fault, Scenario};
 use crate::server::ServerConfig;
 use crate::workload::{self, ClientSpec};
 
@@ -23,6 +36,33 @@ pub const EPOCH_SECS: u64 = 1_704_067_200;
 /// target to exist (a lock holder, a leader) before skipping the fault.
 const WAIT: Duration = Duration::from_secs(10);
 
+/// The rand_chacha stream (of the seed) that draws swarm schedules and random targets.
+const FAULT_STREAM: u64 = 1 << 62;
+
+/// What a client host runs: the scenario's role (the default), or a replacement, e.g. a
+/// deliberately broken recipe in a sensitivity test.
+pub type ClientBody =
+    Rc<dyn Fn(ClientSpec, u32) -> Pin<Box<dyn Future<Output = workload::Result>>>>;
+
+/// How to run a seed, beyond the scenario.
+#[derive(Clone, Default)]
+pub struct Options {
+    /// Use this fault schedule instead of the scenario's timeline and swarm draw (what
+    /// `shrink` does).
+    pub faults: Option<Vec<Fault>>,
+    /// Run this instead of the scenario's roles on every client host.
+    pub body: Option<ClientBody>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("faults", &self.faults)
+            .field("body", &self.body.as_ref().map(|_| "custom"))
+            .finish()
+    }
+}
+
 /// What one seed of one scenario gave.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -32,6 +72,14 @@ pub struct Outcome {
     pub violations: Vec<Violation>,
     /// The trace: the history, then the servers' event log.
     pub trace: String,
+    /// The history's records (what the trace renders).
+    pub records: Vec<Record>,
+    /// The servers' event log lines (the trace's second part).
+    pub server_events: Vec<String>,
+    /// The fault schedule the seed ran (timeline plus swarm draw).
+    pub schedule: Vec<Fault>,
+    /// What the run exercised.
+    pub coverage: Coverage,
     /// How many times a client acquired the lock.
     pub acquisitions: usize,
     /// Fenced writes accepted and rejected.
@@ -45,41 +93,37 @@ impl Outcome {
     }
 }
 
-/// A host a fault resolved to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Host {
-    Client(usize),
-    Server(u8),
-}
-
-impl Host {
-    fn name(self) -> String {
-        match self {
-            Host::Client(n) => format!("c{n}"),
-            Host::Server(id) => Ensemble::host(id),
-        }
+/// The fault schedule seed `seed` of `scenario` runs: its timeline merged with the seed's
+/// swarm draw, sorted by time (timeline first among equal times).
+pub fn schedule(scenario: &Scenario, seed: u64) -> Vec<Fault> {
+    let mut faults = scenario.faults.clone();
+    if let Some(swarm) = &scenario.swarm {
+        let mut rng = fault_rng(seed);
+        faults.extend(swarm.schedule(scenario.targets(), &mut rng));
+        faults.sort_by_key(|f| f.at);
     }
+    faults
 }
 
-struct Run<'a, 's> {
-    scenario: &'s Scenario,
-    sim: turmoil::Sim<'a>,
-    ens: Ensemble,
-    history: History,
-    /// The host each target last resolved to by a crash (what `restart` of it means).
-    crashed: BTreeMap<Target, Host>,
-    partitioned: Vec<(String, String)>,
-    /// Client hosts crashed and not restarted.
-    down: BTreeSet<usize>,
-    violations: Vec<Violation>,
-    /// A runtime that is never driven, entered while a client host's software is dropped
-    /// (a crash, the end of the run): zkit's guards spawn their clean-up from `Drop`, which
-    /// needs a runtime context; what they spawn there never runs.
-    graveyard: Option<tokio::runtime::Runtime>,
+/// The seed's fault stream. The schedule draws first, then target resolution continues the
+/// stream on a second, independent stream.
+fn fault_rng(seed: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(FAULT_STREAM);
+    rng
 }
 
 /// Runs `scenario` with `seed`.
 pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
+    run_with(scenario, seed, &Options::default())
+}
+
+/// Runs `scenario` with `seed` and `options`.
+pub fn run_with(scenario: &Scenario, seed: u64, options: &Options) -> Outcome {
+    let schedule = options
+        .faults
+        .clone()
+        .unwrap_or_else(|| schedule(scenario, seed));
     let ens = Ensemble::new(EnsembleConfig {
         servers: scenario.servers,
         seed,
@@ -92,24 +136,27 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
     let sim = turmoil::Builder::new()
         .epoch(UNIX_EPOCH + Duration::from_secs(EPOCH_SECS))
         .rng_seed(seed)
+        .min_message_latency(scenario.latency.0)
+        .max_message_latency(scenario.latency.1)
+        .fail_rate(scenario.loss)
         .simulation_duration(scenario.duration + WAIT * 4)
         .build();
+    let mut target_rng = fault_rng(seed);
+    target_rng.set_stream(FAULT_STREAM + 1);
     let mut run = Run {
         scenario,
         sim,
         ens,
         history: History::new(),
-        crashed: BTreeMap::new(),
-        partitioned: Vec::new(),
-        down: BTreeSet::new(),
+        faults: Faults::new(target_rng),
         violations: Vec::new(),
         graveyard: tokio::runtime::Builder::new_current_thread().build().ok(),
     };
     if let Some(rt) = &run.graveyard {
         align_task_ids(rt);
     }
-    run.go(seed);
-    let (outcome, sim, graveyard) = run.finish(seed);
+    run.go(seed, &schedule, options.body.clone());
+    let (outcome, sim, graveyard) = run.finish(seed, schedule);
     let _context = graveyard.as_ref().map(|rt| rt.enter());
     drop(sim);
     outcome
@@ -120,7 +167,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
 /// many tasks earlier simulations in the process had spawned: a seed replayed alone gave
 /// another trace. Spawning idle tasks on the graveyard until the next id is a multiple of
 /// [`TASK_ID_ALIGN`] gives every run the same ids modulo that.
-fn align_task_ids(rt: &tokio::runtime::Runtime) {
+pub fn align_task_ids(rt: &tokio::runtime::Runtime) {
     for _ in 0..TASK_ID_ALIGN {
         let id = rt.spawn(async {}).id();
         if id
@@ -134,7 +181,21 @@ fn align_task_ids(rt: &tokio::runtime::Runtime) {
 }
 
 /// See [`align_task_ids`]: a multiple of every shard count tokio uses.
-const TASK_ID_ALIGN: u64 = 1 << 16;
+pub const TASK_ID_ALIGN: u64 = 1 << 16;
+
+/// One seed in progress.
+pub(crate) struct Run<'a, 's> {
+    scenario: &'s Scenario,
+    sim: turmoil::Sim<'a>,
+    ens: Ensemble,
+    history: History,
+    faults: Faults,
+    violations: Vec<Violation>,
+    /// A runtime that is never driven, entered while a client host's software is dropped
+    /// (a crash, the end of the run): zkit's guards spawn their clean-up from `Drop`, which
+    /// needs a runtime context; what they spawn there never runs.
+    graveyard: Option<tokio::runtime::Runtime>,
+}
 
 impl<'a> Run<'a, '_> {
     fn note(&self, what: String) {
@@ -145,11 +206,6 @@ impl<'a> Run<'a, '_> {
                 what,
             },
         );
-    }
-
-    fn fault(&self, what: String) {
-        self.history
-            .record_at(self.sim.elapsed(), Event::Fault { what });
     }
 
     /// Steps once; false (with a violation) if the simulation failed.
@@ -168,7 +224,11 @@ impl<'a> Run<'a, '_> {
     }
 
     /// Steps until `ready` gives something, at most [`WAIT`] and not past `end`.
-    fn wait_for<T>(&mut self, end: Duration, ready: impl Fn(&Self) -> Option<T>) -> Option<T> {
+    fn wait_for<T>(
+        &mut self,
+        end: Duration,
+        mut ready: impl FnMut(&mut Self) -> Option<T>,
+    ) -> Option<T> {
         let until = (self.sim.elapsed() + WAIT).min(end);
         loop {
             if let Some(t) = ready(self) {
@@ -180,10 +240,9 @@ impl<'a> Run<'a, '_> {
         }
     }
 
-    fn go(&mut self, seed: u64) {
+    fn go(&mut self, seed: u64, schedule: &[Fault], body: Option<ClientBody>) {
         self.ens.register(&mut self.sim);
-        let never = Duration::MAX;
-        if self.wait_for(never, |r| r.ens.leader()).is_none() {
+        if self.wait_for(Duration::MAX, |r| r.ens.leader()).is_none() {
             self.violations.push(Violation {
                 checker: "simulation",
                 at: self.sim.elapsed(),
@@ -207,138 +266,78 @@ impl<'a> Run<'a, '_> {
                     history: self.history.clone(),
                 };
                 let incarnations = Rc::new(Cell::new(0u32));
+                let body = body.clone();
                 self.sim.host(spec.host(), move || {
                     let incarnation = incarnations.get();
                     incarnations.set(incarnation + 1);
-                    workload::run(spec.clone(), incarnation)
+                    let spec = spec.clone();
+                    let body = body.clone();
+                    async move {
+                        match body {
+                            Some(body) => body(spec, incarnation).await,
+                            None => workload::run(spec, incarnation).await,
+                        }
+                    }
                 });
             }
         }
         let end = start + self.scenario.duration;
-        let mut faults = self.scenario.faults.iter().peekable();
+        let mut pending = schedule.iter().peekable();
         while self.sim.elapsed() < end {
-            while let Some(f) = faults.next_if(|f| start + f.at <= self.sim.elapsed()) {
+            while let Some(f) = pending.next_if(|f| start + f.at <= self.sim.elapsed()) {
                 self.fire(f, end);
             }
+            self.undo_due();
             if !self.step() {
                 return;
             }
         }
     }
 
-    fn resolve(&mut self, fault: &Fault, target: Target, end: Duration) -> Option<Host> {
-        if fault.kind == FaultKind::Restart {
-            if let Some(h) = self.crashed.get(&target) {
-                return Some(*h);
-            }
-        }
-        match target {
-            Target::Client(n) => Some(Host::Client(n)),
-            Target::Server(id) => Some(Host::Server(id)),
-            Target::LockHolder => self.wait_for(end, |r| {
-                r.history.holders().keys().next().map(|&c| Host::Client(c))
-            }),
-            Target::LeaderServer => self.wait_for(end, |r| r.ens.leader().map(Host::Server)),
-        }
-    }
-
-    fn fire(&mut self, fault: &Fault, end: Duration) {
-        let Some(target) = fault.target else {
-            // Heal: repair every partition made so far.
-            let pairs = std::mem::take(&mut self.partitioned);
-            for (a, b) in &pairs {
-                self.sim.repair(a.as_str(), b.as_str());
-            }
-            self.fault(format!("heal ({} links repaired)", pairs.len()));
-            return;
-        };
-        let Some(host) = self.resolve(fault, target, end) else {
-            self.note(format!(
-                "{:?} {target} skipped: no such host now",
-                fault.kind
-            ));
-            return;
-        };
-        let name = host.name();
-        match fault.kind {
-            FaultKind::Heal => {}
-            FaultKind::Partition => {
-                let servers = (1..=self.scenario.servers).map(Ensemble::host);
-                let peers: Vec<String> = match host {
-                    Host::Client(_) => servers.collect(),
-                    Host::Server(id) => servers
-                        .filter(|s| *s != Ensemble::host(id))
-                        .chain((1..=self.scenario.client_count()).map(|c| format!("c{c}")))
-                        .collect(),
-                };
-                for peer in peers {
-                    self.sim.partition(name.as_str(), peer.as_str());
-                    self.partitioned.push((name.clone(), peer));
-                }
-                self.fault(format!("partition {target} = {name} from everyone"));
-            }
-            FaultKind::Crash => {
-                if let Host::Client(c) = host {
-                    if self.down.contains(&c) {
-                        self.note(format!("crash {target} skipped: {name} is down"));
-                        return;
-                    }
-                }
-                self.crashed.insert(target, host);
-                self.fault(format!("crash {target} = {name}"));
-                match host {
-                    Host::Client(c) => {
-                        let _context = self.graveyard.as_ref().map(|rt| rt.enter());
-                        self.sim.crash(name.as_str());
-                        self.down.insert(c);
-                        self.history
-                            .record_at(self.sim.elapsed(), Event::Crashed { client: c });
-                    }
-                    Host::Server(id) => self.ens.crash(&mut self.sim, id),
-                }
-            }
-            FaultKind::Restart => {
-                self.fault(format!("restart {target} = {name}"));
-                match host {
-                    Host::Client(c) => {
-                        // A running client restarted in place loses its beliefs too.
-                        if !self.down.remove(&c) {
-                            self.history
-                                .record_at(self.sim.elapsed(), Event::Crashed { client: c });
-                        }
-                        let _context = self.graveyard.as_ref().map(|rt| rt.enter());
-                        self.sim.bounce(name.as_str());
-                    }
-                    Host::Server(id) => self.ens.bounce(&mut self.sim, id),
-                }
-            }
-        }
-    }
-
     /// The outcome, and what must be dropped inside the graveyard's context.
-    fn finish(mut self, seed: u64) -> (Outcome, turmoil::Sim<'a>, Option<tokio::runtime::Runtime>) {
+    fn finish(
+        mut self,
+        seed: u64,
+        schedule: Vec<Fault>,
+    ) -> (Outcome, turmoil::Sim<'a>, Option<tokio::runtime::Runtime>) {
         self.note("end of run".to_owned());
         let records = self.history.records();
         let mut violations = std::mem::take(&mut self.violations);
-        violations.extend(check::all(&records));
+        violations.extend(check::all(&records, self.scenario));
         violations.extend(self.ens.check().into_iter().map(|message| Violation {
             checker: "ensemble",
             at: self.sim.elapsed(),
             message,
         }));
+        let coverage = Coverage::of(&records, &self.faults);
+        if !schedule.is_empty() && coverage.faults_fired == 0 {
+            violations.push(Violation {
+                checker: "coverage",
+                at: self.sim.elapsed(),
+                message: format!(
+                    "none of the {} scheduled faults fired (every target was missing)",
+                    schedule.len()
+                ),
+            });
+        }
         let acquisitions = records
             .iter()
             .filter(|r| matches!(r.event, Event::Acquired { .. }))
             .count();
         let mut trace = self.history.render();
         trace.push_str("-- servers --\n");
-        for e in self.ens.events() {
+        let server_events = self.ens.events();
+        for e in &server_events {
             let _ = writeln!(trace, "{e}");
         }
         let outcome = Outcome {
             seed,
             violations,
             trace,
+            records,
+            server_events,
+            schedule,
+            coverage,
             acquisitions,
             writes: self.history.resource().counts(),
         };

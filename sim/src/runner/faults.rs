@@ -1,0 +1,569 @@
+//! Faults in force: resolving a fault's symbolic target to hosts at the moment it fires,
+//! applying it to the turmoil network or hosts, and undoing it when it ends (its `for_s`
+//! elapsed, a `heal`, a `restart`).
+//!
+//! Link cuts are counted per direction, so overlapping faults compose: a link stays cut
+//! until every fault that cut it has ended. When no fault is in force any more the history
+//! gets [`Event::Healed`], which starts the liveness window.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand_chacha::ChaCha8Rng;
+use zkit::Client;
+
+use super::Run;
+use crate::ensemble::peer::Role;
+use crate::ensemble::Ensemble;
+use crate::history::Event;
+use crate::net::TurmoilConnector;
+use crate::scenario::{Direction, Fault, FaultKind, Target};
+
+/// A host a target resolved to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Host {
+    Client(usize),
+    Server(u8),
+}
+
+impl Host {
+    fn name(self) -> String {
+        match self {
+            Host::Client(n) => format!("c{n}"),
+            Host::Server(id) => Ensemble::host(id),
+        }
+    }
+}
+
+/// A directed link, by host names.
+type Link = (String, String);
+
+/// How a fault in force ends.
+#[derive(Debug, Clone)]
+enum Undo {
+    /// Uncut these directed links.
+    Repair(Vec<Link>),
+    /// Restart these crashed hosts.
+    Restart(Vec<Host>),
+    /// End client `n`'s pause: release its held links, let its application run.
+    Resume(usize),
+    /// Put these links' latency back to the scenario's.
+    Latency(Vec<Link>),
+    /// Put these links' loss back to the scenario's.
+    Loss(Vec<Link>),
+}
+
+/// The runner's fault state for one seed.
+pub(crate) struct Faults {
+    /// Draws random targets.
+    rng: ChaCha8Rng,
+    /// How many faults cut each directed link now.
+    cuts: BTreeMap<Link, u32>,
+    /// Faults in force, by id, with how each ends.
+    active: BTreeMap<u64, (FaultKind, Undo)>,
+    /// When the faults with a `for_s` end: (time, id).
+    due: BTreeSet<(Duration, u64)>,
+    next_id: u64,
+    /// The hosts a target crashed without a `for_s` (what a later `restart` of it means).
+    crashed: BTreeMap<Target, Vec<Host>>,
+    /// Hosts crashed and not restarted.
+    down: BTreeSet<Host>,
+    /// Sessions expired so far (names the helper hosts that expire them).
+    expirations: usize,
+    /// Whether any fault fired since the last [`Event::Healed`].
+    unhealed: bool,
+    /// Faults fired, by kind.
+    pub(crate) fired: BTreeMap<FaultKind, usize>,
+    /// Faults skipped because their target did not exist.
+    pub(crate) skipped: usize,
+}
+
+impl Faults {
+    pub(crate) fn new(rng: ChaCha8Rng) -> Faults {
+        Faults {
+            rng,
+            cuts: BTreeMap::new(),
+            active: BTreeMap::new(),
+            due: BTreeSet::new(),
+            next_id: 0,
+            crashed: BTreeMap::new(),
+            down: BTreeSet::new(),
+            expirations: 0,
+            unhealed: false,
+            fired: BTreeMap::new(),
+            skipped: 0,
+        }
+    }
+}
+
+impl Run<'_, '_> {
+    fn record_fault(&self, what: String) {
+        self.history
+            .record_at(self.sim.elapsed(), Event::Fault { what });
+    }
+
+    fn servers(&self) -> Vec<Host> {
+        (1..=self.scenario.servers).map(Host::Server).collect()
+    }
+
+    fn clients(&self) -> Vec<Host> {
+        (1..=self.scenario.client_count())
+            .map(Host::Client)
+            .collect()
+    }
+
+    fn up_servers(&self, role: Option<Role>) -> Vec<Host> {
+        self.ens
+            .status()
+            .into_iter()
+            .filter(|(id, s)| {
+                s.up && !self.faults.down.contains(&Host::Server(*id))
+                    && role.is_none_or(|r| s.role == Some(r))
+            })
+            .map(|(id, _)| Host::Server(id))
+            .collect()
+    }
+
+    /// The hosts `target` means now (waiting up to the runner's bound for a lock holder,
+    /// a leader or a follower to exist), or `None` to skip the fault.
+    fn resolve(&mut self, kind: FaultKind, target: Target, end: Duration) -> Option<Vec<Host>> {
+        if kind == FaultKind::Restart {
+            if let Some(hosts) = self.faults.crashed.remove(&target) {
+                return Some(hosts);
+            }
+        }
+        let one = |h: Option<Host>| h.map(|h| vec![h]);
+        match target {
+            Target::Client(n) => Some(vec![Host::Client(n)]),
+            Target::Server(id) => Some(vec![Host::Server(id)]),
+            Target::Servers => Some(self.servers()),
+            Target::LockHolder => one(self.wait_for(end, |r| {
+                r.history.holders().keys().next().map(|&c| Host::Client(c))
+            })),
+            Target::LeaderCandidate => one(self.wait_for(end, |r| {
+                r.history.leaders().keys().next().map(|&c| Host::Client(c))
+            })),
+            Target::LeaderServer => one(self.wait_for(end, |r| r.ens.leader().map(Host::Server))),
+            Target::RandomFollower => one(self.wait_for(end, |r| {
+                let followers = r.up_servers(Some(Role::Following));
+                followers.choose(&mut r.faults.rng).copied()
+            })),
+            Target::RandomServer => {
+                let up = self.up_servers(None);
+                one(up.choose(&mut self.faults.rng).copied())
+            }
+            Target::RandomClient => {
+                let up: Vec<Host> = self
+                    .clients()
+                    .into_iter()
+                    .filter(|h| !self.faults.down.contains(h))
+                    .collect();
+                one(up.choose(&mut self.faults.rng).copied())
+            }
+            Target::Minority => {
+                let mut servers = self.servers();
+                servers.shuffle(&mut self.faults.rng);
+                servers.truncate((servers.len() - 1) / 2);
+                Some(servers)
+            }
+        }
+    }
+
+    /// Fires `fault` now.
+    pub(super) fn fire(&mut self, fault: &Fault, end: Duration) {
+        let hosts = match fault.target {
+            None => None,
+            Some(target) => match self.resolve(fault.kind, target, end) {
+                Some(hosts) if !hosts.is_empty() => Some(hosts),
+                _ => {
+                    self.faults.skipped += 1;
+                    self.note(format!(
+                        "{} {target} skipped: no such host now",
+                        fault.kind.name()
+                    ));
+                    return;
+                }
+            },
+        };
+        let names = hosts
+            .as_ref()
+            .map(|hs| hs.iter().map(|h| h.name()).collect::<Vec<_>>().join(","))
+            .unwrap_or_default();
+        let target = fault
+            .target
+            .map(|t| format!(" {t} = {names}"))
+            .unwrap_or_default();
+        let lasts = fault
+            .lasts
+            .map(|l| format!(" for {:.3} s", l.as_secs_f64()))
+            .unwrap_or_default();
+        let undo = match fault.kind {
+            FaultKind::Heal => {
+                self.heal();
+                self.record_fault("heal: every link repaired, latency and loss reset".to_owned());
+                None
+            }
+            FaultKind::Partition => {
+                let cut = self.partition(hosts.unwrap_or_default(), fault.direction);
+                let dir = match fault.direction {
+                    Direction::Both => "",
+                    Direction::Outbound => " (outbound)",
+                    Direction::Inbound => " (inbound)",
+                };
+                self.record_fault(format!(
+                    "partition{target}{dir}: {} links cut{lasts}",
+                    cut.len()
+                ));
+                Some(Undo::Repair(cut))
+            }
+            FaultKind::Split => {
+                let (left, right, cut) = self.split();
+                self.record_fault(format!(
+                    "split {left} | {right}: {} links cut{lasts}",
+                    cut.len()
+                ));
+                Some(Undo::Repair(cut))
+            }
+            FaultKind::Crash => {
+                let hosts: Vec<Host> = hosts
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|h| !self.faults.down.contains(h))
+                    .collect();
+                if hosts.is_empty() {
+                    self.faults.skipped += 1;
+                    self.note(format!("crash{target} skipped: already down"));
+                    return;
+                }
+                self.record_fault(format!("crash{target}{lasts}"));
+                for &h in &hosts {
+                    self.crash(h);
+                }
+                if fault.lasts.is_none() {
+                    if let Some(t) = fault.target {
+                        self.faults.crashed.insert(t, hosts.clone());
+                    }
+                }
+                Some(Undo::Restart(hosts))
+            }
+            FaultKind::Restart => {
+                let hosts = hosts.unwrap_or_default();
+                self.record_fault(format!("restart{target}"));
+                self.restart(&hosts);
+                // The crash this restart undoes is no longer in force.
+                let ended: Vec<u64> = self
+                    .faults
+                    .active
+                    .iter()
+                    .filter(|(_, (_, u))| {
+                        matches!(u, Undo::Restart(hs) if hs.iter().all(|h| hosts.contains(h)))
+                    })
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in ended {
+                    self.faults.active.remove(&id);
+                }
+                None
+            }
+            FaultKind::Expire => {
+                let Some(Host::Client(c)) = hosts.as_ref().and_then(|h| h.first().copied()) else {
+                    return;
+                };
+                if !self.expire(c) {
+                    self.faults.skipped += 1;
+                    self.note(format!("expire{target} skipped: no session yet"));
+                    return;
+                }
+                self.record_fault(format!("expire the session of{target}"));
+                self.history
+                    .record_at(self.sim.elapsed(), Event::Killed { client: c });
+                None
+            }
+            FaultKind::Pause => {
+                let Some(Host::Client(c)) = hosts.as_ref().and_then(|h| h.first().copied()) else {
+                    return;
+                };
+                self.history.set_paused(self.sim.elapsed(), c, true);
+                let name = Host::Client(c).name();
+                for s in self.servers() {
+                    self.sim.hold(name.as_str(), s.name().as_str());
+                }
+                self.record_fault(format!("pause{target}{lasts}: its messages are held"));
+                Some(Undo::Resume(c))
+            }
+            FaultKind::Latency => {
+                let links = self.links_of(hosts);
+                let ms = fault.latency.unwrap_or_default();
+                for (a, b) in &links {
+                    self.sim.set_link_latency(a.as_str(), b.as_str(), ms);
+                }
+                self.record_fault(format!(
+                    "latency {} ms on {} links{target}{lasts}",
+                    ms.as_millis(),
+                    links.len()
+                ));
+                Some(Undo::Latency(links))
+            }
+            FaultKind::Loss => {
+                let links = self.links_of(hosts);
+                let rate = fault.rate.unwrap_or_default();
+                for (a, b) in &links {
+                    self.sim.set_link_fail_rate(a.as_str(), b.as_str(), rate);
+                }
+                self.record_fault(format!(
+                    "loss {rate} on {} links{target}{lasts}",
+                    links.len()
+                ));
+                Some(Undo::Loss(links))
+            }
+        };
+        *self.faults.fired.entry(fault.kind).or_default() += 1;
+        self.faults.unhealed = true;
+        if let Some(undo) = undo {
+            let id = self.faults.next_id;
+            self.faults.next_id += 1;
+            self.faults.active.insert(id, (fault.kind, undo));
+            if let Some(l) = fault.lasts {
+                self.faults.due.insert((self.sim.elapsed() + l, id));
+            }
+        }
+        self.healed_check();
+    }
+
+    /// Undoes every fault whose time is up.
+    pub(super) fn undo_due(&mut self) {
+        let now = self.sim.elapsed();
+        while let Some(&(at, id)) = self.faults.due.first() {
+            if at > now {
+                break;
+            }
+            self.faults.due.pop_first();
+            if let Some((kind, undo)) = self.faults.active.remove(&id) {
+                self.undo(kind, undo);
+            }
+            self.healed_check();
+        }
+    }
+
+    fn undo(&mut self, kind: FaultKind, undo: Undo) {
+        match undo {
+            Undo::Repair(links) => {
+                for link in &links {
+                    self.uncut(link);
+                }
+                self.record_fault(format!(
+                    "{} ends: {} links repaired",
+                    kind.name(),
+                    links.len()
+                ));
+            }
+            Undo::Restart(hosts) => {
+                let names: Vec<String> = hosts.iter().map(|h| h.name()).collect();
+                self.record_fault(format!("crash ends: restart {}", names.join(",")));
+                self.restart(&hosts);
+            }
+            Undo::Resume(c) => {
+                let name = Host::Client(c).name();
+                for s in self.servers() {
+                    let s = s.name();
+                    self.sim.release(name.as_str(), s.as_str());
+                    // Release heals both directions; put back cuts still in force.
+                    for link in [(name.clone(), s.clone()), (s.clone(), name.clone())] {
+                        if self.faults.cuts.contains_key(&link) {
+                            self.sim.partition_oneway(link.0.as_str(), link.1.as_str());
+                        }
+                    }
+                }
+                self.record_fault(format!("pause ends: c{c}'s messages flow"));
+                self.history.set_paused(self.sim.elapsed(), c, false);
+            }
+            Undo::Latency(links) => {
+                let (min, max) = self.scenario.latency;
+                for (a, b) in &links {
+                    self.sim.set_link_latency(a.as_str(), b.as_str(), min);
+                    self.sim
+                        .set_link_max_message_latency(a.as_str(), b.as_str(), max);
+                }
+                self.record_fault(format!("latency ends on {} links", links.len()));
+            }
+            Undo::Loss(links) => {
+                for (a, b) in &links {
+                    self.sim
+                        .set_link_fail_rate(a.as_str(), b.as_str(), self.scenario.loss);
+                }
+                self.record_fault(format!("loss ends on {} links", links.len()));
+            }
+        }
+    }
+
+    /// Records [`Event::Healed`] when the last fault in force has ended.
+    fn healed_check(&mut self) {
+        if self.faults.unhealed && self.faults.active.is_empty() {
+            self.faults.unhealed = false;
+            self.history.record_at(self.sim.elapsed(), Event::Healed);
+        }
+    }
+
+    /// `heal`: every network fault in force ends now (crashes and pauses keep their course).
+    fn heal(&mut self) {
+        let network: Vec<u64> = self
+            .faults
+            .active
+            .iter()
+            .filter(|(_, (_, u))| matches!(u, Undo::Repair(_) | Undo::Latency(_) | Undo::Loss(_)))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in network {
+            if let Some((kind, undo)) = self.faults.active.remove(&id) {
+                self.undo(kind, undo);
+            }
+        }
+    }
+
+    fn cut(&mut self, link: Link) -> Link {
+        let n = self.faults.cuts.entry(link.clone()).or_default();
+        *n += 1;
+        if *n == 1 {
+            self.sim.partition_oneway(link.0.as_str(), link.1.as_str());
+        }
+        link
+    }
+
+    fn uncut(&mut self, link: &Link) {
+        let Some(n) = self.faults.cuts.get_mut(link) else {
+            return;
+        };
+        *n -= 1;
+        if *n == 0 {
+            self.faults.cuts.remove(link);
+            self.sim.repair_oneway(link.0.as_str(), link.1.as_str());
+        }
+    }
+
+    /// Cuts `hosts` off from every other host, in `direction`; returns the links cut.
+    fn partition(&mut self, hosts: Vec<Host>, direction: Direction) -> Vec<Link> {
+        let inside: BTreeSet<Host> = hosts.into_iter().collect();
+        let outside: Vec<Host> = self
+            .servers()
+            .into_iter()
+            .chain(self.clients())
+            .filter(|h| !inside.contains(h))
+            .collect();
+        let mut cut = Vec::new();
+        for h in &inside {
+            for p in &outside {
+                let (h, p) = (h.name(), p.name());
+                if direction != Direction::Inbound {
+                    cut.push(self.cut((h.clone(), p.clone())));
+                }
+                if direction != Direction::Outbound {
+                    cut.push(self.cut((p, h.clone())));
+                }
+            }
+        }
+        cut
+    }
+
+    /// Splits servers (a minority half and a majority half) and clients (half each) and cuts
+    /// every link between the halves. Returns the halves' names and the links cut.
+    fn split(&mut self) -> (String, String, Vec<Link>) {
+        let mut servers = self.servers();
+        let mut clients = self.clients();
+        servers.shuffle(&mut self.faults.rng);
+        clients.shuffle(&mut self.faults.rng);
+        let right_servers = servers.split_off(servers.len() / 2);
+        let right_clients = clients.split_off(clients.len() / 2);
+        let mut left: Vec<Host> = servers.into_iter().chain(clients).collect();
+        let mut right: Vec<Host> = right_servers.into_iter().chain(right_clients).collect();
+        left.sort();
+        right.sort();
+        let mut cut = Vec::new();
+        for a in &left {
+            for b in &right {
+                cut.push(self.cut((a.name(), b.name())));
+                cut.push(self.cut((b.name(), a.name())));
+            }
+        }
+        let names = |hs: &[Host]| hs.iter().map(|h| h.name()).collect::<Vec<_>>().join(",");
+        (names(&left), names(&right), cut)
+    }
+
+    /// The links (both directions) between `hosts` and every other host; every link when
+    /// there is no target.
+    fn links_of(&self, hosts: Option<Vec<Host>>) -> Vec<Link> {
+        let all: Vec<Host> = self.servers().into_iter().chain(self.clients()).collect();
+        let from = hosts.unwrap_or_else(|| all.clone());
+        let mut links = BTreeSet::new();
+        for a in &from {
+            for b in &all {
+                if a != b {
+                    links.insert((a.name(), b.name()));
+                    links.insert((b.name(), a.name()));
+                }
+            }
+        }
+        links.into_iter().collect()
+    }
+
+    fn crash(&mut self, host: Host) {
+        self.faults.down.insert(host);
+        match host {
+            Host::Client(c) => {
+                let _context = self.graveyard.as_ref().map(|rt| rt.enter());
+                self.sim.crash(host.name().as_str());
+                self.history
+                    .record_at(self.sim.elapsed(), Event::Crashed { client: c });
+            }
+            Host::Server(id) => self.ens.crash(&mut self.sim, id),
+        }
+    }
+
+    fn restart(&mut self, hosts: &[Host]) {
+        for &host in hosts {
+            let was_down = self.faults.down.remove(&host);
+            match host {
+                Host::Client(c) => {
+                    // A running client restarted in place loses its beliefs too.
+                    if !was_down {
+                        self.history
+                            .record_at(self.sim.elapsed(), Event::Crashed { client: c });
+                    }
+                    let _context = self.graveyard.as_ref().map(|rt| rt.enter());
+                    self.sim.bounce(host.name().as_str());
+                }
+                Host::Server(id) => self.ens.bounce(&mut self.sim, id),
+            }
+        }
+    }
+
+    /// Expires client `c`'s session the way Curator's `KillSession` does: a helper host
+    /// resumes the session (the server moves it to the new connection) and closes it.
+    fn expire(&mut self, c: usize) -> bool {
+        let Some((id, password)) = self.history.session(c).filter(|(id, _)| *id != 0) else {
+            return false;
+        };
+        self.faults.expirations += 1;
+        let name = format!("x{}", self.faults.expirations);
+        let hosts = self.ens.connect_string();
+        let timeout = self.scenario.session_timeout;
+        let history = self.history.clone();
+        self.sim.client(name.clone(), async move {
+            let attempt = Client::builder(&hosts)
+                .connector(TurmoilConnector)
+                .resume_session(id, &password)
+                .session_timeout(timeout)
+                .connect()
+                .await;
+            match attempt {
+                Ok(zk) => {
+                    zk.close().await;
+                    history.note(&name, format!("closed session {id:#x}"));
+                }
+                Err(e) => history.note(&name, format!("could not take over {id:#x}: {e}")),
+            }
+            Ok(())
+        });
+        true
+    }
+}

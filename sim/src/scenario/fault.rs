@@ -1,0 +1,342 @@
+//! The `[[fault]]` timeline entries: what a fault does, when, to what, for how long.
+//!
+//! ```toml
+//! [[fault]]
+//! at_s = 10
+//! kind = "partition"        # see FaultKind
+//! target = "lock-holder"    # see Target
+//! direction = "inbound"     # partitions only: both (default) | outbound | inbound
+//! for_s = 5                 # optional: undo it after this long (required for pause)
+//! ```
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::target::TARGET_NAMES;
+use super::{Ctx, ScenarioError, Target};
+
+/// What a fault does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// Cut the target off from every host it talks to (in one or both directions).
+    Partition,
+    /// Split the servers into two halves (a minority and a majority), each taking half the
+    /// clients, and cut every link between the halves.
+    Split,
+    /// Repair every partition, and undo latency and loss (the target is ignored).
+    Heal,
+    /// Crash the target's host.
+    Crash,
+    /// Restart the target's host (a target resolved by an earlier crash means the same host).
+    Restart,
+    /// Expire the target client's session on the ensemble (another connection takes the
+    /// session over and closes it, as Curator's `KillSession` does).
+    Expire,
+    /// Pause the target client's application and hold its messages (a GC pause): its session
+    /// runs out while it keeps believing what it believed.
+    Pause,
+    /// Set the latency of the target's links (every link without a target).
+    Latency,
+    /// Drop messages on the target's links at a rate (every link without a target).
+    Loss,
+}
+
+impl FaultKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [FaultKind; 9] = [
+        FaultKind::Partition,
+        FaultKind::Split,
+        FaultKind::Heal,
+        FaultKind::Crash,
+        FaultKind::Restart,
+        FaultKind::Expire,
+        FaultKind::Pause,
+        FaultKind::Latency,
+        FaultKind::Loss,
+    ];
+
+    /// The kind's name in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Partition => "partition",
+            FaultKind::Split => "split",
+            FaultKind::Heal => "heal",
+            FaultKind::Crash => "crash",
+            FaultKind::Restart => "restart",
+            FaultKind::Expire => "expire",
+            FaultKind::Pause => "pause",
+            FaultKind::Latency => "latency",
+            FaultKind::Loss => "loss",
+        }
+    }
+}
+
+/// Which way a partition cuts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    /// Nothing gets through either way.
+    #[default]
+    Both,
+    /// The target's messages are dropped; it still hears the others.
+    Outbound,
+    /// The target hears nothing; its own messages still arrive.
+    Inbound,
+}
+
+/// One fault of the timeline.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fault {
+    /// When it fires, from the start of the workload.
+    pub at: Duration,
+    /// What it does.
+    pub kind: FaultKind,
+    /// What it hits (`None`: nothing in particular, e.g. `heal`, or every link).
+    pub target: Option<Target>,
+    /// Undo it after this long (a partition heals, a crashed host restarts, a pause ends,
+    /// latency and loss return to normal).
+    pub lasts: Option<Duration>,
+    /// Which way a partition cuts.
+    pub direction: Direction,
+    /// A latency fault's link latency.
+    pub latency: Option<Duration>,
+    /// A loss fault's drop rate, in (0, 1].
+    pub rate: Option<f64>,
+}
+
+impl Fault {
+    /// The fault as a `[[fault]]` TOML table (what `shrink` prints).
+    pub fn to_toml(&self) -> String {
+        let mut s = String::from("[[fault]]\n");
+        let _ = writeln!(s, "at_s = {}", secs(self.at));
+        let _ = writeln!(s, "kind = \"{}\"", self.kind.name());
+        if let Some(t) = self.target {
+            let _ = writeln!(s, "target = \"{t}\"");
+        }
+        match self.direction {
+            Direction::Both => {}
+            Direction::Outbound => s.push_str("direction = \"outbound\"\n"),
+            Direction::Inbound => s.push_str("direction = \"inbound\"\n"),
+        }
+        if let Some(l) = self.latency {
+            let _ = writeln!(s, "ms = {}", l.as_millis());
+        }
+        if let Some(r) = self.rate {
+            let _ = writeln!(s, "rate = {r}");
+        }
+        if let Some(l) = self.lasts {
+            let _ = writeln!(s, "for_s = {}", secs(l));
+        }
+        s
+    }
+}
+
+/// Seconds from a scenario file, to the millisecond (the resolution of every time in it).
+pub(super) fn millis(secs: f64) -> Duration {
+    Duration::from_millis((secs * 1000.0).round() as u64)
+}
+
+/// Seconds as TOML writes them back (`5`, `2.5`).
+fn secs(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms.is_multiple_of(1000) {
+        format!("{}", ms / 1000)
+    } else {
+        format!("{}", ms as f64 / 1000.0)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFault {
+    at_s: Spanned<f64>,
+    kind: Spanned<FaultKind>,
+    target: Option<Spanned<String>>,
+    direction: Option<Spanned<Direction>>,
+    for_s: Option<Spanned<f64>>,
+    ms: Option<Spanned<u64>>,
+    rate: Option<Spanned<f64>>,
+}
+
+/// Checks one raw fault against the scenario (`clients` clients, `servers` servers, a run of
+/// `duration_s` seconds).
+pub(super) fn fault(
+    ctx: &Ctx<'_>,
+    f: RawFault,
+    servers: u8,
+    clients: usize,
+    duration_s: u64,
+) -> Result<Fault, ScenarioError> {
+    let at = *f.at_s.get_ref();
+    if !at.is_finite() || at < 0.0 || at >= duration_s as f64 {
+        return Err(ctx.err(
+            f.at_s.span(),
+            format!("at_s = {at} is outside the run"),
+            "use a time from 0 to below run.duration_s",
+        ));
+    }
+    let kind = *f.kind.get_ref();
+    let target = match &f.target {
+        None => None,
+        Some(t) => {
+            let target = Target::parse(t.get_ref())
+                .map_err(|m| ctx.err(t.span(), m, &format!("use {TARGET_NAMES}")))?;
+            match target {
+                Target::Client(n) if n > clients => {
+                    return Err(ctx.err(
+                        t.span(),
+                        format!("there is no client {n}"),
+                        &format!("the workloads have clients 1 to {clients}"),
+                    ))
+                }
+                Target::Server(n) if n > servers => {
+                    return Err(ctx.err(
+                        t.span(),
+                        format!("there is no server {n}"),
+                        &format!("the ensemble has servers 1 to {servers}"),
+                    ))
+                }
+                Target::RandomFollower | Target::Minority if servers < 3 => {
+                    return Err(ctx.err(
+                        t.span(),
+                        format!("target {target} needs at least 3 servers"),
+                        "name a server, or use more servers",
+                    ))
+                }
+                _ => Some((target, t.span())),
+            }
+        }
+    };
+    let needs_target = matches!(
+        kind,
+        FaultKind::Partition
+            | FaultKind::Crash
+            | FaultKind::Restart
+            | FaultKind::Expire
+            | FaultKind::Pause
+    );
+    if needs_target && target.is_none() {
+        return Err(ctx.err(
+            f.kind.span(),
+            format!("a {} fault needs a target", kind.name()),
+            &format!("add target = one of {TARGET_NAMES}"),
+        ));
+    }
+    if let Some((t, span)) = &target {
+        if matches!(kind, FaultKind::Expire | FaultKind::Pause) && !t.is_client() {
+            return Err(ctx.err(
+                span.clone(),
+                format!("a {} fault needs a client target, not {t}", kind.name()),
+                "use \"lock-holder\", \"leader-candidate\", \"random-client\" or \"client:N\"",
+            ));
+        }
+    }
+    let direction = match &f.direction {
+        Some(d) if kind != FaultKind::Partition => {
+            return Err(ctx.err(
+                d.span(),
+                "direction only applies to a partition".to_owned(),
+                "remove the key",
+            ))
+        }
+        Some(d) => *d.get_ref(),
+        None => Direction::Both,
+    };
+    let lasts = match &f.for_s {
+        Some(l)
+            if matches!(
+                kind,
+                FaultKind::Heal | FaultKind::Restart | FaultKind::Expire
+            ) =>
+        {
+            return Err(ctx.err(
+                l.span(),
+                format!("a {} fault cannot last", kind.name()),
+                "remove for_s",
+            ))
+        }
+        Some(l) if !l.get_ref().is_finite() || *l.get_ref() <= 0.0 || *l.get_ref() > 3600.0 => {
+            return Err(ctx.err(
+                l.span(),
+                format!("for_s = {} is out of range", l.get_ref()),
+                "use more than 0 and at most 3600 seconds",
+            ))
+        }
+        Some(l) => Some(millis(*l.get_ref())),
+        None if kind == FaultKind::Pause => {
+            return Err(ctx.err(
+                f.kind.span(),
+                "a pause needs to say how long it lasts".to_owned(),
+                "add for_s = SECONDS (longer than the session timeout to let it expire)",
+            ))
+        }
+        None => None,
+    };
+    let latency = match (&f.ms, kind) {
+        (Some(ms), FaultKind::Latency) if (1..=60_000).contains(ms.get_ref()) => {
+            Some(Duration::from_millis(*ms.get_ref()))
+        }
+        (Some(ms), FaultKind::Latency) => {
+            return Err(ctx.err(
+                ms.span(),
+                format!("ms = {} is out of range", ms.get_ref()),
+                "use 1 to 60000 milliseconds",
+            ))
+        }
+        (Some(ms), _) => {
+            return Err(ctx.err(
+                ms.span(),
+                "ms only applies to a latency fault".to_owned(),
+                "remove the key",
+            ))
+        }
+        (None, FaultKind::Latency) => {
+            return Err(ctx.err(
+                f.kind.span(),
+                "a latency fault needs its latency".to_owned(),
+                "add ms = MILLISECONDS",
+            ))
+        }
+        (None, _) => None,
+    };
+    let rate = match (&f.rate, kind) {
+        (Some(r), FaultKind::Loss) if *r.get_ref() > 0.0 && *r.get_ref() <= 1.0 => {
+            Some(*r.get_ref())
+        }
+        (Some(r), FaultKind::Loss) => {
+            return Err(ctx.err(
+                r.span(),
+                format!("rate = {} is out of range", r.get_ref()),
+                "use a rate above 0 and at most 1",
+            ))
+        }
+        (Some(r), _) => {
+            return Err(ctx.err(
+                r.span(),
+                "rate only applies to a loss fault".to_owned(),
+                "remove the key",
+            ))
+        }
+        (None, FaultKind::Loss) => {
+            return Err(ctx.err(
+                f.kind.span(),
+                "a loss fault needs its rate".to_owned(),
+                "add rate = FRACTION (e.g. 0.05)",
+            ))
+        }
+        (None, _) => None,
+    };
+    Ok(Fault {
+        at: millis(at),
+        kind,
+        target: target.map(|(t, _)| t),
+        lasts,
+        direction,
+        latency,
+        rate,
+    })
+}

@@ -1,0 +1,156 @@
+//! The `[[workload]]` entries: groups of identical clients, each running one recipe role.
+//!
+//! ```toml
+//! [[workload]]
+//! role = "lock"          # see Role
+//! count = 5
+//! path = "/locks/a"
+//! hold_ms = [50, 300]    # how long a holder holds (or a leader leads, a member stays)
+//! leases = 2             # semaphore only: how many holders at once
+//! ```
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{Ctx, ScenarioError};
+
+/// What a group of clients does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Contend for an exclusive lock, hold it, write to the fenced resource, release.
+    Lock,
+    /// Take a read-write lock's read or write side at random.
+    Rwlock,
+    /// Take one of `leases` semaphore leases, hold it, release.
+    Semaphore,
+    /// Run for leadership with a leader latch, lead for a while, step down, run again.
+    LeaderLatch,
+    /// Run for leadership with a leader selector (leadership ends when the callback returns).
+    LeaderSelector,
+    /// Join a group (party), stay a while, leave.
+    Party,
+    /// Enter a double barrier of `count` members, work, leave.
+    DoubleBarrier,
+    /// Write numbered configuration values to `path`.
+    ConfigWriter,
+    /// Watch `path` and report every value seen.
+    ConfigWatcher,
+    /// Plain acknowledged writes (sequential creates) under `path`.
+    Writer,
+}
+
+impl Role {
+    /// The role's name in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Lock => "lock",
+            Role::Rwlock => "rwlock",
+            Role::Semaphore => "semaphore",
+            Role::LeaderLatch => "leader-latch",
+            Role::LeaderSelector => "leader-selector",
+            Role::Party => "party",
+            Role::DoubleBarrier => "double-barrier",
+            Role::ConfigWriter => "config-writer",
+            Role::ConfigWatcher => "config-watcher",
+            Role::Writer => "writer",
+        }
+    }
+
+    /// Whether clients of this role contend for the lock (`lock-holder` can resolve).
+    pub fn holds_lock(self) -> bool {
+        self == Role::Lock
+    }
+
+    /// Whether clients of this role run for leadership (`leader-candidate` can resolve).
+    pub fn leads(self) -> bool {
+        matches!(self, Role::LeaderLatch | Role::LeaderSelector)
+    }
+}
+
+/// A group of identical clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workload {
+    /// What they do.
+    pub role: Role,
+    /// How many clients.
+    pub count: usize,
+    /// The recipe's ZooKeeper path.
+    pub path: String,
+    /// How long a holder holds (a leader leads, a member stays), drawn uniformly from this
+    /// range (inclusive).
+    pub hold: (Duration, Duration),
+    /// Semaphore leases (1 for every other role).
+    pub leases: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWorkload {
+    role: Role,
+    count: Spanned<u64>,
+    path: Spanned<String>,
+    hold_ms: Option<Spanned<[u64; 2]>>,
+    leases: Option<Spanned<u64>>,
+}
+
+/// Checks one raw workload.
+pub(super) fn workload(ctx: &Ctx<'_>, w: RawWorkload) -> Result<Workload, ScenarioError> {
+    let count = *w.count.get_ref();
+    if !(1..=50).contains(&count) {
+        return Err(ctx.err(
+            w.count.span(),
+            format!("count = {count} is out of range"),
+            "use 1 to 50 clients",
+        ));
+    }
+    let path = w.path.get_ref();
+    if zkit::path::validate_path(path).is_err() || path == "/" {
+        return Err(ctx.err(
+            w.path.span(),
+            format!("path {path:?} is not a ZooKeeper path a recipe can use"),
+            "an absolute path like \"/locks/a\"",
+        ));
+    }
+    let hold = match &w.hold_ms {
+        Some(h) => {
+            let [lo, hi] = *h.get_ref();
+            if lo > hi {
+                return Err(ctx.err(
+                    h.span(),
+                    format!("hold_ms = [{lo}, {hi}] is an empty range"),
+                    "write [min, max] with min <= max",
+                ));
+            }
+            (Duration::from_millis(lo), Duration::from_millis(hi))
+        }
+        None => (Duration::from_millis(50), Duration::from_millis(300)),
+    };
+    let leases = match &w.leases {
+        Some(l) if w.role != Role::Semaphore => {
+            return Err(ctx.err(
+                l.span(),
+                "leases only applies to a semaphore".to_owned(),
+                "remove the key",
+            ))
+        }
+        Some(l) if !(1..=50).contains(l.get_ref()) => {
+            return Err(ctx.err(
+                l.span(),
+                format!("leases = {} is out of range", l.get_ref()),
+                "use 1 to 50 leases",
+            ))
+        }
+        Some(l) => *l.get_ref() as usize,
+        None => 1,
+    };
+    Ok(Workload {
+        role: w.role,
+        count: count as usize,
+        path: path.clone(),
+        hold,
+        leases,
+    })
+}

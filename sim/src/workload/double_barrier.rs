@@ -1,0 +1,52 @@
+//! The double-barrier participant: enter the workload's barrier of `count` participants (the
+//! workload's client count) ([`Event::BarrierEntering`], then [`Event::BarrierEntered`] when
+//! enter returns), work for a random `hold`, leave ([`Event::BarrierLeft`] when leave
+//! returns); rest; repeat. A failed enter or leave is [`Event::BarrierFailed`], and the
+//! participant starts over with a fresh participant node.
+//!
+//! The rest between rounds (at least half a second) matters: a participant that re-enters
+//! while a slower one is still inside its last `leave` makes that one wait for the new node,
+//! which waits for it in turn (the recipe, like Kazoo's, is not meant for back-to-back rounds).
+
+use std::time::Duration;
+
+use rand::Rng;
+use zkit::recipe::DoubleBarrier;
+
+use super::{connect, ClientSpec};
+use crate::history::Event;
+
+/// Runs the participant loop forever.
+pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std::error::Error>> {
+    let mut rng = spec.rng(incarnation);
+    let who = spec.host();
+    let client = spec.client;
+    let history = &spec.history;
+    let (lo, hi) = spec.workload.hold;
+    tokio::time::sleep(Duration::from_millis(rng.random_range(0..500))).await;
+    let zk = connect(spec, rng.random()).await;
+    loop {
+        let barrier = DoubleBarrier::new(&zk, &spec.workload.path, spec.workload.count)?;
+        history.record(Event::BarrierEntering { client });
+        let outcome = async {
+            barrier.enter().await?;
+            history.pause_point(client).await;
+            history.record(Event::BarrierEntered { client });
+            tokio::time::sleep(rng.random_range(lo..=hi)).await;
+            history.pause_point(client).await;
+            barrier.leave().await?;
+            history.pause_point(client).await;
+            history.record(Event::BarrierLeft { client });
+            Ok::<(), zkit::Error>(())
+        }
+        .await;
+        if let Err(e) = outcome {
+            history.record(Event::BarrierFailed {
+                client,
+                error: e.to_string(),
+            });
+            history.note(&who, "starting over with a new participant node");
+        }
+        tokio::time::sleep(Duration::from_millis(rng.random_range(500..1000))).await;
+    }
+}

@@ -1,0 +1,71 @@
+//! The leader-latch candidate: join the election with a `LeaderLatch`, and follow its
+//! events: [`Event::Leader`] with the epoch when it is elected, [`Event::LeaderLost`] when the
+//! latch says it no longer leads (suspended, lost, node gone). After leading for a random
+//! `hold` it steps down ([`Event::SteppedDown`]), closes the latch, rests, and runs again.
+//!
+//! GC pauses: every wake-up first passes a pause point, so a paused leader notices nothing
+//! (keeps believing it leads) until its application runs again.
+
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::time::Instant;
+use zkit::recipe::{LeaderEvent, LeaderLatch};
+
+use super::{connect, ClientSpec};
+use crate::history::Event;
+
+/// Runs the candidate loop forever.
+pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std::error::Error>> {
+    let mut rng = spec.rng(incarnation);
+    let who = spec.host();
+    let client = spec.client;
+    let history = &spec.history;
+    let (lo, hi) = spec.workload.hold;
+    tokio::time::sleep(Duration::from_millis(rng.random_range(0..500))).await;
+    let zk = connect(spec, rng.random()).await;
+    loop {
+        let latch = LeaderLatch::start(&zk, &spec.workload.path, &who)?;
+        let mut events = latch.events();
+        let mut leading: Option<i64> = None;
+        let mut until = Instant::now();
+        loop {
+            history.pause_point(client).await;
+            let now = *events.borrow_and_update();
+            match (now, leading) {
+                (LeaderEvent::Elected { epoch }, l) if l != Some(epoch) => {
+                    history.record(Event::Leader { client, epoch });
+                    leading = Some(epoch);
+                    until = Instant::now() + rng.random_range(lo..=hi);
+                }
+                (LeaderEvent::NotLeader, Some(_)) => {
+                    history.record(Event::LeaderLost { client });
+                    leading = None;
+                }
+                _ => {}
+            }
+            if leading.is_some() && Instant::now() >= until {
+                history.record(Event::SteppedDown { client });
+                break;
+            }
+            tokio::select! {
+                biased;
+                changed = events.changed() => {
+                    if changed.is_err() {
+                        // The latch's task ended (the session is over for good).
+                        history.pause_point(client).await;
+                        if leading.take().is_some() {
+                            history.record(Event::LeaderLost { client });
+                        }
+                        break;
+                    }
+                }
+                () = tokio::time::sleep_until(until), if leading.is_some() => {}
+            }
+        }
+        if let Err(e) = latch.close().await {
+            history.note(&who, format!("latch close failed: {e}"));
+        }
+        tokio::time::sleep(Duration::from_millis(rng.random_range(100..600))).await;
+    }
+}

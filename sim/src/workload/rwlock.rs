@@ -1,0 +1,57 @@
+//! The read-write lock contender: take the workload's `ReadWriteLock`, the read side or the
+//! write side at random (one in three a writer), hold it for a random `hold` watching
+//! `lost()`, release; rest; repeat. Records [`Event::ReadAcquired`] or
+//! [`Event::WriteAcquired`], then [`Event::Released`] or [`Event::Lost`].
+
+use std::time::Duration;
+
+use rand::Rng;
+use zkit::recipe::{Access, ReadWriteLock};
+
+use super::{connect, hold, ClientSpec};
+use crate::history::Event;
+
+/// Runs the contender loop forever.
+pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std::error::Error>> {
+    let mut rng = spec.rng(incarnation);
+    let who = spec.host();
+    let client = spec.client;
+    let history = &spec.history;
+    let (lo, hi) = spec.workload.hold;
+    tokio::time::sleep(Duration::from_millis(rng.random_range(0..500))).await;
+    let zk = connect(spec, rng.random()).await;
+    let lock = ReadWriteLock::new(&zk, &spec.workload.path)?;
+    loop {
+        let access = if rng.random_range(0..3) == 0 {
+            Access::Write
+        } else {
+            Access::Read
+        };
+        match lock.acquire(access).await {
+            Ok(guard) => {
+                history.pause_point(client).await;
+                let token = guard.fencing_token();
+                history.record(match access {
+                    Access::Read => Event::ReadAcquired { client, token },
+                    Access::Write => Event::WriteAcquired { client, token },
+                });
+                let lost = guard.is_lost()
+                    || hold(history, client, &guard, rng.random_range(lo..=hi)).await;
+                if lost {
+                    history.record(Event::Lost { client });
+                    drop(guard);
+                } else {
+                    history.record(Event::Released { client });
+                    if let Err(e) = guard.release().await {
+                        history.note(&who, format!("release failed: {e}"));
+                    }
+                }
+            }
+            Err(e) => {
+                history.note(&who, format!("acquire failed: {e}"));
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(rng.random_range(0..300))).await;
+    }
+}

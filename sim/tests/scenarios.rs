@@ -1,0 +1,147 @@
+//! The main job under `cargo test`: every shipped scenario over a seed budget through the
+//! `zkit-sim run` binary (worker processes, so every seed replays exactly), every seed of
+//! `scenarios/regressions.toml`, and each shipped scenario's faults actually firing.
+//!
+//! - `ZKIT_SEEDS` (default 40) seeds per scenario;
+//! - `ZKIT_SHARD=I/N` runs shard I of N of them (many CI machines split one budget);
+//! - `ZKIT_JOBS` worker processes (default: the cores).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Deserialize;
+use zkit_sim::runner;
+use zkit_sim::scenario;
+
+fn scenarios_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+/// Every `*.toml` in `scenarios/` but the regressions list.
+fn shipped() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(scenarios_dir())
+        .expect("read scenarios/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "toml")
+                && p.file_name().is_some_and(|n| n != "regressions.toml")
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_shipped_scenario_passes_its_seed_budget() {
+    let seeds = env_or("ZKIT_SEEDS", "40");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zkit-sim"));
+    cmd.arg("run")
+        .arg(scenarios_dir())
+        .args(["--seeds", &seeds])
+        .arg("--trace-dir")
+        .arg(Path::new(env!("CARGO_TARGET_TMPDIR")).join("traces"));
+    if let Ok(jobs) = std::env::var("ZKIT_JOBS") {
+        cmd.args(["--jobs", &jobs]);
+    }
+    if let Ok(shard) = std::env::var("ZKIT_SHARD") {
+        cmd.args(["--shard", &shard]);
+    }
+    let out = cmd.output().expect("run zkit-sim");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "zkit-sim run failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    // Every scenario reported, with no failure, and its faults fired.
+    for file in shipped() {
+        let s = scenario::load(&file).unwrap_or_else(|e| panic!("{e}"));
+        let row = stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(s.name.as_str()))
+            .unwrap_or_else(|| panic!("no summary row for {}:\n{stdout}", s.name));
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cols.get(2), Some(&"0"), "{}: {row}", s.name);
+        let fired: usize = cols.get(3).and_then(|c| c.parse().ok()).unwrap_or(0);
+        assert!(fired > 0, "{}: no fault ever fired: {row}", s.name);
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Regressions {
+    #[serde(default)]
+    seed: Vec<Regression>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Regression {
+    scenario: String,
+    seed: u64,
+    #[allow(dead_code)]
+    why: String,
+}
+
+#[test]
+fn every_regression_seed_passes() {
+    let path = scenarios_dir().join("regressions.toml");
+    let text = std::fs::read_to_string(&path).expect("read scenarios/regressions.toml");
+    let list: Regressions =
+        toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(!list.seed.is_empty(), "regressions.toml lists no seed");
+    for r in &list.seed {
+        let s =
+            scenario::load(&scenarios_dir().join(&r.scenario)).unwrap_or_else(|e| panic!("{e}"));
+        let outcome = runner::run(&s, r.seed);
+        assert!(
+            outcome.passed(),
+            "regression {} seed {}: {:#?}\n{}",
+            r.scenario,
+            r.seed,
+            outcome.violations,
+            outcome.trace
+        );
+    }
+}
+
+#[test]
+fn the_cli_rejects_bad_arguments_with_usage() {
+    for args in [
+        vec!["run"],
+        vec!["run", "scenarios", "--seeds", "0"],
+        vec!["run", "scenarios", "--seeds", "5..2"],
+        vec!["run", "scenarios", "--shard", "3/2"],
+        vec!["replay", "x.toml"],
+        vec!["frobnicate"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_zkit-sim"))
+            .args(&args)
+            .output()
+            .expect("run zkit-sim");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(!out.stderr.is_empty(), "{args:?}: no message");
+    }
+    // A bad scenario file is a located error, not a panic.
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let bad = dir.join("bad-scenario.toml");
+    std::fs::write(
+        &bad,
+        "[ensemble]\nservers = 3\nbogus = 1\n[run]\nduration_s = 5\n",
+    )
+    .expect("write a scenario");
+    let out = Command::new(env!("CARGO_BIN_EXE_zkit-sim"))
+        .arg("run")
+        .arg(&bad)
+        .output()
+        .expect("run zkit-sim");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("bad-scenario.toml:3:1: "), "{stderr}");
+}

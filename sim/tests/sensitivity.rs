@@ -1,0 +1,792 @@
+//! Sensitivity, proven: deliberately broken recipes, each run as every client host's body
+//! ([`runner::Options::body`]) in a scenario made to expose its bug, must be caught by the
+//! harness within a seed budget; the correct recipes (the scenario's own roles) must pass the
+//! same scenarios over the same seeds (the harness is not merely eager); and a caught swarm
+//! seed must shrink to a schedule that still fails, prints as a scenario file, parses back and
+//! replays to the same checker.
+//!
+//! The broken recipes are built on zkit's plain `Client` API (ephemeral-sequential creates,
+//! `get_children`, watches, `delete`, the session's state), each correct but for one bug:
+//!
+//! 1. a lock without the protected-name guard: a create whose reply is lost is simply sent
+//!    again, leaving an orphan node of its own live session that blocks every contender;
+//! 2. a lock that ignores `Suspended`: the holder keeps believing until a server tells it
+//!    otherwise (its node deleted, or a new session established): the client's own `Lost`
+//!    verdict is ignored too (variant 2a, which honours `Lost`, is an `--ignored`
+//!    informational test: zkit's client-side expiry timer closes that window here);
+//! 3. a release that forgets to retry: a delete that fails (connection loss) is given up, the
+//!    node stays while the session lives;
+//! 4. an election that does not re-check after a reconnect: the candidate gives leadership up
+//!    when suspended but takes it back on `Connected` without looking at its node.
+//!
+//! Each test prints how many seeds the harness needed. `ZKIT_SENSITIVITY_SEEDS` (default 100)
+//! is the budget: a variant not caught within it fails its test.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::time::{Duration, Instant as WallClock};
+
+use rand::Rng;
+use tokio::time::{sleep, sleep_until, Instant};
+use zkit::{Client, CreateMode, Error, EventType, State};
+use zkit_sim::history::{Event, History};
+use zkit_sim::runner::{self, ClientBody, Options, Outcome};
+use zkit_sim::scenario::{self, Scenario};
+use zkit_sim::shrink;
+use zkit_sim::workload::{self, ClientSpec};
+
+// ----- the budget and the search -----
+
+/// How many seeds a variant may take before its test fails.
+fn budget() -> u64 {
+    std::env::var("ZKIT_SENSITIVITY_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100)
+}
+
+fn shipped(file: &str) -> Scenario {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios")
+        .join(file);
+    scenario::load(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn inline(name: &str, text: &str) -> Scenario {
+    scenario::parse(&format!("<{name}>"), name, text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn checkers(o: &Outcome) -> Vec<&'static str> {
+    let mut c: Vec<&'static str> = o.violations.iter().map(|v| v.checker).collect();
+    c.dedup();
+    c
+}
+
+/// Runs seeds `0..budget()` of `scenario` with `body` on every client until one fails;
+/// returns that outcome. Panics if none fails, or if the first failure is not one of the
+/// `expected` checkers (something other than the planted bug broke).
+fn first_catch(
+    variant: &str,
+    scenario: &Scenario,
+    body: &ClientBody,
+    expected: &[&str],
+) -> Outcome {
+    let wall = WallClock::now();
+    let options = Options {
+        faults: None,
+        body: Some(body.clone()),
+    };
+    for seed in 0..budget() {
+        let outcome = runner::run_with(scenario, seed, &options);
+        if outcome.passed() {
+            continue;
+        }
+        let caught: Vec<_> = outcome
+            .violations
+            .iter()
+            .filter(|v| expected.contains(&v.checker))
+            .collect();
+        assert!(
+            !caught.is_empty(),
+            "{variant}: seed {seed} of {} failed, but not by {expected:?}: {:#?}\n{}",
+            scenario.name,
+            outcome.violations,
+            outcome.trace
+        );
+        println!(
+            "{variant}: caught by {} on {} at seed {seed}, after {} seed(s) ({:.1} s wall): {}",
+            caught[0].checker,
+            scenario.name,
+            seed + 1,
+            wall.elapsed().as_secs_f64(),
+            caught[0]
+        );
+        return outcome;
+    }
+    panic!(
+        "{variant}: not caught on {} within {} seeds ({:.1} s wall); raise \
+         ZKIT_SENSITIVITY_SEEDS or sharpen the scenario",
+        scenario.name,
+        budget(),
+        wall.elapsed().as_secs_f64()
+    );
+}
+
+/// The control runs at least this many seeds, even when a variant is caught at once.
+const CONTROL_SEEDS: u64 = 3;
+
+/// The control: the scenario's own (correct) roles pass seeds `0..=last` of `scenario`,
+/// the seeds the broken variant was run over.
+fn control(scenario: &Scenario, last: u64) {
+    let wall = WallClock::now();
+    for seed in 0..=last {
+        let outcome = runner::run(scenario, seed);
+        assert!(
+            outcome.passed(),
+            "control: the correct recipes fail {} seed {seed}: {:#?}\n{}",
+            scenario.name,
+            outcome.violations,
+            outcome.trace
+        );
+    }
+    println!(
+        "control: the correct recipes pass {} seeds 0..={last} ({:.1} s wall)",
+        scenario.name,
+        wall.elapsed().as_secs_f64()
+    );
+}
+
+// ----- the broken lock -----
+
+/// The bugs a lock contender can be built with (all off: a correct lock).
+/// When a holder stops trusting what it holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Doubt {
+    /// Correct: as soon as the connection is suspended (or the session ends, or the node goes).
+    #[default]
+    Suspended,
+    /// Variant 2a: only when the session is lost (zkit's `Lost`, which its own expiry timer
+    /// publishes while suspended), or the node goes.
+    SessionLoss,
+    /// Variant 2b: only when a server says so: the node deleted, or a new session
+    /// established (Suspended and the client's own `Lost` verdict are ignored, as with a
+    /// client that learns of expiry only on reconnect).
+    ServerOnly,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Bugs {
+    /// Variant 1: on `ConnectionLoss` during the create, create again (no protected name,
+    /// no lookup of a node the lost create may have made).
+    recreate_on_loss: bool,
+    /// Variant 2: when the holder starts doubting.
+    doubt: Doubt,
+    /// Variant 3: a release whose delete fails is not retried.
+    forget_failed_delete: bool,
+}
+
+type BoxedRun = Pin<Box<dyn Future<Output = workload::Result>>>;
+
+fn lock_body(bugs: Bugs) -> ClientBody {
+    Rc::new(move |spec: ClientSpec, incarnation: u32| -> BoxedRun {
+        Box::pin(async move { lock_contender(spec, incarnation, bugs).await })
+    })
+}
+
+/// The election candidate; `recheck` false plants variant 4's bug.
+fn election_body(recheck: bool) -> ClientBody {
+    Rc::new(move |spec: ClientSpec, incarnation: u32| -> BoxedRun {
+        Box::pin(async move { candidate(spec, incarnation, recheck).await })
+    })
+}
+
+/// The sequence number ZooKeeper appended (the last ten digits).
+fn sequence(name: &str) -> Option<u64> {
+    let tail = name.get(name.len().checked_sub(10)?..)?;
+    tail.parse().ok()
+}
+
+/// The children of `dir` carrying `marker`, lowest sequence first.
+async fn contenders(zk: &Client, dir: &str, marker: &str) -> zkit::Result<Vec<String>> {
+    let children = loop {
+        match zk.get_children(dir).await {
+            Err(Error::ConnectionLoss) => zk.wait_connected().await?,
+            Err(Error::NoNode { .. }) => return Ok(Vec::new()),
+            other => break other?,
+        }
+    };
+    let mut named: Vec<(u64, String)> = children
+        .into_iter()
+        .filter(|c| c.contains(marker))
+        .filter_map(|c| sequence(&c).map(|s| (s, c)))
+        .collect();
+    named.sort();
+    Ok(named.into_iter().map(|(_, c)| c).collect())
+}
+
+/// A fresh guid from the client's seeded random stream.
+fn guid(zk: &Client) -> String {
+    format!("{:016x}{:016x}", zk.random_u64(), zk.random_u64())
+}
+
+/// Creates an ephemeral sequential `{dir}/{name}`; after a lost reply either creates again
+/// (`naive`) or looks for this session's node carrying `tag` first (the protected-name
+/// guard). Returns the node's path, its czxid and owning session.
+async fn create_node(
+    zk: &Client,
+    dir: &str,
+    name: &str,
+    tag: &str,
+    naive: bool,
+) -> zkit::Result<(String, i64, i64)> {
+    let path = format!("{dir}/{name}");
+    loop {
+        match zk.create(&path, &[], CreateMode::EphemeralSequential).await {
+            Ok((node, stat)) => return Ok((node, stat.czxid, stat.ephemeral_owner)),
+            Err(Error::ConnectionLoss) => {
+                zk.wait_connected().await?;
+                if naive {
+                    continue;
+                }
+                for child in contenders(zk, dir, tag).await? {
+                    let node = format!("{dir}/{child}");
+                    let stat = loop {
+                        match zk.exists(&node).await {
+                            Err(Error::ConnectionLoss) => zk.wait_connected().await?,
+                            other => break other?,
+                        }
+                    };
+                    if let Some(stat) = stat.filter(|s| s.ephemeral_owner == zk.session_id()) {
+                        return Ok((node, stat.czxid, stat.ephemeral_owner));
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Deletes `node`, retrying through connection loss unless `once`; a node or session
+/// already gone is success.
+async fn delete_node(zk: &Client, node: &str, once: bool) -> zkit::Result<()> {
+    loop {
+        match zk.delete(node, None).await {
+            Ok(()) | Err(Error::NoNode { .. }) | Err(Error::SessionExpired) => return Ok(()),
+            Err(Error::ConnectionLoss) if !once => zk.wait_connected().await?,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Resolves when what is held in `session` stops being trusted, per `mode`: the connection
+/// suspended, the session lost or replaced, or (`node`) the node deleted.
+async fn doubt(zk: &Client, session: i64, node: Option<&str>, mode: Doubt) {
+    let lost = move |s: State| match mode {
+        Doubt::Suspended => !s.is_connected(),
+        Doubt::SessionLoss => s.is_terminal(),
+        Doubt::ServerOnly => false,
+    };
+    let replaced = move |id: i64| match mode {
+        Doubt::ServerOnly => id != session && id != 0,
+        _ => id != session,
+    };
+    let mut info = zk.session_info();
+    let mut transitions = zk.state_changes();
+    let snapshot = async {
+        let _ = info
+            .wait_for(|i| lost(i.state) || replaced(i.session_id))
+            .await;
+    };
+    let blip = async {
+        loop {
+            match transitions.recv().await {
+                Ok(s) if lost(s) => return,
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    };
+    let deleted = async {
+        let Some(node) = node else {
+            return std::future::pending().await;
+        };
+        loop {
+            match zk.exists_watch(node).await {
+                Ok((None, _)) => return,
+                Ok((Some(_), watcher)) => {
+                    let event = watcher.await;
+                    if event.event_type == EventType::NodeDeleted {
+                        return;
+                    }
+                    if event.is_session_end() && mode != Doubt::ServerOnly {
+                        return;
+                    }
+                    // ServerOnly: look again once connected (in whatever session).
+                    if zk.wait_connected().await.is_err() {
+                        return;
+                    }
+                }
+                Err(Error::ConnectionLoss) => {
+                    if zk.wait_connected().await.is_err() {
+                        return;
+                    }
+                }
+                Err(Error::SessionExpired) if mode == Doubt::ServerOnly => {
+                    if zk.wait_connected().await.is_err() {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+    };
+    tokio::select! {
+        biased;
+        () = snapshot => {}
+        () = blip => {}
+        () = deleted => {}
+    }
+}
+
+/// One contender's attempt: its node, then wait until it is the lowest (watching only its
+/// predecessor). Returns the node, its fencing token (czxid) and its session.
+async fn acquire(zk: &Client, dir: &str, bugs: Bugs) -> zkit::Result<(String, i64, i64)> {
+    zk.ensure_path(dir).await?;
+    let tag = guid(zk);
+    let name = if bugs.recreate_on_loss {
+        "lock-".to_owned()
+    } else {
+        format!("_c_{tag}-lock-")
+    };
+    let (node, token, session) = create_node(zk, dir, &name, &tag, bugs.recreate_on_loss).await?;
+    let ours = node.rsplit('/').next().unwrap_or_default().to_owned();
+    loop {
+        let all = contenders(zk, dir, "lock-").await?;
+        let Some(index) = all.iter().position(|c| *c == ours) else {
+            return Err(Error::NoNode { path: node });
+        };
+        if index == 0 {
+            return Ok((node, token, session));
+        }
+        let ahead = format!("{dir}/{}", all[index - 1]);
+        let watched = loop {
+            match zk.get_data_watch(&ahead).await {
+                Err(Error::ConnectionLoss) => zk.wait_connected().await?,
+                other => break other,
+            }
+        };
+        match watched {
+            Ok((_, _, watcher)) => {
+                let _ = watcher.await;
+            }
+            Err(Error::NoNode { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The lock contender loop of `workload::lock`, on the hand-written lock above.
+async fn lock_contender(spec: ClientSpec, incarnation: u32, bugs: Bugs) -> workload::Result {
+    let client = spec.client;
+    let who = spec.host();
+    let history: History = spec.history.clone();
+    history.record(Event::Started {
+        client,
+        incarnation,
+    });
+    let mut rng = spec.rng(incarnation);
+    let (lo, hi) = spec.workload.hold;
+    sleep(Duration::from_millis(rng.random_range(0..500))).await;
+    let zk = workload::connect(&spec, rng.random()).await;
+    let dir = spec.workload.path.clone();
+    loop {
+        match acquire(&zk, &dir, bugs).await {
+            Ok((node, token, session)) => {
+                history.record(Event::Acquired { client, token });
+                history.write(client, token);
+                let start = Instant::now();
+                let hold = rng.random_range(lo..=hi);
+                let lost = {
+                    let doubt = doubt(&zk, session, Some(&node), bugs.doubt);
+                    tokio::pin!(doubt);
+                    let mut lost = false;
+                    for (i, deadline) in [start + hold / 2, start + hold].into_iter().enumerate() {
+                        tokio::select! {
+                            biased;
+                            () = &mut doubt => {
+                                lost = true;
+                                break;
+                            }
+                            () = sleep_until(deadline) => {
+                                if i == 0 {
+                                    history.write(client, token);
+                                }
+                            }
+                        }
+                    }
+                    lost
+                };
+                if lost {
+                    history.record(Event::Lost { client });
+                    if let Err(e) = delete_node(&zk, &node, false).await {
+                        history.note(&who, format!("delete after loss failed: {e}"));
+                    }
+                } else {
+                    history.record(Event::Released { client });
+                    if let Err(e) = delete_node(&zk, &node, bugs.forget_failed_delete).await {
+                        history.note(&who, format!("release failed, not retried: {e}"));
+                    }
+                }
+            }
+            Err(e) => {
+                history.note(&who, format!("acquire failed: {e}"));
+                sleep(Duration::from_millis(200)).await;
+            }
+        }
+        sleep(Duration::from_millis(rng.random_range(0..300))).await;
+    }
+}
+
+// ----- the broken election -----
+
+/// A leader-latch-like candidate (protected node, lowest leads, watch the predecessor) that
+/// gives leadership up when suspended. With `recheck` it lists the election again once
+/// connected; without (variant 4) it takes leadership back with its old epoch without
+/// checking that its node still exists and is the lowest: after its session expired and was
+/// renewed, another candidate leads.
+async fn candidate(spec: ClientSpec, incarnation: u32, recheck: bool) -> workload::Result {
+    let client = spec.client;
+    let who = spec.host();
+    let history: History = spec.history.clone();
+    history.record(Event::Started {
+        client,
+        incarnation,
+    });
+    let mut rng = spec.rng(incarnation);
+    let (lo, hi) = spec.workload.hold;
+    sleep(Duration::from_millis(rng.random_range(0..500))).await;
+    let zk = workload::connect(&spec, rng.random()).await;
+    let dir = spec.workload.path.clone();
+    loop {
+        if let Err(e) =
+            candidate_round(&zk, &dir, &history, client, &mut rng, (lo, hi), recheck).await
+        {
+            history.note(&who, format!("election round failed: {e}"));
+            sleep(Duration::from_millis(200)).await;
+        }
+        sleep(Duration::from_millis(rng.random_range(100..600))).await;
+    }
+}
+
+/// One run for leadership: create, wait to be the lowest, lead until stepping down.
+async fn candidate_round(
+    zk: &Client,
+    dir: &str,
+    history: &History,
+    client: usize,
+    rng: &mut impl Rng,
+    (lo, hi): (Duration, Duration),
+    recheck: bool,
+) -> zkit::Result<()> {
+    zk.ensure_path(dir).await?;
+    let tag = guid(zk);
+    let (node, epoch, session) =
+        create_node(zk, dir, &format!("_c_{tag}-latch-"), &tag, false).await?;
+    let ours = node.rsplit('/').next().unwrap_or_default().to_owned();
+    loop {
+        let all = contenders(zk, dir, "latch-").await?;
+        let Some(index) = all.iter().position(|c| *c == ours) else {
+            return Err(Error::NoNode { path: node });
+        };
+        if index > 0 {
+            let ahead = format!("{dir}/{}", all[index - 1]);
+            match zk.get_data_watch(&ahead).await {
+                Ok((_, _, watcher)) => {
+                    let _ = watcher.await;
+                }
+                Err(Error::NoNode { .. }) => {}
+                Err(Error::ConnectionLoss) => zk.wait_connected().await?,
+                Err(e) => return Err(e),
+            }
+            continue;
+        }
+        history.record(Event::Leader { client, epoch });
+        let until = Instant::now() + rng.random_range(lo..=hi);
+        let mut watched = Some(node.as_str());
+        let mut session = session;
+        let stepped_down = loop {
+            let doubted = tokio::select! {
+                biased;
+                () = doubt(zk, session, watched, Doubt::Suspended) => true,
+                () = sleep_until(until) => false,
+            };
+            if !doubted {
+                history.record(Event::SteppedDown { client });
+                break true;
+            }
+            history.record(Event::LeaderLost { client });
+            zk.wait_connected().await?;
+            if recheck {
+                break false;
+            }
+            // The bug: connected again, it leads again with what it remembers, without
+            // listing the election (its node may be gone with its old session).
+            history.record(Event::Leader { client, epoch });
+            session = zk.session_id();
+            watched = None;
+        };
+        if stepped_down {
+            return delete_node(zk, &node, false).await;
+        }
+        // Look again: the node may be gone (a new session), or no longer the lowest.
+    }
+}
+
+// ----- the scenarios written for the variants -----
+
+/// Variant 3: lock holders cut off (both ways) for a second while they release: the delete is
+/// dropped, the connection stalls, and the client hears `ConnectionLoss` for it a little later;
+/// the session survives the reconnect. Short holds make every cut holder release inside it.
+const RELEASE_MEETS_LOSS: &str = r#"
+name = "sensitivity_release_meets_loss"
+
+[ensemble]
+servers = 3
+tick_ms = 500
+session_timeout_ms = 6000
+
+[run]
+duration_s = 45
+liveness_s = 12
+
+[[workload]]
+role = "lock"
+count = 5
+path = "/locks/a"
+hold_ms = [20, 200]
+
+[[fault]]
+at_s = 4
+kind = "partition"
+target = "lock-holder"
+for_s = 1
+
+[[fault]]
+at_s = 10
+kind = "partition"
+target = "random-client"
+for_s = 1
+
+[[fault]]
+at_s = 16
+kind = "partition"
+target = "lock-holder"
+for_s = 1
+
+[[fault]]
+at_s = 22
+kind = "latency"
+target = "random-client"
+ms = 1500
+for_s = 1
+"#;
+
+/// Variant 4: three latch candidates; the leader is cut off for twice its session timeout,
+/// twice: its session expires, another candidate leads, then it reconnects in a new session.
+const LEADER_PARTITIONED: &str = r#"
+name = "sensitivity_leader_partitioned"
+
+[ensemble]
+servers = 3
+tick_ms = 500
+session_timeout_ms = 4000
+
+[run]
+duration_s = 45
+liveness_s = 10
+
+[[workload]]
+role = "leader-latch"
+count = 3
+path = "/election"
+hold_ms = [3000, 12000]
+
+[[fault]]
+at_s = 5
+kind = "partition"
+target = "leader-candidate"
+for_s = 8
+
+[[fault]]
+at_s = 20
+kind = "partition"
+target = "leader-candidate"
+for_s = 8
+"#;
+
+// ----- the tests -----
+
+#[test]
+fn variant_1_unprotected_create_is_caught() {
+    let scenario = shipped("lost_create_reply.toml");
+    let body = lock_body(Bugs {
+        recreate_on_loss: true,
+        ..Bugs::default()
+    });
+    let caught = first_catch(
+        "variant 1 (create again after a lost reply)",
+        &scenario,
+        &body,
+        &["liveness", "mutual-exclusion"],
+    );
+    control(&scenario, caught.seed.max(CONTROL_SEEDS - 1));
+}
+
+#[test]
+fn variant_2_ignoring_suspended_is_caught() {
+    let scenario = shipped("lock_holder_partitioned.toml");
+    let body = lock_body(Bugs {
+        doubt: Doubt::ServerOnly,
+        ..Bugs::default()
+    });
+    let caught = first_catch(
+        "variant 2 (holder ignores Suspended)",
+        &scenario,
+        &body,
+        &["mutual-exclusion"],
+    );
+    control(&scenario, caught.seed.max(CONTROL_SEEDS - 1));
+}
+
+/// Variant 2a, informational (`--ignored`): a holder that ignores `Suspended` but honours
+/// zkit's `Lost`. zkit's client publishes `Lost` from its own timer (last heard + negotiated
+/// timeout) while suspended, which comes before the ensemble's tick-rounded expiry and the next
+/// holder's acquire, so on this scenario the overlap does not happen: prints how many seeds of
+/// the budget failed.
+#[test]
+#[ignore]
+fn variant_2a_session_loss_only() {
+    let scenario = shipped("lock_holder_partitioned.toml");
+    let options = Options {
+        faults: None,
+        body: Some(lock_body(Bugs {
+            doubt: Doubt::SessionLoss,
+            ..Bugs::default()
+        })),
+    };
+    let failed: Vec<u64> = (0..budget())
+        .filter(|&seed| !runner::run_with(&scenario, seed, &options).passed())
+        .collect();
+    println!(
+        "variant 2a (ignores Suspended, honours Lost): {} of {} seeds of {} fail: {failed:?}",
+        failed.len(),
+        budget(),
+        scenario.name
+    );
+}
+
+#[test]
+fn variant_3_unretried_release_is_caught() {
+    let scenario = inline("release_meets_loss", RELEASE_MEETS_LOSS);
+    let body = lock_body(Bugs {
+        forget_failed_delete: true,
+        ..Bugs::default()
+    });
+    let caught = first_catch(
+        "variant 3 (release not retried after a failed delete)",
+        &scenario,
+        &body,
+        &["liveness"],
+    );
+    control(&scenario, caught.seed.max(CONTROL_SEEDS - 1));
+}
+
+#[test]
+fn variant_4_election_without_recheck_is_caught() {
+    let scenario = inline("leader_partitioned", LEADER_PARTITIONED);
+    let caught = first_catch(
+        "variant 4 (leadership resumed after reconnect without a re-check)",
+        &scenario,
+        &election_body(false),
+        &["single-leader"],
+    );
+    control(&scenario, caught.seed.max(CONTROL_SEEDS - 1));
+}
+
+#[test]
+fn caught_swarm_seed_shrinks_and_replays() {
+    let text = std::fs::read_to_string(
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../scenarios/lock_holder_partitioned.toml"),
+    )
+    .expect("read lock_holder_partitioned.toml");
+    let text = format!(
+        "{text}\n[swarm]\nkinds = [\"partition\", \"latency\"]\nfaults = [1, 3]\nfor_s = [1, 4]\n\
+         from_s = 2\nuntil_s = 30\n"
+    );
+    let scenario = inline("lock_holder_partitioned_swarm", &text);
+    let body = lock_body(Bugs {
+        doubt: Doubt::ServerOnly,
+        ..Bugs::default()
+    });
+    let caught = first_catch(
+        "variant 2 under a swarm",
+        &scenario,
+        &body,
+        &["mutual-exclusion"],
+    );
+    let seed = caught.seed;
+    let checker = caught.violations[0].checker;
+    let wall = WallClock::now();
+    let shrunk = shrink::shrink(&scenario, seed, 16, Some(body.clone()))
+        .expect("the caught seed fails again under shrink");
+    let file = shrunk.scenario_file(&scenario);
+    println!(
+        "shrunk seed {seed} from {} to {} faults in {} runs ({:.1} s wall):\n{file}",
+        shrunk.original.len(),
+        shrunk.faults.len(),
+        shrunk.runs,
+        wall.elapsed().as_secs_f64()
+    );
+    assert_eq!(shrunk.original, caught.schedule);
+    assert!(shrunk.faults.len() <= shrunk.original.len());
+    assert!(!shrunk.outcome.passed(), "the shrunk schedule's run passes");
+    assert!(checkers(&shrunk.outcome).contains(&checker));
+    let parsed = scenario::parse("<shrunk>", "shrunk", &file).unwrap_or_else(|e| panic!("{e}"));
+    assert!(parsed.swarm.is_none());
+    assert_eq!(parsed.faults, shrunk.faults);
+    let replay = runner::run_with(
+        &parsed,
+        seed,
+        &Options {
+            faults: None,
+            body: Some(body),
+        },
+    );
+    assert!(
+        replay.violations.iter().any(|v| v.checker == checker),
+        "the shrunk scenario file, replayed, does not fail {checker}: {:#?}\n{}",
+        replay.violations,
+        replay.trace
+    );
+}
+
+/// The hand-written recipes with no bug planted pass the variants' scenarios: what the
+/// variants are caught for is their bug, not the hand-written recipe around it.
+#[test]
+fn hand_written_recipes_without_their_bug_pass() {
+    let seeds = 2;
+    let lock = lock_body(Bugs::default());
+    let cases = [
+        (shipped("lost_create_reply.toml"), lock.clone()),
+        (shipped("lock_holder_partitioned.toml"), lock.clone()),
+        (inline("release_meets_loss", RELEASE_MEETS_LOSS), lock),
+        (
+            inline("leader_partitioned", LEADER_PARTITIONED),
+            election_body(true),
+        ),
+    ];
+    for (scenario, body) in cases {
+        let wall = WallClock::now();
+        let options = Options {
+            faults: None,
+            body: Some(body),
+        };
+        for seed in 0..seeds {
+            let outcome = runner::run_with(&scenario, seed, &options);
+            assert!(
+                outcome.passed(),
+                "the bug-free hand-written recipe fails {} seed {seed}: {:#?}\n{}",
+                scenario.name,
+                outcome.violations,
+                outcome.trace
+            );
+        }
+        println!(
+            "bug-free hand-written recipe passes {} seeds 0..{seeds} ({:.1} s wall)",
+            scenario.name,
+            wall.elapsed().as_secs_f64()
+        );
+    }
+}
