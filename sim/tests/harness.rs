@@ -1,7 +1,7 @@
-//! The harness: every shipped scenario for a small seed budget (`ZKIT_SEEDS` seeds each, 20
-//! by default) with no violation; the scenario parser's errors, one per kind, located as
-//! `file:line:col`; the checkers firing on histories that break their property. Determinism
-//! has its own binary (`harness_determinism.rs`).
+//! The harness's parts: the scenario parser's errors, one per kind, located as
+//! `file:line:col`; swarm schedules; the checkers firing on histories that break their
+//! property. The seed sweeps of every shipped scenario are in `scenarios.rs`, determinism has
+//! its own binary (`harness_determinism.rs`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,44 +13,6 @@ use zkit_sim::scenario::{self, FaultKind, Target};
 
 fn scenarios_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
-}
-
-fn seeds() -> u64 {
-    std::env::var("ZKIT_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20)
-}
-
-fn sweep(file: &str) {
-    let scenario = scenario::load(&scenarios_dir().join(file)).unwrap_or_else(|e| panic!("{e}"));
-    let mut acquisitions = 0;
-    for seed in 0..seeds() {
-        let outcome = runner::run(&scenario, seed);
-        assert!(
-            outcome.passed(),
-            "{file} seed {seed}: {:#?}\n{}",
-            outcome.violations,
-            outcome.trace
-        );
-        assert!(
-            outcome.trace.contains("fault: "),
-            "{file} seed {seed}: no fault fired\n{}",
-            outcome.trace
-        );
-        acquisitions += outcome.acquisitions;
-    }
-    assert!(acquisitions > 0, "{file}: nobody ever acquired the lock");
-}
-
-#[test]
-fn lock_holder_partitioned_holds_for_every_seed() {
-    sweep("lock_holder_partitioned.toml");
-}
-
-#[test]
-fn lock_holder_crashes_holds_for_every_seed() {
-    sweep("lock_holder_crashes.toml");
 }
 
 #[test]

@@ -31,7 +31,13 @@ fn same(file: &str, a: &str, b: &str) {
 /// process-wide: see `runner::align_task_ids`).
 #[test]
 fn same_seed_same_trace() {
-    for file in ["lock_holder_partitioned.toml", "lock_holder_crashes.toml"] {
+    for file in [
+        "lock_holder_partitioned.toml",
+        "lock_holder_crashes.toml",
+        "lock_holder_paused.toml",
+        "leader_election_split_halves.toml",
+        "swarm_lock.toml",
+    ] {
         let s = load(file);
         let a = runner::run(&s, 3).trace;
         let b = runner::run(&s, 3).trace;

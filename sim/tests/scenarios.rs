@@ -2,7 +2,7 @@
 //! `zkit-sim run` binary (worker processes, so every seed replays exactly), every seed of
 //! `scenarios/regressions.toml`, and each shipped scenario's faults actually firing.
 //!
-//! - `ZKIT_SEEDS` (default 40) seeds per scenario;
+//! - `ZKIT_SEEDS` (default 100) seeds per scenario;
 //! - `ZKIT_SHARD=I/N` runs shard I of N of them (many CI machines split one budget);
 //! - `ZKIT_JOBS` worker processes (default: the cores).
 
@@ -37,7 +37,7 @@ fn shipped() -> Vec<PathBuf> {
 
 #[test]
 fn every_shipped_scenario_passes_its_seed_budget() {
-    let seeds = env_or("ZKIT_SEEDS", "40");
+    let seeds = env_or("ZKIT_SEEDS", "100");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_zkit-sim"));
     cmd.arg("run")
         .arg(scenarios_dir())
@@ -71,7 +71,54 @@ fn every_shipped_scenario_passes_its_seed_budget() {
         let fired: usize = cols.get(3).and_then(|c| c.parse().ok()).unwrap_or(0);
         assert!(fired > 0, "{}: no fault ever fired: {row}", s.name);
     }
+    // What each scenario exists to provoke did happen (summed over its seeds).
+    for (name, wanted) in MUST_HAPPEN {
+        let line = stdout
+            .lines()
+            .skip_while(|l| l.split_whitespace().next() != Some(name))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no coverage line for {name}:\n{stdout}"));
+        for key in *wanted {
+            let count = line
+                .split_once("coverage: ")
+                .map_or("", |(_, c)| c)
+                .split(", ")
+                .find_map(|c| c.strip_prefix(key)?.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            assert!(count > 0, "{name}: no {key}: {line}");
+        }
+    }
 }
+
+/// Per scenario, coverage counts that must not be zero.
+const MUST_HAPPEN: &[(&str, &[&str])] = &[
+    (
+        "lock_holder_partitioned",
+        &["sessions expired", "lock handoffs"],
+    ),
+    ("lock_holder_crashes", &["lock handoffs"]),
+    ("lock_holder_session_expires", &["sessions killed"]),
+    (
+        "lock_holder_paused",
+        &[
+            "stale writes rejected",
+            "expected overlaps (fenced)",
+            "pauses",
+        ],
+    ),
+    ("leader_crash_during_handoff", &["lock handoffs"]),
+    (
+        "leader_election_split_halves",
+        &["leader changes", "fault:split"],
+    ),
+    ("lost_create_reply", &["lock handoffs"]),
+    (
+        "double_barrier_dying_participant",
+        &["barrier rounds", "fault:crash"],
+    ),
+    ("config_watcher_across_reconnects", &["config values seen"]),
+    ("swarm_lock", &["lock handoffs"]),
+];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -144,4 +191,48 @@ fn the_cli_rejects_bad_arguments_with_usage() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("bad-scenario.toml:3:1: "), "{stderr}");
+}
+
+#[test]
+fn replay_writes_the_same_trace_and_timeline_every_time() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let scenario = scenarios_dir().join("swarm_lock.toml");
+    let mut files = Vec::new();
+    for i in 0..2 {
+        let trace = dir.join(format!("replay-{i}.txt"));
+        let page = dir.join(format!("replay-{i}.html"));
+        let out = Command::new(env!("CARGO_BIN_EXE_zkit-sim"))
+            .arg("replay")
+            .arg(&scenario)
+            .args(["--seed", "11", "--trace"])
+            .arg(&trace)
+            .arg("--timeline")
+            .arg(&page)
+            .output()
+            .expect("run zkit-sim replay");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("swarm_lock seed 11: passed"), "{stdout}");
+        let read = |p: &Path| std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        files.push((read(&trace), read(&page)));
+    }
+    let trace = String::from_utf8_lossy(&files[0].0);
+    let first = trace.lines().next().unwrap_or_default();
+    let stamp = first.trim_start().split(" s ").next().unwrap_or_default();
+    assert!(
+        stamp
+            .split_once('.')
+            .is_some_and(|(s, us)| s.parse::<u64>().is_ok() && us.len() == 6),
+        "trace lines start with simulated time: {first:?}"
+    );
+    assert_eq!(files[0].0, files[1].0, "two replays wrote different traces");
+    assert_eq!(
+        files[0].1, files[1].1,
+        "two replays wrote different timelines"
+    );
+    assert!(files[0].1.starts_with(b"<!doctype html>"));
 }

@@ -245,8 +245,14 @@ impl Candidate {
                 let name = format!("{PROTECTED_PREFIX}{guid}-{MARKER}");
                 let (node, stat) =
                     create_protected(client, &self.path, &name, &guid, self.id.as_bytes()).await?;
-                *mine = Some((node.clone(), stat.czxid, session));
+                // The create may have been retried into a new session (the client renewed an
+                // expired one meanwhile): the node belongs to the session that owns it, and
+                // this round's trust watch to an older one, so look again in that session.
+                *mine = Some((node.clone(), stat.czxid, stat.ephemeral_owner));
                 self.node.send_replace(Some(node.clone()));
+                if stat.ephemeral_owner != session {
+                    return Ok(Round::Again);
+                }
                 (node, stat.czxid)
             }
         };

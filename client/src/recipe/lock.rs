@@ -200,7 +200,8 @@ impl Contention<'_> {
         let (node, stat) =
             create_protected(client, self.dir, &self.name, &self.guid, self.data).await?;
         pending.arm(&node);
-        let session = client.session_id();
+        // The session that owns the node (a retried create may land in a renewed one).
+        let session = stat.ephemeral_owner;
         let name = node.rsplit('/').next().unwrap_or_default().to_owned();
         loop {
             let contenders = list_contenders(client, self.dir, self.markers).await?;

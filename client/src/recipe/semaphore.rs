@@ -132,7 +132,8 @@ impl Semaphore {
         let name = format!("{PROTECTED_PREFIX}{guid}-{LEASE_MARKER}");
         let (node, stat) = create_protected(client, &self.leases, &name, &guid, &self.data).await?;
         pending.arm(&node);
-        let session = client.session_id();
+        // The session that owns the node (a retried create may land in a renewed one).
+        let session = stat.ephemeral_owner;
         let name = node.rsplit('/').next().unwrap_or_default().to_owned();
         loop {
             let (children, watcher) =

@@ -71,6 +71,9 @@ pub fn replay(
     if let Some(file) = &page {
         ok &= write(file, &timeline::render(&scenario, &outcome));
     }
+    for f in &outcome.findings {
+        println!("finding: {f}");
+    }
     for v in &outcome.violations {
         println!("violation: {v}");
     }

@@ -22,7 +22,7 @@ use rand_chacha::ChaCha8Rng;
 
 pub use self::coverage::Coverage;
 use self::faults::Faults;
-use crate::check::{self, Violation};
+use crate::check::{self, Finding, Violation};
 use crate::ensemble::{Ensemble, EnsembleConfig};
 use crate::history::{Event, History, Record};
 use crate::scenario::{Fault, Scenario};
@@ -70,6 +70,9 @@ pub struct Outcome {
     pub seed: u64,
     /// Every violation found (empty: the run passed).
     pub violations: Vec<Violation>,
+    /// Anomalies a fault made expected (a paused or killed holder's overlap, covered by
+    /// fencing): reported, never failing the run.
+    pub findings: Vec<Finding>,
     /// The trace: the history, then the servers' event log.
     pub trace: String,
     /// The history's records (what the trace renders).
@@ -303,13 +306,20 @@ impl<'a> Run<'a, '_> {
         self.note("end of run".to_owned());
         let records = self.history.records();
         let mut violations = std::mem::take(&mut self.violations);
-        violations.extend(check::all(&records, self.scenario));
+        let report = check::report(&records, self.scenario);
+        violations.extend(report.violations);
+        let findings = report.findings;
         violations.extend(self.ens.check().into_iter().map(|message| Violation {
             checker: "ensemble",
             at: self.sim.elapsed(),
             message,
         }));
-        let coverage = Coverage::of(&records, &self.faults);
+        let mut coverage = Coverage::of(&records, &self.faults);
+        if !findings.is_empty() {
+            coverage
+                .counts
+                .insert("expected overlaps (fenced)", findings.len());
+        }
         if !schedule.is_empty() && coverage.faults_fired == 0 {
             violations.push(Violation {
                 checker: "coverage",
@@ -325,6 +335,9 @@ impl<'a> Run<'a, '_> {
             .filter(|r| matches!(r.event, Event::Acquired { .. }))
             .count();
         let mut trace = self.history.render();
+        for f in &findings {
+            let _ = writeln!(trace, "finding: {f}");
+        }
         trace.push_str("-- servers --\n");
         let server_events = self.ens.events();
         for e in &server_events {
@@ -333,6 +346,7 @@ impl<'a> Run<'a, '_> {
         let outcome = Outcome {
             seed,
             violations,
+            findings,
             trace,
             records,
             server_events,
