@@ -94,8 +94,8 @@ impl Drop for InFlight {
         }
         let (client, dir, guid) = (self.client.clone(), self.dir.clone(), self.guid.clone());
         spawn_cleanup(async move {
-            // Requests of one session are answered in order: this lookup sees the create if
-            // it was sent at all.
+            // Caught up with the leader first (see `catch_up`), this lookup sees the create
+            // if it was applied at all.
             if let Ok(Some((path, _))) = find_ours(&client, &dir, &guid).await {
                 match retry_on_loss(&client, || client.delete(&path, None)).await {
                     Ok(()) | Err(Error::NoNode { .. }) => {
@@ -123,6 +123,7 @@ pub(crate) async fn create_ephemeral_once(
             Ok((_, stat)) => return Ok(stat),
             Err(e @ (Error::ConnectionLoss | Error::NodeExists { .. })) => {
                 client.wait_connected().await?;
+                catch_up(client, path).await?;
                 match retry_on_loss(client, || client.exists(path)).await? {
                     Some(stat) if stat.ephemeral_owner == client.session_id() => return Ok(stat),
                     // Someone else's (or an earlier session's, about to vanish).
@@ -135,8 +136,20 @@ pub(crate) async fn create_ephemeral_once(
     }
 }
 
+/// Brings the server this client is connected to up to date with the leader before a
+/// lookup of what a lost reply may have created: after a reconnect it can be a follower that
+/// has not applied the create yet (reads are only sequentially consistent), and missing the
+/// node there would create a second one that queues behind the first forever.
+async fn catch_up(client: &Client, path: &str) -> Result<()> {
+    match retry_on_loss(client, || client.sync(path)).await {
+        Ok(()) | Err(Error::NoNode { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// This session's node under `dir` whose name carries `guid`, if any.
 async fn find_ours(client: &Client, dir: &str, guid: &str) -> Result<Option<(String, Stat)>> {
+    catch_up(client, dir).await?;
     let children = match retry_on_loss(client, || client.get_children(dir)).await {
         Ok(c) => c,
         Err(Error::NoNode { .. }) => return Ok(None),

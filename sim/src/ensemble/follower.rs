@@ -103,6 +103,10 @@ impl Node {
         }
         let durable = !self.config.ack_before_fsync;
         let zxid = entry.zxid();
+        let last = self.with_store(|s| s.last_zxid());
+        if zxid > last && zxid != last + 1 && (zxid & 0xffff_ffff) != 1 {
+            self.event(format!("DBG GAP proposal 0x{zxid:x} after 0x{last:x}"));
+        }
         self.with_store(|s| {
             if zxid > s.last_zxid() {
                 s.append(entry, durable);

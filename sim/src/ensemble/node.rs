@@ -240,6 +240,10 @@ impl Node {
                 tx,
                 kill,
             } => {
+                self.event(format!(
+                    "DBG link up zk{peer} #{link} replacing {:?}",
+                    self.links.get(&peer).map(|l| l.id)
+                ));
                 if self.dialing.get(&peer) == Some(&link) {
                     self.dialing.remove(&peer);
                 }
@@ -256,6 +260,10 @@ impl Node {
                 }
             }
             LinkEvent::Down { peer, link } => {
+                self.event(format!(
+                    "DBG link down zk{peer} #{link} current {:?}",
+                    self.links.get(&peer).map(|l| l.id)
+                ));
                 if self.dialing.get(&peer) == Some(&link) {
                     self.dialing.remove(&peer);
                 }
@@ -364,6 +372,7 @@ impl Node {
             .map(|(id, _)| *id)
             .collect();
         for peer in silent {
+            self.event(format!("DBG link silent zk{peer}"));
             if let Some(l) = self.links.remove(&peer) {
                 l.kill.notify_one();
             }

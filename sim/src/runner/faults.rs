@@ -170,8 +170,10 @@ impl Run<'_, '_> {
         }
     }
 
-    /// Fires `fault` now.
-    pub(super) fn fire(&mut self, fault: &Fault, end: Duration) {
+    /// Fires `fault` now; it was due at `planned` (later if its target took a while to
+    /// exist). A fault with a `for_s` ends `for_s` after `planned`, not after it fired, so a
+    /// schedule's end (and the liveness window after it) holds however long targets took.
+    pub(super) fn fire(&mut self, fault: &Fault, planned: Duration, end: Duration) {
         let hosts = match fault.target {
             None => None,
             Some(target) => match self.resolve(fault.kind, target, end) {
@@ -325,7 +327,9 @@ impl Run<'_, '_> {
             self.faults.next_id += 1;
             self.faults.active.insert(id, (fault.kind, undo));
             if let Some(l) = fault.lasts {
-                self.faults.due.insert((self.sim.elapsed() + l, id));
+                self.faults
+                    .due
+                    .insert(((planned + l).max(self.sim.elapsed()), id));
             }
         }
         self.healed_check();

@@ -288,7 +288,7 @@ impl<'a> Run<'a, '_> {
         let mut pending = schedule.iter().peekable();
         while self.sim.elapsed() < end {
             while let Some(f) = pending.next_if(|f| start + f.at <= self.sim.elapsed()) {
-                self.fire(f, end);
+                self.fire(f, start + f.at, end);
             }
             self.undo_due();
             if !self.step() {
