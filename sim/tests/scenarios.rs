@@ -118,6 +118,15 @@ const MUST_HAPPEN: &[(&str, &[&str])] = &[
     ),
     ("config_watcher_across_reconnects", &["config values seen"]),
     ("swarm_lock", &["lock handoffs"]),
+    (
+        "five_servers_minority_down",
+        &[
+            "lock handoffs",
+            "leader changes",
+            "fault:crash",
+            "fault:partition",
+        ],
+    ),
 ];
 
 #[derive(Debug, Deserialize)]

@@ -205,6 +205,11 @@ impl Contention<'_> {
         let name = node.rsplit('/').next().unwrap_or_default().to_owned();
         loop {
             let contenders = list_contenders(client, self.dir, self.markers).await?;
+            if client.session_id() != session {
+                // The node belongs to a session this client no longer has: it is gone or
+                // about to be, even if the server that answered has not applied that yet.
+                return Err(Error::SessionExpired);
+            }
             let Some(index) = contenders.iter().position(|c| *c == name) else {
                 // Our node is gone: the session ended (or someone deleted it).
                 return Err(

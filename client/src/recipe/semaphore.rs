@@ -138,6 +138,10 @@ impl Semaphore {
         loop {
             let (children, watcher) =
                 retry_on_loss(client, || client.get_children_watch(&self.leases)).await?;
+            if client.session_id() != session {
+                // The lease node belongs to a session this client no longer has.
+                return Err(Error::SessionExpired);
+            }
             if !children.contains(&name) {
                 // Our lease node is gone: the session ended (or someone deleted it).
                 return Err(if client.session_id() != session || client.is_finished() {

@@ -63,6 +63,7 @@ impl Node {
             since: Instant::now(),
             synced: Default::default(),
             sync_point: Default::default(),
+            links: Default::default(),
             acked_sync: Default::default(),
             acks: Default::default(),
             joined: Default::default(),
@@ -99,6 +100,8 @@ impl Node {
         self.become_state(
             State::Following(FollowerState {
                 leader: peer,
+                // Invitations arrive on the current link (0, never a link's id, otherwise).
+                link: self.link_id(peer).unwrap_or(0),
                 epoch,
                 synced: false,
                 since: Instant::now(),

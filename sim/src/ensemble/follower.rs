@@ -1,8 +1,14 @@
 //! The follower: syncs its history with the leader (`DIFF`: the entries after its last
 //! zxid appended; `TRUNC`: the entries the leader does not have dropped first; `SNAP`: its
-//! whole state replaced by the leader's snapshot), logs and acks proposals, applies commits in zxid order, forwards its clients'
-//! writes, reports its sessions' activity, and looks for another leader when this one goes
-//! silent (closing its clients' connections: it no longer sees a quorum).
+//! whole state replaced by the leader's snapshot), logs and acks proposals, applies commits
+//! in zxid order, forwards its clients' writes, reports its sessions' activity, and looks for
+//! another leader when this one goes silent (closing its clients' connections: it no longer
+//! sees a quorum).
+//!
+//! A sync holds for one link: when the link to the leader ends or is replaced, the follower
+//! looks again (`Node::check_session_link`), since proposals sent meanwhile may be lost. As
+//! a second line, a proposal that is not the successor of its last logged zxid
+//! ([`follows`]) is refused, never logged over a hole and acked.
 
 use super::check::tree_digest;
 use super::lock;
@@ -104,14 +110,15 @@ impl Node {
         let durable = !self.config.ack_before_fsync;
         let zxid = entry.zxid();
         let last = self.with_store(|s| s.last_zxid());
-        if zxid > last && zxid != last + 1 && (zxid & 0xffff_ffff) != 1 {
-            self.event(format!("DBG GAP proposal 0x{zxid:x} after 0x{last:x}"));
+        if !follows(last, zxid) {
+            // A proposal went missing (or came twice): logging this one would leave a hole
+            // that the ack would hide from the leader. Sync again instead.
+            self.look(&format!(
+                "proposal 0x{zxid:x} does not follow its last zxid 0x{last:x}"
+            ));
+            return;
         }
-        self.with_store(|s| {
-            if zxid > s.last_zxid() {
-                s.append(entry, durable);
-            }
-        });
+        self.with_store(|s| s.append(entry, durable));
         self.send(peer, &Msg::Ack { epoch, zxid });
     }
 
@@ -166,5 +173,36 @@ impl Node {
                 self.send(leader, &Msg::Touch(touched));
             }
         }
+    }
+}
+
+/// Whether a proposal of `zxid` is the next one after a log ending at `last`: the next
+/// counter of the same epoch, or the first of a later epoch (a leader numbers its proposals
+/// 1, 2, ... and a sync leaves the follower at the leader's last zxid).
+pub(super) fn follows(last: i64, zxid: i64) -> bool {
+    let (epoch, counter) = (zxid >> 32, zxid & 0xffff_ffff);
+    if epoch == last >> 32 {
+        zxid == last + 1
+    } else {
+        epoch > last >> 32 && counter == 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::follows;
+
+    const E1: i64 = 1 << 32;
+    const E2: i64 = 2 << 32;
+
+    #[test]
+    fn a_proposal_follows_only_the_last_zxid() {
+        assert!(follows(0, E1 | 1));
+        assert!(follows(E1 | 4, E1 | 5));
+        assert!(follows(E1 | 4, E2 | 1));
+        assert!(!follows(E1 | 4, E1 | 6), "a hole");
+        assert!(!follows(E1 | 4, E1 | 4), "a duplicate");
+        assert!(!follows(E1 | 4, E2 | 2), "a hole at the start of an epoch");
+        assert!(!follows(E2 | 1, E1 | 5), "an older epoch");
     }
 }

@@ -7,7 +7,8 @@
 //! stamped with zxid `(epoch << 32) | counter`, logged, proposed to the synced followers and
 //! committed once a quorum (the leader included) has logged it; commits go out in zxid
 //! order. A `sync` is answered once everything proposed before it is committed. The leader
-//! steps down when it no longer hears a quorum.
+//! steps down when it no longer hears a quorum. A follower whose link is lost or replaced
+//! leaves the synced set (proposals may have been lost on the way) and is synced again.
 
 use tokio::time::Instant;
 use zkit::proto::Request;
@@ -52,8 +53,10 @@ impl Node {
             let (kind, entries) = plan_sync(s, last_zxid, snapshot_zxid);
             (kind, entries, commit, s.last_zxid())
         });
+        let link = self.link_id(peer).unwrap_or(0);
         if let Some(l) = self.leading(epoch) {
             l.synced.insert(peer);
+            l.links.insert(peer, link);
             l.sync_point.insert(peer, point);
             l.acks.insert(peer, 0);
             l.acked_sync.remove(&peer);
@@ -150,6 +153,23 @@ impl Node {
             },
         );
         self.become_state(state, "quorum synced");
+    }
+
+    /// The session with follower `peer` ended with its link (see
+    /// `Node::check_session_link`): what was sent to it since its sync may be lost, so it
+    /// neither receives proposals nor counts towards a quorum until it has synced again.
+    pub(super) fn follower_link_lost(&mut self, peer: u8) {
+        let State::Leading(l) = &mut self.state else {
+            return;
+        };
+        if !l.synced.remove(&peer) {
+            return;
+        }
+        l.links.remove(&peer);
+        l.acked_sync.remove(&peer);
+        l.acks.remove(&peer);
+        l.sync_point.remove(&peer);
+        self.event(format!("zk{peer} must sync again: its link was lost"));
     }
 
     pub(super) fn on_ack(&mut self, peer: u8, epoch: u32, zxid: i64) {
@@ -365,6 +385,7 @@ impl Node {
         if let State::Leading(l) = &mut self.state {
             for p in &looking {
                 l.synced.remove(p);
+                l.links.remove(p);
                 l.acked_sync.remove(p);
             }
         }

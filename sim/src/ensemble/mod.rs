@@ -11,7 +11,10 @@
 //! - `leader` / `follower`: the leader syncs each follower (`DIFF` when the follower's last
 //!   zxid is in its history, `TRUNC` when the follower logged entries it does not have,
 //!   `SNAP` when the follower is behind its snapshot), proposes,
-//!   commits on a quorum of acks; followers log, ack and apply commits in zxid order;
+//!   commits on a quorum of acks; followers log, ack and apply commits in zxid order. A
+//!   follower's sync lasts as long as the link it came on: when that link ends or is
+//!   replaced, the follower looks again and the leader stops proposing to it until it has
+//!   synced again (what was sent meanwhile may be lost);
 //! - [`check`]: the invariants, fed as servers act.
 //!
 //! Clients talk to any server: reads are answered locally, writes and `sync` go through the

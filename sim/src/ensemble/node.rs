@@ -43,6 +43,8 @@ pub(super) struct PeerStatus {
 #[derive(Debug)]
 pub(super) struct FollowerState {
     pub(super) leader: u8,
+    /// The link the leader's invitation came on: the session ends with it.
+    pub(super) link: u64,
     pub(super) epoch: u32,
     pub(super) synced: bool,
     pub(super) since: Instant,
@@ -58,6 +60,8 @@ pub(super) struct LeaderState {
     pub(super) synced: BTreeSet<u8>,
     /// The leader's last zxid when each follower's sync was sent.
     pub(super) sync_point: BTreeMap<u8, i64>,
+    /// The link each follower was synced over: its session ends with it.
+    pub(super) links: BTreeMap<u8, u64>,
     /// Followers that logged their sync.
     pub(super) acked_sync: BTreeSet<u8>,
     /// When each follower promised the epoch (a `Looking` status older than that is stale).
@@ -134,10 +138,16 @@ pub(super) async fn run(
     let link_ids = Arc::new(LinkIds::default());
     let accept_tx = events_tx.clone();
     let accept_ids = link_ids.clone();
-    tokio::spawn(async move {
+    // Every task of the ensemble is spawned on the host's `LocalSet` (turmoil runs hosts in
+    // one), never with `tokio::spawn`: when a host crashes its tasks are dropped, each drop
+    // closing a socket and drawing that segment's latency from the simulation's RNG, and a
+    // `LocalSet` drops its tasks in spawn order, whereas the runtime's task list is sharded
+    // by task ids that count across every simulation of the process, so the order (and every
+    // latency after it) would depend on what ran before.
+    tokio::task::spawn_local(async move {
         while let Ok((stream, _)) = peers.accept().await {
             let link = accept_ids.next();
-            tokio::spawn(run_link(stream, id, None, link, accept_tx.clone()));
+            tokio::task::spawn_local(run_link(stream, id, None, link, accept_tx.clone()));
         }
     });
     let mut node = Node {
@@ -240,10 +250,6 @@ impl Node {
                 tx,
                 kill,
             } => {
-                self.event(format!(
-                    "DBG link up zk{peer} #{link} replacing {:?}",
-                    self.links.get(&peer).map(|l| l.id)
-                ));
                 if self.dialing.get(&peer) == Some(&link) {
                     self.dialing.remove(&peer);
                 }
@@ -260,10 +266,6 @@ impl Node {
                 }
             }
             LinkEvent::Down { peer, link } => {
-                self.event(format!(
-                    "DBG link down zk{peer} #{link} current {:?}",
-                    self.links.get(&peer).map(|l| l.id)
-                ));
                 if self.dialing.get(&peer) == Some(&link) {
                     self.dialing.remove(&peer);
                 }
@@ -276,8 +278,44 @@ impl Node {
                     Some(l) if l.id == link => l.heard = Instant::now(),
                     _ => return,
                 }
+                self.check_session_link(peer, Some(link));
                 self.on_msg(peer, msg);
             }
+        }
+    }
+
+    /// The id of the current link to `peer`.
+    pub(super) fn link_id(&self, peer: u8) -> Option<u64> {
+        self.links.get(&peer).map(|l| l.id)
+    }
+
+    /// Ends the replication session with `peer` if it does not live on `current`, the link
+    /// to `peer` now (`None`: there is none).
+    ///
+    /// A session lives on one link, as a ZooKeeper learner's lives on one socket: frames
+    /// queued on an old link may never arrive (a stalled stream delivers nothing more) and
+    /// [`send`](Self::send) drops frames while there is no link, so the first proposal to
+    /// arrive on a new link may not follow the last one logged. A follower whose leader's
+    /// link changed looks again; a leader stops proposing to, and counting, a follower whose
+    /// link changed, until it has synced again (it is re-invited once heard looking).
+    ///
+    /// Checked for every session on each tick (a link that went down is noticed there, as a
+    /// silent one is), and for the sender's session when a message arrives, before the
+    /// message is handled (a replaced link is noticed before its first message counts).
+    fn check_session_link(&mut self, peer: u8, current: Option<u64>) {
+        let session = match &self.state {
+            State::Following(f) if f.leader == peer => Some(f.link),
+            State::Leading(l) if l.synced.contains(&peer) => {
+                Some(l.links.get(&peer).copied().unwrap_or(0))
+            }
+            _ => None,
+        };
+        if session.is_none() || session == current {
+            return;
+        }
+        match self.state {
+            State::Following(_) => self.look("link to the leader lost"),
+            _ => self.follower_link_lost(peer),
         }
     }
 
@@ -340,6 +378,9 @@ impl Node {
 
     fn on_tick(&mut self) {
         self.maintain_links();
+        for peer in 1..=self.config.servers {
+            self.check_session_link(peer, self.link_id(peer));
+        }
         let (accepted_epoch, current_epoch, last_zxid) =
             self.with_store(|s| (s.accepted_epoch, s.current_epoch, s.last_zxid()));
         let (role, established) = match &self.state {
@@ -372,7 +413,6 @@ impl Node {
             .map(|(id, _)| *id)
             .collect();
         for peer in silent {
-            self.event(format!("DBG link silent zk{peer}"));
             if let Some(l) = self.links.remove(&peer) {
                 l.kill.notify_one();
             }
@@ -386,7 +426,7 @@ impl Node {
             self.dialing.insert(peer, link);
             let events = self.events_tx.clone();
             let me = self.id;
-            tokio::spawn(async move {
+            tokio::task::spawn_local(async move {
                 let addr = (Ensemble::host(peer), PEER_PORT);
                 match tokio::time::timeout(timeout, turmoil::net::TcpStream::connect(addr)).await {
                     Ok(Ok(stream)) => run_link(stream, me, Some(peer), link, events).await,

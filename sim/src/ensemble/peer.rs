@@ -4,7 +4,9 @@
 //! [`PEER_PORT`]) and says who it is with [`Msg::Hello`]. Frames are length-prefixed like the
 //! client protocol. turmoil TCP never retransmits, so a partition can stall a stream
 //! silently: the node drops a link it has not heard from within the peer timeout, and the
-//! dialing side dials again.
+//! dialing side dials again. Frames sent while there is no link are dropped, and frames
+//! queued on a replaced link may never arrive, so a new link never continues the stream of
+//! the old one: a replication session ends with its link (`Node::check_session_link`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -237,6 +237,8 @@ impl<'a> Run<'a, '_> {
             if let Some(t) = ready(self) {
                 return Some(t);
             }
+            // Faults in force keep their schedule while a target is awaited.
+            self.undo_due();
             if self.sim.elapsed() >= until || !self.step() {
                 return None;
             }
