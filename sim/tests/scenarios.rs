@@ -2,7 +2,7 @@
 //! `zkit-sim run` binary (worker processes, so every seed replays exactly), every seed of
 //! `scenarios/regressions.toml`, and each shipped scenario's faults actually firing.
 //!
-//! - `ZKIT_SEEDS` (default 100) seeds per scenario;
+//! - `ZKIT_SEEDS` (default 300) seeds per scenario;
 //! - `ZKIT_SHARD=I/N` runs shard I of N of them (many CI machines split one budget);
 //! - `ZKIT_JOBS` worker processes (default: the cores).
 
@@ -37,7 +37,7 @@ fn shipped() -> Vec<PathBuf> {
 
 #[test]
 fn every_shipped_scenario_passes_its_seed_budget() {
-    let seeds = env_or("ZKIT_SEEDS", "100");
+    let seeds = env_or("ZKIT_SEEDS", "300");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_zkit-sim"));
     cmd.arg("run")
         .arg(scenarios_dir())
@@ -141,6 +141,8 @@ struct Regressions {
 struct Regression {
     scenario: String,
     seed: u64,
+    /// The simulation step the seed was found with, if not the scenario's.
+    step_ms: Option<u64>,
     #[allow(dead_code)]
     why: String,
 }
@@ -153,8 +155,11 @@ fn every_regression_seed_passes() {
         toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     assert!(!list.seed.is_empty(), "regressions.toml lists no seed");
     for r in &list.seed {
-        let s =
+        let mut s =
             scenario::load(&scenarios_dir().join(&r.scenario)).unwrap_or_else(|e| panic!("{e}"));
+        if let Some(ms) = r.step_ms {
+            s.step = std::time::Duration::from_millis(ms);
+        }
         let outcome = runner::run(&s, r.seed);
         assert!(
             outcome.passed(),

@@ -142,6 +142,7 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: &Options) -> Outcome {
         .min_message_latency(scenario.latency.0)
         .max_message_latency(scenario.latency.1)
         .fail_rate(scenario.loss)
+        .tick_duration(scenario.step)
         .simulation_duration(scenario.duration + WAIT * 4)
         .build();
     let mut target_rng = fault_rng(seed);

@@ -16,6 +16,7 @@
 //! [run]
 //! duration_s = 60
 //! liveness_s = 20           # after the last fault ends: a lock handoff and a leader by then
+//! step_ms = 5               # the simulation's time step (the default)
 //!
 //! [[workload]]              # see workload.rs
 //! role = "lock"
@@ -75,6 +76,9 @@ pub struct Scenario {
     pub duration: Duration,
     /// How soon after the last fault ends the lock must change hands and a leader exist.
     pub liveness: Duration,
+    /// The simulation's time step (turmoil's tick): every host runs once per step, timers
+    /// and message deliveries land on step boundaries.
+    pub step: Duration,
     /// The client workloads, in file order.
     pub workloads: Vec<Workload>,
     /// The fault timeline, sorted by time (file order among equal times).
@@ -123,6 +127,7 @@ impl Scenario {
         let _ = writeln!(s, "[run]");
         let _ = writeln!(s, "duration_s = {}", self.duration.as_secs());
         let _ = writeln!(s, "liveness_s = {}", self.liveness.as_secs());
+        let _ = writeln!(s, "step_ms = {}", self.step.as_millis());
         for w in &self.workloads {
             let _ = writeln!(s, "\n[[workload]]");
             let _ = writeln!(s, "role = \"{}\"", w.role.name());
@@ -145,6 +150,11 @@ impl Scenario {
         s
     }
 }
+
+/// The default simulation step. Profiling showed stepping every host's runtime dominating
+/// a run's cost; 5 ms steps run a seed about 3.7 times faster than turmoil's 1 ms and stay
+/// far below every timeout in play (ticks of 500 ms, sessions of seconds, 0-100 ms latency).
+pub const DEFAULT_STEP_MS: u64 = 5;
 
 /// The file being parsed, for locating errors.
 pub(crate) struct Ctx<'t> {
@@ -195,6 +205,7 @@ struct RawNetwork {
 struct RawRun {
     duration_s: Spanned<u64>,
     liveness_s: Option<Spanned<u64>>,
+    step_ms: Option<Spanned<u64>>,
 }
 
 /// Reads and parses the scenario file at `path`.
@@ -286,6 +297,17 @@ pub fn parse(file: &str, default_name: &str, text: &str) -> Result<Scenario, Sce
         Some(l) => *l.get_ref(),
         None => 20.min(duration_s),
     };
+    let step_ms = match &raw.run.step_ms {
+        Some(s) if !(1..=50).contains(s.get_ref()) => {
+            return Err(ctx.err(
+                s.span(),
+                format!("step_ms = {} is out of range", s.get_ref()),
+                "use 1 to 50 milliseconds",
+            ))
+        }
+        Some(s) => *s.get_ref(),
+        None => DEFAULT_STEP_MS,
+    };
 
     let workloads = raw
         .workload
@@ -313,6 +335,7 @@ pub fn parse(file: &str, default_name: &str, text: &str) -> Result<Scenario, Sce
         loss,
         duration: Duration::from_secs(duration_s),
         liveness: Duration::from_secs(liveness_s),
+        step: Duration::from_millis(step_ms),
         workloads,
         faults,
         swarm,
