@@ -14,7 +14,7 @@ use rand::Rng;
 use zkit::recipe::DataWatch;
 use zkit::{CreateMode, Error};
 
-use super::{connect, ClientSpec};
+use super::{start, ClientSpec};
 use crate::check::config::INITIAL;
 use crate::history::Event;
 
@@ -28,14 +28,12 @@ fn parent(path: &str) -> Option<&str> {
 
 /// Runs the configuration writer forever.
 pub async fn write(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std::error::Error>> {
-    let mut rng = spec.rng(incarnation);
     let who = spec.host();
     let client = spec.client;
     let history = &spec.history;
     let path = spec.workload.path.as_str();
     let (lo, hi) = spec.workload.hold;
-    tokio::time::sleep(Duration::from_millis(rng.random_range(0..500))).await;
-    let zk = connect(spec, rng.random()).await;
+    let (mut rng, zk) = start(spec, incarnation).await;
     // Make the node exist (the first writer's `init` wins).
     loop {
         let made = async {
@@ -89,12 +87,10 @@ pub async fn write(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn st
 
 /// Runs the configuration watcher forever.
 pub async fn watch(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std::error::Error>> {
-    let mut rng = spec.rng(incarnation);
     let who = spec.host();
     let client = spec.client;
     let history = &spec.history;
-    tokio::time::sleep(Duration::from_millis(rng.random_range(0..500))).await;
-    let zk = connect(spec, rng.random()).await;
+    let (_, zk) = start(spec, incarnation).await;
     loop {
         let mut values = DataWatch::start(&zk, &spec.workload.path)?;
         while let Some(v) = values.next().await {

@@ -13,18 +13,16 @@ use std::time::Duration;
 use rand::Rng;
 use zkit::recipe::DoubleBarrier;
 
-use super::{connect, ClientSpec};
+use super::{start, ClientSpec};
 use crate::history::Event;
 
 /// Runs the participant loop forever.
 pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std::error::Error>> {
-    let mut rng = spec.rng(incarnation);
     let who = spec.host();
     let client = spec.client;
     let history = &spec.history;
     let (lo, hi) = spec.workload.hold;
-    tokio::time::sleep(Duration::from_millis(rng.random_range(0..500))).await;
-    let zk = connect(spec, rng.random()).await;
+    let (mut rng, zk) = start(spec, incarnation).await;
     loop {
         let barrier = DoubleBarrier::new(&zk, &spec.workload.path, spec.workload.count)?;
         history.record(Event::BarrierEntering { client });

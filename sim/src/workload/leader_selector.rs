@@ -16,17 +16,15 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use zkit::recipe::{LeaderEvent, LeaderSelector};
 
-use super::{connect, ClientSpec};
+use super::{start, ClientSpec};
 use crate::history::Event;
 
 /// Runs the participant forever.
 pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std::error::Error>> {
-    let mut rng = spec.rng(incarnation);
     let client = spec.client;
     let history = spec.history.clone();
     let (lo, hi) = spec.workload.hold;
-    tokio::time::sleep(Duration::from_millis(rng.random_range(0..500))).await;
-    let zk = connect(spec, rng.random()).await;
+    let (mut rng, zk) = start(spec, incarnation).await;
     loop {
         // The term this participant believes it leads in (0: none).
         let term = Arc::new(AtomicU64::new(0));

@@ -16,7 +16,7 @@ use rand::Rng;
 use tokio::time::Instant;
 use zkit::recipe::Lock;
 
-use super::{connect, ClientSpec};
+use super::{end_hold, start, ClientSpec};
 use crate::history::Event;
 
 /// What woke the holder.
@@ -27,13 +27,11 @@ enum Woke {
 
 /// Runs the contender loop forever.
 pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std::error::Error>> {
-    let mut rng = spec.rng(incarnation);
     let who = spec.host();
     let client = spec.client;
     let history = &spec.history;
     let (lo, hi) = spec.workload.hold;
-    tokio::time::sleep(Duration::from_millis(rng.random_range(0..500))).await;
-    let zk = connect(spec, rng.random()).await;
+    let (mut rng, zk) = start(spec, incarnation).await;
     let lock = Lock::new(&zk, &spec.workload.path)?;
     loop {
         match lock.acquire().await {
@@ -76,15 +74,7 @@ pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std:
                         }
                     }
                 }
-                if lost {
-                    history.record(Event::Lost { client });
-                    drop(guard);
-                } else {
-                    history.record(Event::Released { client });
-                    if let Err(e) = guard.release().await {
-                        history.note(&who, format!("release failed: {e}"));
-                    }
-                }
+                end_hold(spec, guard, lost).await;
             }
             Err(e) => {
                 history.note(&who, format!("acquire failed: {e}"));

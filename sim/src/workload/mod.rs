@@ -28,7 +28,7 @@ pub mod writer;
 use std::future::Future;
 use std::time::Duration;
 
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use zkit::recipe::{Lease, LockGuard};
 use zkit::Client;
@@ -89,6 +89,15 @@ pub async fn run(spec: ClientSpec, incarnation: u32) -> Result {
         Role::ConfigWatcher => config::watch(&spec, incarnation).await,
         Role::Writer => writer::run(&spec, incarnation).await,
     }
+}
+
+/// The common start of every role: the incarnation's random stream, a random delay of up
+/// to half a second (so clients do not start in lockstep), then a connected client.
+pub async fn start(spec: &ClientSpec, incarnation: u32) -> (ChaCha8Rng, Client) {
+    let mut rng = spec.rng(incarnation);
+    tokio::time::sleep(Duration::from_millis(rng.random_range(0..500))).await;
+    let zk = connect(spec, rng.random()).await;
+    (rng, zk)
 }
 
 /// Connects a client (retrying until it succeeds) and logs its state changes into the
@@ -153,6 +162,8 @@ pub trait Held {
     fn is_lost(&self) -> bool;
     /// Resolves when it can no longer be trusted.
     fn lost(&self) -> impl Future<Output = ()>;
+    /// Gives it back.
+    fn release(self) -> impl Future<Output = zkit::Result<()>>;
 }
 
 impl Held for LockGuard {
@@ -162,6 +173,9 @@ impl Held for LockGuard {
     fn lost(&self) -> impl Future<Output = ()> {
         LockGuard::lost(self)
     }
+    fn release(self) -> impl Future<Output = zkit::Result<()>> {
+        LockGuard::release(self)
+    }
 }
 
 impl Held for Lease {
@@ -170,6 +184,26 @@ impl Held for Lease {
     }
     fn lost(&self) -> impl Future<Output = ()> {
         Lease::lost(self)
+    }
+    fn release(self) -> impl Future<Output = zkit::Result<()>> {
+        Lease::release(self)
+    }
+}
+
+/// Ends a hold: a lost one is recorded as [`Event::Lost`] and dropped (its guard cleans up
+/// in the background); otherwise the client records [`Event::Released`] (its belief ends as
+/// it starts to release) and releases, noting a failure.
+pub async fn end_hold<H: Held>(spec: &ClientSpec, held: H, lost: bool) {
+    let client = spec.client;
+    if lost {
+        spec.history.record(Event::Lost { client });
+        drop(held);
+    } else {
+        spec.history.record(Event::Released { client });
+        if let Err(e) = held.release().await {
+            spec.history
+                .note(&spec.host(), format!("release failed: {e}"));
+        }
     }
 }
 

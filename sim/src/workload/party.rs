@@ -8,18 +8,16 @@ use std::time::Duration;
 use rand::Rng;
 use zkit::recipe::Party;
 
-use super::{connect, ClientSpec};
+use super::{start, ClientSpec};
 use crate::history::Event;
 
 /// Runs the member loop forever.
 pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std::error::Error>> {
-    let mut rng = spec.rng(incarnation);
     let who = spec.host();
     let client = spec.client;
     let history = &spec.history;
     let (lo, hi) = spec.workload.hold;
-    tokio::time::sleep(Duration::from_millis(rng.random_range(0..500))).await;
-    let zk = connect(spec, rng.random()).await;
+    let (mut rng, zk) = start(spec, incarnation).await;
     let mut party = Party::new(&zk, &spec.workload.path, &who)?;
     loop {
         if let Err(e) = zk.ensure_path(&spec.workload.path).await {

@@ -8,18 +8,16 @@ use std::time::Duration;
 use rand::Rng;
 use zkit::recipe::{Access, ReadWriteLock};
 
-use super::{connect, hold, ClientSpec};
+use super::{end_hold, hold, start, ClientSpec};
 use crate::history::Event;
 
 /// Runs the contender loop forever.
 pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std::error::Error>> {
-    let mut rng = spec.rng(incarnation);
     let who = spec.host();
     let client = spec.client;
     let history = &spec.history;
     let (lo, hi) = spec.workload.hold;
-    tokio::time::sleep(Duration::from_millis(rng.random_range(0..500))).await;
-    let zk = connect(spec, rng.random()).await;
+    let (mut rng, zk) = start(spec, incarnation).await;
     let lock = ReadWriteLock::new(&zk, &spec.workload.path)?;
     loop {
         let access = if rng.random_range(0..3) == 0 {
@@ -37,15 +35,7 @@ pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std:
                 });
                 let lost = guard.is_lost()
                     || hold(history, client, &guard, rng.random_range(lo..=hi)).await;
-                if lost {
-                    history.record(Event::Lost { client });
-                    drop(guard);
-                } else {
-                    history.record(Event::Released { client });
-                    if let Err(e) = guard.release().await {
-                        history.note(&who, format!("release failed: {e}"));
-                    }
-                }
+                end_hold(spec, guard, lost).await;
             }
             Err(e) => {
                 history.note(&who, format!("acquire failed: {e}"));

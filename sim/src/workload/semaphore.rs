@@ -7,18 +7,16 @@ use std::time::Duration;
 use rand::Rng;
 use zkit::recipe::Semaphore;
 
-use super::{connect, hold, ClientSpec};
+use super::{end_hold, hold, start, ClientSpec};
 use crate::history::Event;
 
 /// Runs the holder loop forever.
 pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std::error::Error>> {
-    let mut rng = spec.rng(incarnation);
     let who = spec.host();
     let client = spec.client;
     let history = &spec.history;
     let (lo, hi) = spec.workload.hold;
-    tokio::time::sleep(Duration::from_millis(rng.random_range(0..500))).await;
-    let zk = connect(spec, rng.random()).await;
+    let (mut rng, zk) = start(spec, incarnation).await;
     let semaphore = Semaphore::new(&zk, &spec.workload.path, spec.workload.leases)?;
     loop {
         match semaphore.acquire().await {
@@ -30,15 +28,7 @@ pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std:
                 });
                 let lost = lease.is_lost()
                     || hold(history, client, &lease, rng.random_range(lo..=hi)).await;
-                if lost {
-                    history.record(Event::Lost { client });
-                    drop(lease);
-                } else {
-                    history.record(Event::Released { client });
-                    if let Err(e) = lease.release().await {
-                        history.note(&who, format!("release failed: {e}"));
-                    }
-                }
+                end_hold(spec, lease, lost).await;
             }
             Err(e) => {
                 history.note(&who, format!("acquire failed: {e}"));

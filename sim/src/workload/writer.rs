@@ -11,7 +11,7 @@ use rand::Rng;
 use tokio::time::Instant;
 use zkit::CreateMode;
 
-use super::{connect, ClientSpec};
+use super::{start, ClientSpec};
 use crate::history::Event;
 
 /// A child's name without ZooKeeper's ten-digit sequence suffix.
@@ -25,14 +25,12 @@ fn unsequenced(child: &str) -> &str {
 
 /// Runs the writer loop forever.
 pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std::error::Error>> {
-    let mut rng = spec.rng(incarnation);
     let who = spec.host();
     let client = spec.client;
     let history = &spec.history;
     let path = spec.workload.path.as_str();
     let (lo, hi) = spec.workload.hold;
-    tokio::time::sleep(Duration::from_millis(rng.random_range(0..500))).await;
-    let zk = connect(spec, rng.random()).await;
+    let (mut rng, zk) = start(spec, incarnation).await;
     while let Err(e) = zk.ensure_path(path).await {
         history.note(&who, format!("ensure_path failed: {e}"));
         tokio::time::sleep(Duration::from_millis(200)).await;
