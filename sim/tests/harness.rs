@@ -311,6 +311,12 @@ fn fault_options_are_checked_against_the_kind() {
     );
     error(
         "kind = \"crash\"\ntarget = \"server:2\"",
+        "kind = \"hold\"\ntarget = \"server:2\"",
+        (17, 8),
+        "a hold needs to say how long it lasts",
+    );
+    error(
+        "kind = \"crash\"\ntarget = \"server:2\"",
         "kind = \"latency\"",
         (17, 8),
         "needs its latency",

@@ -46,8 +46,12 @@ enum Undo {
     Repair(Vec<Link>),
     /// Restart these crashed hosts.
     Restart(Vec<Host>),
-    /// End client `n`'s pause: release its held links, let its application run.
-    Resume(usize),
+    /// Deliver what these links held (both directions), and let client `resume`'s
+    /// application run again if it was paused.
+    Release {
+        links: Vec<Link>,
+        resume: Option<usize>,
+    },
     /// Put these links' latency back to the scenario's.
     Latency(Vec<Link>),
     /// Put these links' loss back to the scenario's.
@@ -287,12 +291,30 @@ impl Run<'_, '_> {
                     return;
                 };
                 self.history.set_paused(self.sim.elapsed(), c, true);
-                let name = Host::Client(c).name();
-                for s in self.servers() {
-                    self.sim.hold(name.as_str(), s.name().as_str());
-                }
+                let links = self.hold(&[Host::Client(c)], &self.servers());
                 self.record_fault(format!("pause{target}{lasts}: its messages are held"));
-                Some(Undo::Resume(c))
+                Some(Undo::Release {
+                    links,
+                    resume: Some(c),
+                })
+            }
+            FaultKind::Hold => {
+                let hosts = hosts.unwrap_or_default();
+                let others: Vec<Host> = self
+                    .servers()
+                    .into_iter()
+                    .chain(self.clients())
+                    .filter(|h| !hosts.contains(h))
+                    .collect();
+                let links = self.hold(&hosts, &others);
+                self.record_fault(format!(
+                    "hold{target}{lasts}: messages on {} links held",
+                    links.len()
+                ));
+                Some(Undo::Release {
+                    links,
+                    resume: None,
+                })
             }
             FaultKind::Latency => {
                 let links = self.links_of(hosts);
@@ -367,20 +389,24 @@ impl Run<'_, '_> {
                 self.record_fault(format!("crash ends: restart {}", names.join(",")));
                 self.restart(&hosts);
             }
-            Undo::Resume(c) => {
-                let name = Host::Client(c).name();
-                for s in self.servers() {
-                    let s = s.name();
-                    self.sim.release(name.as_str(), s.as_str());
+            Undo::Release { links, resume } => {
+                for (a, b) in &links {
+                    self.sim.release(a.as_str(), b.as_str());
                     // Release heals both directions; put back cuts still in force.
-                    for link in [(name.clone(), s.clone()), (s.clone(), name.clone())] {
+                    for link in [(a.clone(), b.clone()), (b.clone(), a.clone())] {
                         if self.faults.cuts.contains_key(&link) {
                             self.sim.partition_oneway(link.0.as_str(), link.1.as_str());
                         }
                     }
                 }
-                self.record_fault(format!("pause ends: c{c}'s messages flow"));
-                self.history.set_paused(self.sim.elapsed(), c, false);
+                self.record_fault(format!(
+                    "{} ends: {} links deliver what they held",
+                    kind.name(),
+                    links.len()
+                ));
+                if let Some(c) = resume {
+                    self.history.set_paused(self.sim.elapsed(), c, false);
+                }
             }
             Undo::Latency(links) => {
                 let (min, max) = self.scenario.latency;
@@ -423,6 +449,20 @@ impl Run<'_, '_> {
                 self.undo(kind, undo);
             }
         }
+    }
+
+    /// Holds every message between each of `hosts` and each of `others`; returns the links
+    /// (one per pair).
+    fn hold(&self, hosts: &[Host], others: &[Host]) -> Vec<Link> {
+        let mut links = Vec::new();
+        for h in hosts {
+            for p in others {
+                let (a, b) = (h.name(), p.name());
+                self.sim.hold(a.as_str(), b.as_str());
+                links.push((a, b));
+            }
+        }
+        links
     }
 
     fn cut(&mut self, link: Link) -> Link {

@@ -39,6 +39,9 @@ pub enum FaultKind {
     /// Pause the target client's application and hold its messages (a GC pause): its session
     /// runs out while it keeps believing what it believed.
     Pause,
+    /// Hold every message to and from the target until the fault ends, then deliver them
+    /// all (a stalled switch port; a server frozen in a long GC pause).
+    Hold,
     /// Set the latency of the target's links (every link without a target).
     Latency,
     /// Drop messages on the target's links at a rate (every link without a target).
@@ -47,7 +50,7 @@ pub enum FaultKind {
 
 impl FaultKind {
     /// Every kind, in declaration order.
-    pub const ALL: [FaultKind; 9] = [
+    pub const ALL: [FaultKind; 10] = [
         FaultKind::Partition,
         FaultKind::Split,
         FaultKind::Heal,
@@ -55,6 +58,7 @@ impl FaultKind {
         FaultKind::Restart,
         FaultKind::Expire,
         FaultKind::Pause,
+        FaultKind::Hold,
         FaultKind::Latency,
         FaultKind::Loss,
     ];
@@ -69,6 +73,7 @@ impl FaultKind {
             FaultKind::Restart => "restart",
             FaultKind::Expire => "expire",
             FaultKind::Pause => "pause",
+            FaultKind::Hold => "hold",
             FaultKind::Latency => "latency",
             FaultKind::Loss => "loss",
         }
@@ -218,6 +223,7 @@ pub(super) fn fault(
             | FaultKind::Restart
             | FaultKind::Expire
             | FaultKind::Pause
+            | FaultKind::Hold
     );
     if needs_target && target.is_none() {
         return Err(ctx.err(
@@ -267,10 +273,10 @@ pub(super) fn fault(
             ))
         }
         Some(l) => Some(millis(*l.get_ref())),
-        None if kind == FaultKind::Pause => {
+        None if matches!(kind, FaultKind::Pause | FaultKind::Hold) => {
             return Err(ctx.err(
                 f.kind.span(),
-                "a pause needs to say how long it lasts".to_owned(),
+                format!("a {} needs to say how long it lasts", kind.name()),
                 "add for_s = SECONDS (longer than the session timeout to let it expire)",
             ))
         }

@@ -4,7 +4,7 @@
 //!
 //! ```toml
 //! [swarm]
-//! kinds = ["partition", "split", "crash", "expire", "pause", "latency", "loss"]
+//! kinds = ["partition", "split", "crash", "expire", "pause", "hold", "latency", "loss"]
 //! faults = [2, 8]     # how many faults a seed gets, drawn uniformly
 //! for_s = [1, 8]      # how long each lasts
 //! from_s = 2          # none starts before
@@ -85,7 +85,7 @@ impl Swarm {
                         .choose(rng)
                         .unwrap_or(&Direction::Both);
                 }
-                FaultKind::Crash => {
+                FaultKind::Crash | FaultKind::Hold => {
                     let both: Vec<Target> = clients.iter().chain(&servers).copied().collect();
                     fault.target = pick(rng, &both);
                 }
