@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use rand::seq::{IndexedRandom, SliceRandom};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use zkit::Client;
 
@@ -592,9 +593,12 @@ impl Run<'_, '_> {
         let hosts = self.ens.connect_string();
         let timeout = self.scenario.session_timeout;
         let history = self.history.clone();
+        // Seeded from the run (an unseeded client's seed depends on the process).
+        let seed: u64 = self.faults.rng.random();
         self.sim.client(name.clone(), async move {
             let attempt = Client::builder(&hosts)
                 .connector(TurmoilConnector)
+                .seed(seed)
                 .resume_session(id, &password)
                 .session_timeout(timeout)
                 .connect()
