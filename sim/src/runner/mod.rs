@@ -171,7 +171,7 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: &Options) -> Outcome {
 /// many tasks earlier simulations in the process had spawned: a seed replayed alone gave
 /// another trace. Spawning idle tasks on the graveyard until the next id is a multiple of
 /// [`TASK_ID_ALIGN`] gives every run the same ids modulo that.
-pub fn align_task_ids(rt: &tokio::runtime::Runtime) {
+fn align_task_ids(rt: &tokio::runtime::Runtime) {
     for _ in 0..TASK_ID_ALIGN {
         let id = rt.spawn(async {}).id();
         if id
@@ -185,7 +185,7 @@ pub fn align_task_ids(rt: &tokio::runtime::Runtime) {
 }
 
 /// See [`align_task_ids`]: a multiple of every shard count tokio uses.
-pub const TASK_ID_ALIGN: u64 = 1 << 16;
+const TASK_ID_ALIGN: u64 = 1 << 16;
 
 /// One seed in progress.
 pub(crate) struct Run<'a, 's> {

@@ -49,20 +49,6 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    /// Every kind, in declaration order.
-    pub const ALL: [FaultKind; 10] = [
-        FaultKind::Partition,
-        FaultKind::Split,
-        FaultKind::Heal,
-        FaultKind::Crash,
-        FaultKind::Restart,
-        FaultKind::Expire,
-        FaultKind::Pause,
-        FaultKind::Hold,
-        FaultKind::Latency,
-        FaultKind::Loss,
-    ];
-
     /// The kind's name in scenario files.
     pub fn name(self) -> &'static str {
         match self {
