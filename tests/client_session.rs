@@ -120,6 +120,7 @@ async fn a_request_in_flight_when_the_connection_drops_fails_with_connection_los
     let client = connect(&proxy.connect_string()).await;
     let session = client.session_id();
     let mut states = client.state_changes();
+    let mut drops = client.state_changes();
 
     // The create reaches the server and applies, but its reply is swallowed.
     let (_, created) = observer.exists_watch("/inflight/x").await.unwrap();
@@ -136,8 +137,20 @@ async fn a_request_in_flight_when_the_connection_drops_fails_with_connection_los
         within("create applied", created).await.event_type,
         EventType::NodeCreated
     );
-    proxy.set_mode(Mode::Forward);
+    // Replies stay swallowed until the client has seen its connection drop: forwarding
+    // again first let the create's reply slip through when the proxy read it late.
     proxy.cut();
+    within("the connection drops", async {
+        loop {
+            match drops.recv().await {
+                Ok(State::Suspended) => break,
+                Ok(_) => {}
+                Err(e) => panic!("state changes: {e}"),
+            }
+        }
+    })
+    .await;
+    proxy.set_mode(Mode::Forward);
 
     assert_eq!(pending.await.unwrap(), Err(Error::ConnectionLoss));
     assert_eq!(
