@@ -165,3 +165,54 @@ async fn lock_election_party_barriers_and_config_watch_examples_run() {
     let status = within("config_watch exits", watcher.wait()).await.unwrap();
     assert!(status.success());
 }
+
+/// Every example, as a newcomer first meets it: `--help` says what it does and lists its
+/// options (exit 0), and a malformed option is refused with usage (exit 2), before any
+/// connection is tried.
+#[tokio::test]
+async fn every_example_answers_help_and_refuses_bad_options() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("client/examples");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("client/examples")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix(".rs").map(str::to_owned)
+        })
+        .collect();
+    names.sort();
+    assert!(names.len() >= 13, "examples found: {names:?}");
+    for name in &names {
+        let help = example_output(name, &["--help"]).await;
+        let stdout = String::from_utf8_lossy(&help.stdout);
+        assert!(help.status.success(), "{name} --help: {}", help.status);
+        for expected in ["Usage:", "--hosts", "--path", "--rounds", "--help"] {
+            assert!(
+                stdout.contains(expected),
+                "{name} --help lacks {expected}:\n{stdout}"
+            );
+        }
+        let bad = example_output(name, &["--rounds", "many"]).await;
+        let stderr = String::from_utf8_lossy(&bad.stderr);
+        assert_eq!(
+            bad.status.code(),
+            Some(2),
+            "{name} --rounds many:\n{stderr}"
+        );
+        assert!(stderr.contains("--rounds"), "{name}:\n{stderr}");
+    }
+}
+
+/// Runs `cargo run -q -p zkit --example NAME -- ARGS` to completion and returns its output.
+async fn example_output(name: &str, args: &[&str]) -> std::process::Output {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["run", "-q", "-p", "zkit", "--example", name, "--"])
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(Duration::from_secs(300), out)
+        .await
+        .unwrap_or_else(|_| panic!("example {name} {args:?} did not exit within 300 s"))
+        .unwrap_or_else(|e| panic!("run example {name}: {e}"))
+}

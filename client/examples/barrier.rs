@@ -15,7 +15,11 @@ use zkit::Client;
 
 #[tokio::main]
 async fn main() -> zkit::Result<()> {
-    let args = common::parse("/examples/barrier");
+    let args = common::parse(
+        "barrier",
+        "A barrier: `--id boss` raises it, waits --hold-ms, then removes it; any other id waits at it.",
+        "/examples/barrier",
+    );
     let client = Client::connect(&args.hosts).await?;
     let barrier = Barrier::new(&client, &args.path)?;
     if args.id == "boss" {

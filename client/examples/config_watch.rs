@@ -12,7 +12,11 @@ use zkit::Client;
 
 #[tokio::main]
 async fn main() -> zkit::Result<()> {
-    let args = common::parse("/examples/config");
+    let args = common::parse(
+        "config_watch",
+        "Prints every distinct value of a configuration node as it changes; stops after --rounds values.",
+        "/examples/config",
+    );
     let client = Client::connect(&args.hosts).await?;
     let mut values = DataWatch::start(&client, &args.path)?;
     for _ in 0..args.rounds {

@@ -16,7 +16,11 @@ use zkit::Client;
 
 #[tokio::main]
 async fn main() -> zkit::Result<()> {
-    let args = common::parse("/examples/counter");
+    let args = common::parse(
+        "counter",
+        "Adds to a shared counter (Curator SharedCount's format) and prints each value it sees.",
+        "/examples/counter",
+    );
     let client = Client::connect(&args.hosts).await?;
     let counter = Counter::new(&client, &args.path, 0)?;
     let mut values = counter.watch()?;

@@ -14,7 +14,11 @@ use zkit::Client;
 
 #[tokio::main]
 async fn main() -> zkit::Result<()> {
-    let args = common::parse("/examples/double-barrier");
+    let args = common::parse(
+        "double_barrier",
+        "A double barrier for --rounds participants: enter together, work for --hold-ms, leave together.",
+        "/examples/double-barrier",
+    );
     let client = Client::connect(&args.hosts).await?;
     let barrier = DoubleBarrier::new(&client, &args.path, args.rounds as usize)?;
     println!("[{}] entering ({} expected)", args.id, args.rounds);

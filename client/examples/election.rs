@@ -14,7 +14,11 @@ use zkit::Client;
 
 #[tokio::main]
 async fn main() -> zkit::Result<()> {
-    let args = common::parse("/examples/election");
+    let args = common::parse(
+        "election",
+        "A candidate in a leader election (LeaderLatch): prints when it leads and when it stops.",
+        "/examples/election",
+    );
     let client = Client::connect(&args.hosts).await?;
     let latch = LeaderLatch::start(&client, &args.path, &args.id)?;
     let mut events = latch.events();

@@ -10,7 +10,12 @@ use zkit::{Client, CreateMode, EventType, State};
 
 #[tokio::main]
 async fn main() -> zkit::Result<()> {
-    let hosts = common::parse("/demo").hosts;
+    let hosts = common::parse(
+        "getting_started",
+        "The README's getting-started example: create, read with a watch, update, close.",
+        "/demo",
+    )
+    .hosts;
     // Several hosts and an optional chroot: "h1:2181,h2:2181/app".
     let client = Client::connect(&hosts).await?;
     assert_eq!(client.state(), State::Connected);

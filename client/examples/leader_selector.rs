@@ -29,7 +29,11 @@ impl Drop for Working {
 
 #[tokio::main]
 async fn main() -> zkit::Result<()> {
-    let args = common::parse("/examples/leader-selector");
+    let args = common::parse(
+        "leader_selector",
+        "A leader-selector participant that works only while it leads, then gives leadership up.",
+        "/examples/leader-selector",
+    );
     let client = Client::connect(&args.hosts).await?;
     let (done_tx, mut done) = mpsc::unbounded_channel();
     let hold = Duration::from_millis(args.hold_ms);

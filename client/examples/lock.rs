@@ -16,7 +16,11 @@ use zkit::Client;
 
 #[tokio::main]
 async fn main() -> zkit::Result<()> {
-    let args = common::parse("/examples/lock");
+    let args = common::parse(
+        "lock",
+        "A lock contender: acquire, print the fencing token, hold for --hold-ms, release; --rounds times.",
+        "/examples/lock",
+    );
     let client = Client::connect(&args.hosts).await?;
     let lock = Lock::new(&client, &args.path)?.data(args.id.as_bytes());
     for round in 1..=args.rounds {

@@ -12,7 +12,11 @@ use zkit::Client;
 
 #[tokio::main]
 async fn main() -> zkit::Result<()> {
-    let args = common::parse("/examples/party");
+    let args = common::parse(
+        "party",
+        "Joins a party and prints the member list on every change; leaves after --rounds changes.",
+        "/examples/party",
+    );
     let client = Client::connect(&args.hosts).await?;
     let mut party = Party::new(&client, &args.path, &args.id)?;
     let mut changes = party.watch()?;

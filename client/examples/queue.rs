@@ -17,7 +17,11 @@ use zkit::Client;
 
 #[tokio::main]
 async fn main() -> zkit::Result<()> {
-    let args = common::parse("/examples/queue");
+    let args = common::parse(
+        "queue",
+        "`--id producer` puts --rounds jobs; any other id consumes them with a LockingQueue.",
+        "/examples/queue",
+    );
     let client = Client::connect(&args.hosts).await?;
     let queue = LockingQueue::new(&client, &args.path)?;
     if args.id == "producer" {

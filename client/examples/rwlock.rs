@@ -17,7 +17,11 @@ use zkit::Client;
 
 #[tokio::main]
 async fn main() -> zkit::Result<()> {
-    let args = common::parse("/examples/rwlock");
+    let args = common::parse(
+        "rwlock",
+        "A read-write lock user: reads (shared) each round and writes (alone) every third round.",
+        "/examples/rwlock",
+    );
     let client = Client::connect(&args.hosts).await?;
     let lock = ReadWriteLock::new(&client, &args.path)?.data(args.id.as_bytes());
     for round in 1..=args.rounds {

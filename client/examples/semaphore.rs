@@ -20,7 +20,11 @@ const LEASES: usize = 2;
 
 #[tokio::main]
 async fn main() -> zkit::Result<()> {
-    let args = common::parse("/examples/semaphore");
+    let args = common::parse(
+        "semaphore",
+        "Takes one of a semaphore's two leases each round, holds it for --hold-ms, gives it back.",
+        "/examples/semaphore",
+    );
     let client = Client::connect(&args.hosts).await?;
     let semaphore = Semaphore::new(&client, &args.path, LEASES)?.data(args.id.as_bytes());
     for round in 1..=args.rounds {

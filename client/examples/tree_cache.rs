@@ -12,7 +12,11 @@ use zkit::Client;
 
 #[tokio::main]
 async fn main() -> zkit::Result<()> {
-    let args = common::parse("/examples/tree");
+    let args = common::parse(
+        "tree_cache",
+        "Mirrors a subtree and prints every change to it; stops after --rounds changes.",
+        "/examples/tree",
+    );
     let client = Client::connect(&args.hosts).await?;
     let mut cache = TreeCache::start(&client, &args.path).await?;
     let mut changes = 0;

@@ -1,47 +1,38 @@
-//! Argument parsing shared by the examples: `--hosts H` (default 127.0.0.1:2181),
-//! `--path P`, `--id NAME`, `--hold-ms N`, `--rounds N`.
+//! Argument parsing shared by the examples (clap): `--hosts H` (default 127.0.0.1:2181),
+//! `--path P`, `--id NAME`, `--hold-ms N`, `--rounds N`; `--help` prints what the example
+//! does and its options.
 
-use std::process::exit;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 /// The examples' options.
+#[derive(Debug, Parser)]
 pub struct Args {
+    /// The ZooKeeper connect string: `host:port[,host:port...][/chroot]`.
+    #[arg(long, default_value = "127.0.0.1:2181")]
     pub hosts: String,
+    /// The recipe's ZooKeeper path (each example has its own default).
+    #[arg(long)]
     pub path: String,
+    /// This process's name, stored in its nodes and printed in its lines.
+    #[arg(long, default_value_t = format!("pid-{}", std::process::id()))]
     pub id: String,
+    /// How long to hold, lead, work or wait each round, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
     pub hold_ms: u64,
+    /// How many rounds (or values, changes, participants: see the example's description).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub rounds: u32,
 }
 
-/// Parses the command line; prints usage and exits 2 on anything unknown or malformed.
-pub fn parse(default_path: &str) -> Args {
-    let mut args = Args {
-        hosts: "127.0.0.1:2181".into(),
-        path: default_path.into(),
-        id: format!("pid-{}", std::process::id()),
-        hold_ms: 2000,
-        rounds: 3,
-    };
-    let usage = |msg: &str| -> ! {
-        eprintln!("{msg}\nusage: [--hosts H] [--path P] [--id NAME] [--hold-ms N] [--rounds N]");
-        exit(2)
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let Some(value) = it.next() else {
-            usage(&format!("{flag} needs a value"))
-        };
-        let number = |v: &str| {
-            v.parse()
-                .unwrap_or_else(|_| usage(&format!("{flag}: not a number: {v}")))
-        };
-        match flag.as_str() {
-            "--hosts" => args.hosts = value,
-            "--path" => args.path = value,
-            "--id" => args.id = value,
-            "--hold-ms" => args.hold_ms = number(&value),
-            "--rounds" => args.rounds = number(&value) as u32,
-            _ => usage(&format!("unknown option {flag}")),
-        }
-    }
-    args
+/// Parses the command line of the example `name` (described by `about`), with `--path`
+/// defaulting to `default_path`. Prints usage and exits 2 on anything unknown or malformed,
+/// and prints help and exits 0 on `--help`.
+pub fn parse(name: &'static str, about: &'static str, default_path: &'static str) -> Args {
+    let command = Args::command()
+        .name(name)
+        .bin_name(format!("cargo run -p zkit --example {name} --"))
+        .about(about)
+        .mut_arg("path", |a| a.default_value(default_path).required(false));
+    let matches = command.get_matches();
+    Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
