@@ -1,6 +1,6 @@
 //! Each server's durable state: its latest snapshot, its transaction log after it, the
 //! epochs it promised and accepted, and how far it knows the log committed. It lives in the
-//! ensemble's [`World`], outside the turmoil host, so it survives `crash` and `bounce` the way
+//! ensemble's `World`, outside the turmoil host, so it survives `crash` and `bounce` the way
 //! a disk does; a restarted server starts from its snapshot plus the replay of its committed
 //! log.
 //!
@@ -9,7 +9,6 @@
 //! not yet fsynced. A snapshot is written durably ([`Store::compact`] takes one every
 //! [`EnsembleConfig::snapshot_every`] committed entries and drops the entries it covers).
 //!
-//! [`World`]: super::World
 //! [`EnsembleConfig::ack_before_fsync`]: super::EnsembleConfig::ack_before_fsync
 //! [`EnsembleConfig::snapshot_every`]: super::EnsembleConfig::snapshot_every
 

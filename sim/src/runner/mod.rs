@@ -4,8 +4,8 @@
 //! violations, coverage and a deterministic trace. The same scenario and seed give the same
 //! trace, byte for byte.
 //!
-//! - [`faults`]: resolving targets and applying (and undoing) each fault kind;
-//! - [`coverage`]: what a run exercised.
+//! - `faults`: resolving targets and applying (and undoing) each fault kind;
+//! - `coverage`: what a run exercised ([`Coverage`]).
 
 mod coverage;
 mod faults;

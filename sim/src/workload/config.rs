@@ -1,6 +1,6 @@
 //! Configuration roles on one node (`path`):
 //!
-//! - the writer ([`write`]) creates the node with `init` if it is missing, then sets it to
+//! - the writer ([`write()`]) creates the node with `init` if it is missing, then sets it to
 //!   numbered values `c{client}.{incarnation}.{n}` one after another, a random `hold` apart,
 //!   recording each acknowledged value with the Stat the server returned
 //!   ([`Event::ConfigWritten`]) and each write without a verdict
