@@ -1,6 +1,7 @@
 //! The subcommands of the `zkit-sim` binary, one per file.
 
 pub mod replay;
+pub mod report;
 pub mod run;
 pub mod serve;
 pub mod shrink;

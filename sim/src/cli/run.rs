@@ -1,7 +1,8 @@
 //! `zkit-sim run`: every scenario for every seed of the range (or of this shard of it), on
 //! `--jobs` worker processes, with a progress line and a summary table. A failing seed gets
 //! its trace written to `--trace-dir` and a one-line replay command (and a shrink command
-//! when a swarm drew its faults). Exits non-zero on any violation.
+//! when a swarm drew its faults). `--junit` and `--json` also write the results for CI
+//! (see `report`). Exits non-zero on any violation.
 //!
 //! Parallelism is by process, not by thread: tokio numbers tasks process-wide and the order
 //! in which a crashed host's tasks are dropped follows those numbers, so simulations sharing
@@ -9,6 +10,7 @@
 //! with `--worker` on its own shard; it prints one machine-readable line per seed.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -20,6 +22,8 @@ use std::time::Instant as WallClock;
 
 use clap::Args;
 use zkit_sim::runner;
+
+use super::report::{RunReport, ScenarioReport, SeedFailure};
 use zkit_sim::scenario::Scenario;
 
 /// `run` options.
@@ -40,6 +44,12 @@ pub struct RunArgs {
     /// Where failing seeds' traces go.
     #[arg(long, default_value = "target/zkit-sim")]
     trace_dir: PathBuf,
+    /// Also write a JUnit XML report here (one test case per scenario and seed range).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Also write a JSON report here (the summary, coverage and violations).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
     /// Internal: run in this process and print one machine line per seed.
     #[arg(long, hide = true)]
     worker: bool,
@@ -234,7 +244,23 @@ pub fn run(args: RunArgs) -> ExitCode {
             .is_ok_and(|s| s.success() || s.code() == Some(1));
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let failed = summary(&scenarios, &files, &mut results, elapsed, &args.trace_dir);
+    let mut seeds = format!("{}..{}", args.seeds.start, args.seeds.end);
+    if shard.count > 1 {
+        let _ = write!(seeds, " shard {}/{}", shard.index + 1, shard.count);
+    }
+    let report = RunReport {
+        scenarios: reports(&scenarios, &files, &mut results, &seeds, &args.trace_dir),
+        elapsed_s: elapsed,
+    };
+    let failed = summary(&report);
+    for (path, text) in [(&args.junit, report.junit()), (&args.json, report.json())] {
+        if let Some(path) = path {
+            if let Err(e) = std::fs::write(path, text) {
+                eprintln!("zkit-sim run: cannot write {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let missing = total - results.iter().map(Vec::len).sum::<usize>();
     if missing > 0 || worker_failed {
         println!("{missing} seeds never reported: a worker died");
@@ -360,15 +386,64 @@ fn trace_name(scenario: &str, seed: u64) -> String {
     format!("trace-{scenario}-{seed}.txt")
 }
 
-/// Prints the summary table and each failure's replay command; true if any seed failed.
-fn summary(
+/// Each scenario's results summed up, with every failing seed's replay (and shrink) command.
+fn reports(
     scenarios: &[Scenario],
     files: &[PathBuf],
     results: &mut [Vec<SeedResult>],
-    elapsed: f64,
+    seeds: &str,
     trace_dir: &Path,
-) -> bool {
-    let width = scenarios
+) -> Vec<ScenarioReport> {
+    let mut out = Vec::new();
+    for ((scenario, file), rs) in scenarios.iter().zip(files).zip(results.iter_mut()) {
+        rs.sort_by_key(|r| r.seed);
+        let mut coverage: BTreeMap<String, usize> = BTreeMap::new();
+        for r in rs.iter() {
+            for (k, n) in &r.counts {
+                *coverage.entry(k.clone()).or_default() += n;
+            }
+        }
+        let failures = rs
+            .iter()
+            .filter(|r| !r.violations.is_empty())
+            .map(|r| SeedFailure {
+                seed: r.seed,
+                violations: r.violations.clone(),
+                replay: format!(
+                    "cargo run --release -p zkit-sim -- replay {} --seed {} --trace {}",
+                    file.display(),
+                    r.seed,
+                    trace_dir.join(trace_name(&scenario.name, r.seed)).display()
+                ),
+                shrink: scenario.swarm.is_some().then(|| {
+                    format!(
+                        "cargo run --release -p zkit-sim -- shrink {} --seed {}",
+                        file.display(),
+                        r.seed
+                    )
+                }),
+            })
+            .collect();
+        out.push(ScenarioReport {
+            name: scenario.name.clone(),
+            file: file.display().to_string(),
+            seeds: seeds.to_owned(),
+            runs: rs.len(),
+            faults: (
+                rs.iter().map(|r| r.fired).sum(),
+                rs.iter().map(|r| r.skipped).sum(),
+            ),
+            coverage,
+            failures,
+        });
+    }
+    out
+}
+
+/// Prints the summary table and each failure's replay command; true if any seed failed.
+fn summary(report: &RunReport) -> bool {
+    let width = report
+        .scenarios
         .iter()
         .map(|s| s.name.len())
         .max()
@@ -380,49 +455,33 @@ fn summary(
     );
     let mut any_failed = false;
     let mut seeds = 0;
-    for ((scenario, file), rs) in scenarios.iter().zip(files).zip(results.iter_mut()) {
-        rs.sort_by_key(|r| r.seed);
-        seeds += rs.len();
-        let failed: Vec<&SeedResult> = rs.iter().filter(|r| !r.violations.is_empty()).collect();
-        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-        for r in rs.iter() {
-            for (k, n) in &r.counts {
-                *counts.entry(k).or_default() += n;
-            }
-        }
+    for s in &report.scenarios {
+        seeds += s.runs;
         println!(
             "{:width$}  {:>6}  {:>6}  {:>6}  {:>7}",
-            scenario.name,
-            rs.len(),
-            failed.len(),
-            rs.iter().map(|r| r.fired).sum::<usize>(),
-            rs.iter().map(|r| r.skipped).sum::<usize>(),
+            s.name,
+            s.runs,
+            s.failures.len(),
+            s.faults.0,
+            s.faults.1,
         );
-        let counts: Vec<String> = counts.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let counts: Vec<String> = s.coverage.iter().map(|(k, n)| format!("{k} {n}")).collect();
         println!("{:width$}  coverage: {}", "", counts.join(", "));
-        for r in failed {
+        for f in &s.failures {
             any_failed = true;
-            for v in r.violations.iter().take(3) {
-                println!("  seed {}: {v}", r.seed);
+            for v in f.violations.iter().take(3) {
+                println!("  seed {}: {v}", f.seed);
             }
-            println!(
-                "  replay: cargo run --release -p zkit-sim -- replay {} --seed {} --trace {}",
-                file.display(),
-                r.seed,
-                trace_dir.join(trace_name(&scenario.name, r.seed)).display()
-            );
-            if scenario.swarm.is_some() {
-                println!(
-                    "  shrink: cargo run --release -p zkit-sim -- shrink {} --seed {}",
-                    file.display(),
-                    r.seed
-                );
+            println!("  replay: {}", f.replay);
+            if let Some(shrink) = &f.shrink {
+                println!("  shrink: {shrink}");
             }
         }
     }
     println!(
-        "{seeds} seeds in {elapsed:.1} s ({:.1} seeds/s)",
-        seeds as f64 / elapsed.max(1e-9)
+        "{seeds} seeds in {:.1} s ({:.1} seeds/s)",
+        report.elapsed_s,
+        seeds as f64 / report.elapsed_s.max(1e-9)
     );
     any_failed
 }
