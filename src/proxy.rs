@@ -1,6 +1,7 @@
 //! A loopback TCP proxy that tests put between a client and a real server to cut
 //! connections on demand, or to swallow the server's replies (so a request applies but its
-//! reply never arrives: the "lost reply" case).
+//! reply never arrives: the "lost reply" case), from now on or from the moment the client
+//! sends a given request (so the lost reply is exactly that request's).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,9 +24,11 @@ pub enum Mode {
 /// A running proxy; dropping it stops accepting (open connections end with the runtime).
 pub struct Proxy {
     addr: SocketAddr,
-    mode: watch::Sender<Mode>,
+    mode: Arc<watch::Sender<Mode>>,
     /// Bumped by [`Proxy::cut`]: every connection opened before closes.
     generation: Arc<watch::Sender<u64>>,
+    /// Bytes that, once a client sends them, switch the proxy to [`Mode::SwallowReplies`].
+    trigger: Arc<watch::Sender<Option<Vec<u8>>>>,
     accept: tokio::task::JoinHandle<()>,
 }
 
@@ -35,9 +38,12 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (mode, mode_rx) = watch::channel(Mode::Forward);
+        let mode = Arc::new(mode);
         let (generation, _) = watch::channel(0u64);
         let generation = Arc::new(generation);
         let gen = generation.clone();
+        let trigger = Arc::new(watch::Sender::new(None));
+        let (switch, armed) = (mode.clone(), trigger.clone());
         let accept = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 if *mode_rx.borrow() == Mode::Refuse {
@@ -47,13 +53,23 @@ impl Proxy {
                 let Ok(server) = TcpStream::connect(upstream).await else {
                     continue;
                 };
-                tokio::spawn(pipe(client, server, mode_rx.clone(), gen.subscribe()));
+                tokio::spawn(pipe(
+                    client,
+                    server,
+                    mode_rx.clone(),
+                    gen.subscribe(),
+                    Trigger {
+                        bytes: armed.clone(),
+                        mode: switch.clone(),
+                    },
+                ));
             }
         });
         Ok(Proxy {
             addr,
             mode,
             generation,
+            trigger,
             accept,
         })
     }
@@ -73,6 +89,15 @@ impl Proxy {
         self.mode.send_replace(mode);
     }
 
+    /// From the moment a client sends `bytes` (e.g. a path in a request), swallow every reply:
+    /// the request carrying them is forwarded, so it applies, but its reply is lost. The
+    /// returned receiver turns to [`Mode::SwallowReplies`] when that happens.
+    pub fn swallow_replies_after(&self, bytes: &[u8]) -> watch::Receiver<Mode> {
+        let rx = self.mode.subscribe();
+        self.trigger.send_replace(Some(bytes.to_vec()));
+        rx
+    }
+
     /// Closes every connection open now.
     pub fn cut(&self) {
         self.generation.send_modify(|g| *g += 1);
@@ -86,19 +111,56 @@ impl Drop for Proxy {
     }
 }
 
+/// Switches a proxy to [`Mode::SwallowReplies`] once its armed bytes go upstream.
+struct Trigger {
+    bytes: Arc<watch::Sender<Option<Vec<u8>>>>,
+    mode: Arc<watch::Sender<Mode>>,
+}
+
+impl Trigger {
+    /// Looks for the armed bytes in what went upstream (`seen` keeps a tail of earlier reads,
+    /// so bytes split across two reads are found too); fires at most once.
+    fn check(&self, seen: &mut Vec<u8>, chunk: &[u8]) {
+        seen.extend_from_slice(chunk);
+        let hit = self.bytes.send_if_modified(|armed| {
+            let found = armed
+                .as_deref()
+                .is_some_and(|b| !b.is_empty() && seen.windows(b.len()).any(|w| w == b));
+            if found {
+                *armed = None;
+            }
+            found
+        });
+        if hit {
+            self.mode.send_replace(Mode::SwallowReplies);
+        }
+        let keep = 4096;
+        if seen.len() > keep {
+            seen.drain(..seen.len() - keep);
+        }
+    }
+}
+
 async fn pipe(
     client: TcpStream,
     server: TcpStream,
     mode: watch::Receiver<Mode>,
     mut cut: watch::Receiver<u64>,
+    trigger: Trigger,
 ) {
     let (mut cr, mut cw) = client.into_split();
     let (mut sr, mut sw) = server.into_split();
     let up = async {
         let mut buf = vec![0u8; 64 * 1024];
+        let mut seen = Vec::new();
         loop {
             let n = cr.read(&mut buf).await.unwrap_or(0);
-            if n == 0 || sw.write_all(&buf[..n]).await.is_err() {
+            if n == 0 {
+                return;
+            }
+            // Switched before forwarding, so not even this request's reply gets through.
+            trigger.check(&mut seen, &buf[..n]);
+            if sw.write_all(&buf[..n]).await.is_err() {
                 return;
             }
         }

@@ -1,5 +1,6 @@
-//! The leader latch against a real ZooKeeper 3.8: one leader among five, handover on close,
-//! participants, and the 3-node ensemble losing the leader's server.
+//! The leader latch against a real ZooKeeper 3.8: one leader among five, handover on close
+//! (also when the close is cancelled while offline), participants, and the 3-node ensemble
+//! losing the leader's server.
 
 mod common;
 
@@ -7,7 +8,8 @@ use std::time::Duration;
 
 use common::{connect, standalone, within};
 use zkit::recipe::{LeaderEvent, LeaderLatch};
-use zkit::Client;
+use zkit::{Client, State};
+use zkit_tests::proxy::{Mode, Proxy};
 use zkit_tests::ZkServer;
 
 /// Waits (on the latches' own events) until one of them leads; returns its index.
@@ -112,4 +114,59 @@ async fn the_leader_steps_down_when_its_server_dies_and_someone_leads_again() {
         "new leader within the bound"
     );
     assert!(!latches[leader].has_leadership());
+}
+
+/// Issue 11, bug 1: a `close` dropped before it finishes (here by a timeout while the client
+/// is offline) still deletes the candidate's node once the client is back in the same
+/// session, so the next candidate is elected without the first client closing.
+#[tokio::test]
+async fn a_close_cancelled_while_offline_still_leaves_the_election() {
+    let zk = standalone();
+    let path = "/recipes/latch-cancelled-close";
+    let proxy = Proxy::start(zk.address(0).unwrap()).await.unwrap();
+    let leaving = connect(&proxy.connect_string()).await;
+    let other = connect(zk.connect_string()).await;
+    let latch = LeaderLatch::start(&leaving, path, "leaving").unwrap();
+    within("first candidate leads", latch.wait_for_leadership())
+        .await
+        .unwrap();
+    let node = latch.node().expect("the leader has a node");
+    let rival = LeaderLatch::start(&other, path, "rival").unwrap();
+    within("rival queues", async {
+        loop {
+            let (children, watch) = other.get_children_watch(path).await.unwrap();
+            if children.len() == 2 {
+                return;
+            }
+            watch.await;
+        }
+    })
+    .await;
+    let session = leaving.session_id();
+
+    proxy.set_mode(Mode::Refuse);
+    proxy.cut();
+    within(
+        "first candidate suspended",
+        leaving.wait_for_state(|s| s == State::Suspended),
+    )
+    .await;
+    // The timeout only cancels the close: whenever it fires, the node must still go.
+    let closed = tokio::time::timeout(Duration::from_millis(300), latch.close()).await;
+    assert!(closed.is_err(), "a close cannot finish offline: {closed:?}");
+    proxy.set_mode(Mode::Forward);
+    within(
+        "first candidate reconnects",
+        leaving.wait_for_state(|s| s == State::Connected),
+    )
+    .await;
+    assert_eq!(leaving.session_id(), session, "the same, live session");
+
+    within("rival leads", rival.wait_for_leadership())
+        .await
+        .unwrap();
+    assert!(other.exists(&node).await.unwrap().is_none());
+    assert_eq!(leaving.session_id(), session);
+    rival.close().await.unwrap();
+    leaving.close().await;
 }

@@ -191,3 +191,60 @@ async fn kazoo_naming_names_nodes_like_kazoo() {
     assert_eq!(seq.len(), 10);
     guard.release().await.unwrap();
 }
+
+/// Issue 11, bug 1: a release whose future is dropped while the client is offline (as a
+/// `timeout(d, guard.release())` does) must still delete the node once the client is back in
+/// the same session; the lock must not stay held until the holder's client closes.
+#[tokio::test]
+async fn a_release_cancelled_while_offline_still_frees_the_lock() {
+    let zk = standalone();
+    let path = "/recipes/lock-cancelled-release";
+    let proxy = Proxy::start(zk.address(0).unwrap()).await.unwrap();
+    let holder = connect(&proxy.connect_string()).await;
+    let rival = connect(zk.connect_string()).await;
+    let guard = Lock::new(&holder, path).unwrap().acquire().await.unwrap();
+    let node = guard.node().to_owned();
+    let session = holder.session_id();
+
+    // Offline: the delete cannot reach the server.
+    proxy.set_mode(Mode::Refuse);
+    proxy.cut();
+    within(
+        "holder suspended",
+        holder.wait_for_state(|s| s == State::Suspended),
+    )
+    .await;
+    // Start the release, then drop it before it can finish.
+    {
+        let mut release = std::pin::pin!(guard.release());
+        tokio::select! {
+            biased;
+            r = &mut release => panic!("a release finished while offline: {r:?}"),
+            () = std::future::ready(()) => {}
+        }
+    }
+    proxy.set_mode(Mode::Forward);
+    within(
+        "holder reconnects",
+        holder.wait_for_state(|s| s == State::Connected),
+    )
+    .await;
+    assert_eq!(holder.session_id(), session, "the same, live session");
+
+    // The node goes although the holder neither retries nor closes ...
+    loop {
+        let (stat, gone) = rival.exists_watch(&node).await.unwrap();
+        if stat.is_none() {
+            break;
+        }
+        within("the cancelled release's node is deleted", gone).await;
+    }
+    // ... so another contender takes the lock while the holder's session lives on.
+    let rival_guard = within("rival acquires", Lock::new(&rival, path).unwrap().acquire())
+        .await
+        .unwrap();
+    assert_eq!(holder.state(), State::Connected);
+    assert_eq!(holder.session_id(), session);
+    rival_guard.release().await.unwrap();
+    holder.close().await;
+}

@@ -262,6 +262,81 @@ async fn semaphore_try_timeout_and_cancel_leave_no_node() {
     assert!(Semaphore::new(&a, path, 0).is_err());
 }
 
+/// Issue 11, bug 3: an acquirer whose lease create is retried into a renewed session (the
+/// reply lost, the old session expired) holds no internal lock any more: it must fail instead
+/// of waiting beside the next acquirer, which would leave both waiting forever.
+#[tokio::test]
+async fn a_lease_made_after_a_renewal_fails_instead_of_deadlocking() {
+    let zk = standalone();
+    let hosts = zk.connect_string();
+    let path = "/recipes/sem-renewed";
+    let leases = format!("{path}/leases");
+    let holder = seeded(hosts, 520).await;
+    let third = seeded(hosts, 521).await;
+    let proxy = Proxy::start(zk.address(0).unwrap()).await.unwrap();
+    let renewing = Client::builder(&proxy.connect_string())
+        .session_timeout(Duration::from_secs(4))
+        .seed(522)
+        .renew_expired_session(true)
+        .connect()
+        .await
+        .unwrap();
+    let held = Semaphore::new(&holder, path, 1)
+        .unwrap()
+        .acquire()
+        .await
+        .unwrap();
+
+    // The lease create goes through (under the internal lock of the first session); its
+    // reply, and every later one, is swallowed.
+    let mut swallowing = proxy.swallow_replies_after(format!("{leases}/_c_").as_bytes());
+    let first_session = renewing.session_id();
+    let (id, password) = renewing.session_credentials();
+    let acquiring = tokio::spawn({
+        let sem = Semaphore::new(&renewing, path, 1).unwrap();
+        async move { sem.acquire().await.map(|lease| lease.session_id()) }
+    });
+    within(
+        "the lease create is sent",
+        swallowing.wait_for(|m| *m == Mode::SwallowReplies),
+    )
+    .await
+    .unwrap();
+    children_become(&holder, &leases, 2).await;
+    // Expire that session on the server (its lock and lease nodes go), then let the client
+    // back: it renews, and the lost create is retried in the new session.
+    let killer = Client::builder(hosts)
+        .resume_session(id, &password)
+        .connect()
+        .await
+        .unwrap();
+    killer.close().await;
+    children_become(&holder, &leases, 1).await;
+    proxy.set_mode(Mode::Forward);
+    proxy.cut();
+
+    let outcome = within("the renewed acquirer gives up", acquiring)
+        .await
+        .unwrap();
+    assert_eq!(outcome, Err(zkit::Error::SessionExpired));
+    assert_ne!(renewing.session_id(), first_session, "the client renewed");
+    // Nothing of it is left, and the semaphore still hands over.
+    children_become(&holder, &leases, 1).await;
+    let next = tokio::spawn({
+        let sem = Semaphore::new(&third, path, 1).unwrap();
+        async move { sem.acquire().await }
+    });
+    children_become(&holder, &leases, 2).await;
+    held.release().await.unwrap();
+    let lease = within("the next acquirer gets the lease", next)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(lease.session_id(), third.session_id());
+    lease.release().await.unwrap();
+    renewing.close().await;
+}
+
 // ----- multi-lock -----
 
 #[tokio::test]

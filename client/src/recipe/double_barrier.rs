@@ -2,10 +2,26 @@
 //! proceed together once `count` of them are present; they *leave* and proceed together once
 //! all have left. Each participant is an ephemeral node, so one that dies stops counting as
 //! present and never blocks the others' leaving.
+//!
+//! Rounds are kept apart by the `ready` node's generation, its modification zxid: a `ready`
+//! counts only while a participant present when it was made (a node older than that zxid)
+//! is still there. The last one out deletes its node and `ready` in one transaction; a
+//! `ready` left behind by a round whose last participant died is stale, and the entrant that
+//! completes the next round renews it (a versioned write, so two never both do) instead of
+//! being released by it. `ready` is made or renewed only in a transaction that checks the
+//! entrant's own node, so a write retried after that node died with its session cannot
+//! release a later round.
+//!
+//! A participant's node exists only while `enter` runs or after it succeeded: an `enter` that
+//! fails or is cancelled removes it, and `enter` returns `Ok` only while the node is there in
+//! the client's current session.
 
-use super::protected::{create_ephemeral_once, new_guid, retry_on_loss};
-use crate::client::{Client, CreateOptions};
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use super::protected::{create_ephemeral_once, new_guid, retry_on_loss, PendingNode};
+use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::op::Op;
 use crate::path::validate_path;
 use crate::proto::CreateMode;
 
@@ -20,6 +36,8 @@ pub struct DoubleBarrier {
     node_name: String,
     count: usize,
     data: Vec<u8>,
+    /// The session that owns this participant's node, once `enter` succeeded (0 before).
+    session: AtomicI64,
 }
 
 impl DoubleBarrier {
@@ -37,6 +55,7 @@ impl DoubleBarrier {
             node_name: new_guid(client).replace('-', ""),
             count,
             data: Vec::new(),
+            session: AtomicI64::new(0),
         })
     }
 
@@ -61,43 +80,130 @@ impl DoubleBarrier {
         Ok(children)
     }
 
-    /// Enters, and waits until `count` participants have entered.
+    /// Enters, and waits until `count` participants have entered. On failure, or if the
+    /// future is dropped, this participant's node is removed. Fails with
+    /// [`Error::SessionExpired`] if the node went with the session it was made in.
     pub async fn enter(&self) -> Result<()> {
         let client = &self.client;
+        let node = self.node();
         let ready_path = self.ready();
+        // A node left by a failed or cancelled enter would count as a participant forever:
+        // later rounds would release one short, and leave() would wait for it.
+        let mut pending = PendingNode::new(client);
+        pending.arm(&node);
         client.ensure_path(&self.path).await?;
-        let (ready, watcher) = retry_on_loss(client, || client.exists_watch(&ready_path)).await?;
-        create_ephemeral_once(client, &self.node(), &self.data).await?;
-        if ready.is_some() {
-            return Ok(());
+        let session = create_ephemeral_once(client, &node, &self.data)
+            .await?
+            .ephemeral_owner;
+        loop {
+            // Our node exists from here on, so a live `ready` seen now is of a round it
+            // belongs to.
+            let (ready, watcher) =
+                retry_on_loss(client, || client.exists_watch(&ready_path)).await?;
+            if let Some(ready) = &ready {
+                if self.is_live(ready.mzxid).await? {
+                    break;
+                }
+            }
+            if self.present().await?.len() >= self.count {
+                // Made (or renewed) now; the next look finds it live and proceeds.
+                self.release_round(&node, session, ready.map(|r| r.version))
+                    .await?;
+                continue;
+            }
+            let event = watcher.await;
+            if event.is_session_end() && (client.is_finished() || client.session_id() != session) {
+                return Err(Error::SessionExpired);
+            }
         }
-        if self.present().await?.len() >= self.count {
-            let opts = CreateOptions::new(CreateMode::Persistent);
-            return match retry_on_loss(client, || client.create_with(&ready_path, &[], &opts)).await
-            {
-                Ok(_) | Err(Error::NodeExists { .. }) => Ok(()),
-                Err(e) => Err(e),
-            };
-        }
-        let event = watcher.await;
-        if event.is_session_end() {
-            return Err(Error::SessionExpired);
-        }
+        self.check_mine(session).await?;
+        pending.disarm();
+        self.session.store(session, Ordering::Relaxed);
         Ok(())
     }
 
+    /// Whether a `ready` modified at `mzxid` belongs to a round still under way: some
+    /// participant present now was already there when it was written.
+    async fn is_live(&self, mzxid: i64) -> Result<bool> {
+        for name in self.present().await? {
+            let path = format!("{}/{name}", self.path);
+            let stat = retry_on_loss(&self.client, || self.client.exists(&path)).await?;
+            if stat.is_some_and(|s| s.czxid < mzxid) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Releases the round: creates `ready`, or renews a stale one at `stale_version`, in one
+    /// transaction with a check that our `node` (of `session`) still exists. Losing a race to
+    /// another entrant doing the same is fine: the round is released either way.
+    async fn release_round(
+        &self,
+        node: &str,
+        session: i64,
+        stale_version: Option<i32>,
+    ) -> Result<()> {
+        let client = &self.client;
+        let ready = self.ready();
+        let write = match stale_version {
+            None => Op::create(&ready, &[], CreateMode::Persistent),
+            Some(version) => Op::set_data(&ready, &[], Some(version)),
+        };
+        let ops = [Op::check(node, None), write];
+        match client.multi(&ops).await {
+            Ok(_) | Err(Error::MultiFailed { index: 1, .. }) => Ok(()),
+            // Looked at again by the caller (the node's presence is checked before `Ok`).
+            Err(Error::ConnectionLoss) => client.wait_connected().await,
+            Err(Error::MultiFailed { index: 0, .. }) => Err(self.gone_error(session)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Succeeds if this participant's node exists and belongs to `session`, the client's
+    /// current one.
+    async fn check_mine(&self, session: i64) -> Result<()> {
+        let node = self.node();
+        let stat = retry_on_loss(&self.client, || self.client.exists(&node)).await?;
+        match stat {
+            Some(s) if s.ephemeral_owner == session && self.client.session_id() == session => {
+                Ok(())
+            }
+            _ => Err(self.gone_error(session)),
+        }
+    }
+
+    /// The error for a node of `session` found missing.
+    fn gone_error(&self, session: i64) -> Error {
+        if self.client.session_id() != session || self.client.is_finished() {
+            Error::SessionExpired
+        } else {
+            Error::NoNode { path: self.node() }
+        }
+    }
+
     /// Leaves, and waits until every participant has left. The last one out removes the
-    /// ready marker, so the barrier can be used again.
+    /// ready marker with its node, so the barrier can be used again. Fails with
+    /// [`Error::SessionExpired`] if this participant's node went with the session it entered
+    /// in (it cannot tell whether the others have left).
     pub async fn leave(&self) -> Result<()> {
         let me = self.node_name.as_str();
+        let session = self.session.load(Ordering::Relaxed);
         loop {
             let present = self.present().await?;
             let mine = present.iter().any(|c| c == me);
-            if present.is_empty() || (present.len() == 1 && mine) {
-                if mine {
-                    self.delete(&self.node()).await?;
-                }
+            if !mine && session != 0 && self.client.session_id() != session {
+                // Waiting for "the others" could mean waiting for the next round.
+                return Err(Error::SessionExpired);
+            }
+            if present.is_empty() {
                 return self.delete(&self.ready()).await;
+            }
+            if present.len() == 1 && mine {
+                if self.last_out().await? {
+                    return Ok(());
+                }
+                continue;
             }
             if !mine {
                 // Gone already: wait for the others to go.
@@ -113,6 +219,31 @@ impl DoubleBarrier {
                 self.delete(&self.node()).await?;
                 self.wait_gone(&format!("{}/{lowest}", self.path)).await?;
             }
+        }
+    }
+
+    /// Deletes our node and `ready` together, so no entrant of the next round ever sees a
+    /// `ready` without a participant of its round. `false`: look again.
+    async fn last_out(&self) -> Result<bool> {
+        let (node, ready) = (self.node(), self.ready());
+        let ops = [Op::delete(&node, None), Op::delete(&ready, None)];
+        match self.client.multi(&ops).await {
+            Ok(_) => Ok(true),
+            // No ready (a round that never filled): just go.
+            Err(Error::MultiFailed { index: 1, .. }) => {
+                self.delete(&node).await?;
+                Ok(true)
+            }
+            Err(Error::ConnectionLoss) => {
+                self.client.wait_connected().await?;
+                // Only this participant deletes its node: gone, in the same session, means
+                // the transaction applied (the next round's nodes must not be waited for).
+                let stat = retry_on_loss(&self.client, || self.client.exists(&node)).await?;
+                let session = self.session.load(Ordering::Relaxed);
+                Ok(stat.is_none() && self.client.session_id() == session)
+            }
+            Err(Error::MultiFailed { index: 0, .. }) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 

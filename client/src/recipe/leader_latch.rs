@@ -12,8 +12,8 @@ use tokio::task::JoinHandle;
 
 use super::lock::ConnectionPolicy;
 use super::protected::{
-    create_protected, delete_in_background, new_guid, participants, retry_on_loss,
-    sorted_contenders, TrustWatch, PROTECTED_PREFIX,
+    create_protected, new_guid, participants, sorted_contenders, OwnedNode, TrustWatch,
+    PROTECTED_PREFIX,
 };
 use crate::client::Client;
 use crate::error::{Error, Result};
@@ -44,6 +44,9 @@ pub struct LeaderLatch {
     state: watch::Receiver<LeaderEvent>,
     node: watch::Receiver<Option<String>>,
     task: JoinHandle<()>,
+    /// The node being deleted by [`close`](Self::close): owned until the delete is
+    /// confirmed, so a close cancelled half-way still deletes it when the latch drops.
+    closing: Option<OwnedNode>,
 }
 
 /// A candidate as listed by [`LeaderLatch::participants`].
@@ -89,6 +92,7 @@ impl LeaderLatch {
             state,
             node,
             task,
+            closing: None,
         })
     }
 
@@ -150,31 +154,33 @@ impl LeaderLatch {
         &self.path
     }
 
-    /// Leaves the election and waits until the node is deleted.
-    pub async fn close(self) -> Result<()> {
+    /// Leaves the election and waits until the node is deleted. Dropping this future before
+    /// it finishes still deletes the node, in the background.
+    pub async fn close(mut self) -> Result<()> {
         self.task.abort();
-        let node = self.node.borrow().clone();
-        if let Some(node) = node {
-            match retry_on_loss(&self.client, || self.client.delete(&node, None)).await {
-                Ok(())
-                | Err(Error::NoNode { .. })
-                | Err(Error::SessionExpired)
-                | Err(Error::Closed) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+        // Once the task has stopped it creates no node any more: the last one published is
+        // the only one (a create it was cancelled in removes its own node).
+        let _ = (&mut self.task).await;
+        let Some(node) = self.node.borrow().clone() else {
+            return Ok(());
+        };
+        self.closing
+            .insert(OwnedNode::new(&self.client, node))
+            .delete()
+            .await
     }
 }
 
 impl Drop for LeaderLatch {
     fn drop(&mut self) {
-        if !self.task.is_finished() {
-            self.task.abort();
+        self.task.abort();
+        if self.closing.is_none() {
             if let Some(node) = self.node.borrow().clone() {
-                delete_in_background(self.client.clone(), node);
+                // Deleted in the background as it drops.
+                drop(OwnedNode::new(&self.client, node));
             }
         }
+        // A node `close` was deleting goes with `closing` unless its delete was confirmed.
     }
 }
 

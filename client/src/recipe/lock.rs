@@ -14,8 +14,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::protected::{
-    at_most, create_protected, delete_in_background, new_guid, retry_on_loss,
-    sorted_contenders_any, until_held, PendingNode, TrustWatch, PROTECTED_PREFIX,
+    at_most, create_protected, new_guid, retry_on_loss, sorted_contenders_any, until_held,
+    OwnedNode, PendingNode, TrustWatch, PROTECTED_PREFIX,
 };
 use crate::client::Client;
 use crate::error::{Error, Result};
@@ -265,11 +265,12 @@ pub(crate) async fn list_contenders(
 }
 
 /// A held lock. Dropping it releases the lock (a background delete, retried through
-/// connection loss); [`LockGuard::release`] does the same and waits.
+/// connection loss); [`LockGuard::release`] does the same and waits. A release whose future is
+/// dropped before the delete is confirmed (a timeout while offline) still deletes the node in
+/// the background: the lock is never left held by a live session.
 #[derive(Debug)]
 pub struct LockGuard {
-    client: Client,
-    node: Option<String>,
+    node: OwnedNode,
     token: i64,
     session_id: i64,
     lost: watch::Receiver<bool>,
@@ -289,8 +290,7 @@ impl LockGuard {
         let trust = TrustWatch::new(client, session_id, policy);
         let monitor = tokio::spawn(monitor(client.clone(), node.clone(), trust, tx));
         LockGuard {
-            client: client.clone(),
-            node: Some(node),
+            node: OwnedNode::new(client, node),
             token,
             session_id,
             lost,
@@ -306,7 +306,7 @@ impl LockGuard {
 
     /// The holder node's path.
     pub fn node(&self) -> &str {
-        self.node.as_deref().unwrap_or_default()
+        self.node.path().unwrap_or_default()
     }
 
     /// The session the lock was acquired in.
@@ -327,28 +327,18 @@ impl LockGuard {
     }
 
     /// Releases the lock and waits until its node is deleted (or the session is gone, which
-    /// deletes it too).
+    /// deletes it too). Dropping this future before it finishes still releases the lock, in
+    /// the background.
     pub async fn release(mut self) -> Result<()> {
         self.monitor.abort();
-        let Some(node) = self.node.take() else {
-            return Ok(());
-        };
-        match retry_on_loss(&self.client, || self.client.delete(&node, None)).await {
-            Ok(())
-            | Err(Error::NoNode { .. })
-            | Err(Error::SessionExpired)
-            | Err(Error::Closed) => Ok(()),
-            Err(e) => Err(e),
-        }
+        self.node.delete().await
     }
 }
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
+        // The node, unless its delete was confirmed, goes in the background (`OwnedNode`).
         self.monitor.abort();
-        if let Some(node) = self.node.take() {
-            delete_in_background(self.client.clone(), node);
-        }
     }
 }
 

@@ -10,7 +10,9 @@
 
 use std::time::Duration;
 
-use super::protected::{at_most, create_ephemeral_once, new_guid, retry_on_loss, spawn_cleanup};
+use super::protected::{
+    at_most, create_ephemeral_once, delete_owned_in_background, new_guid, retry_on_loss, OwnedNode,
+};
 use super::queue::{ensure_dir, put_entry, sorted_entries, DEFAULT_PRIORITY};
 use crate::client::Client;
 use crate::error::{Error, Result};
@@ -144,7 +146,7 @@ impl LockingQueue {
         let mut held = LockedEntry {
             client: self.client.clone(),
             entry,
-            lock: Some(lock),
+            lock: OwnedNode::shared_name(&self.client, lock, stat.ephemeral_owner, stat.version),
             lock_version: stat.version,
             session_id: stat.ephemeral_owner,
             data: Vec::new(),
@@ -162,12 +164,16 @@ impl LockingQueue {
 }
 
 /// An entry locked by this consumer. Dropping it without [`consume`](Self::consume) gives the
-/// entry back (like [`release`](Self::release), in the background).
+/// entry back (like [`release`](Self::release), in the background); so does a `consume` or
+/// `release` whose future is dropped before its outcome is known (a consume that applied
+/// meanwhile is then left as it is: its lock is gone).
 #[derive(Debug)]
 pub struct LockedEntry {
     client: Client,
     entry: String,
-    lock: Option<String>,
+    /// The lock node: owned until its delete (by `release` or by the consume transaction) is
+    /// confirmed.
+    lock: OwnedNode,
     lock_version: i32,
     session_id: i64,
     data: Vec<u8>,
@@ -187,7 +193,7 @@ impl LockedEntry {
     /// Whether the lock is still this consumer's (its node exists and belongs to the session
     /// that took it).
     pub async fn holds_lock(&self) -> Result<bool> {
-        let Some(lock) = self.lock.as_deref() else {
+        let Some(lock) = self.lock.path() else {
             return Ok(false);
         };
         let stat = retry_on_loss(&self.client, || self.client.exists(lock)).await?;
@@ -198,77 +204,54 @@ impl LockedEntry {
     /// `false` if the lock was lost first (the session ended, so the entry went back to the
     /// queue for another consumer).
     pub async fn consume(mut self) -> Result<bool> {
-        let Some(lock) = self.lock.take() else {
+        let Some(lock) = self.lock.path().map(str::to_owned) else {
             return Ok(false);
         };
         if self.client.session_id() != self.session_id {
+            // Our lock went (or goes) with the earlier session.
+            self.lock.forget();
             return Ok(false);
         }
         let ops = [
             Op::delete(&self.entry, None),
             Op::delete(&lock, Some(self.lock_version)),
         ];
-        loop {
+        // Until an outcome is known the lock stays owned: dropped half-way, this gives the
+        // entry back in the background (or finds the lock gone if the transaction applied).
+        let consumed = loop {
             match self.client.multi(&ops).await {
-                Ok(_) => return Ok(true),
+                Ok(_) => break Ok(true),
                 Err(Error::ConnectionLoss) => {
                     if self.client.wait_connected().await.is_err() {
-                        return Ok(false);
+                        break Ok(false);
                     }
                     // Only this transaction deletes our lock: gone means it applied.
                     match retry_on_loss(&self.client, || self.client.exists(&lock)).await {
-                        Ok(None) => return Ok(true),
+                        Ok(None) => break Ok(true),
                         Ok(Some(s)) if s.ephemeral_owner == self.session_id => continue,
-                        Ok(Some(_)) => return Ok(false),
-                        Err(Error::SessionExpired | Error::Closed) => return Ok(false),
-                        Err(e) => {
-                            self.lock = Some(lock);
-                            return Err(e);
-                        }
+                        Ok(Some(_)) => break Ok(false),
+                        Err(Error::SessionExpired | Error::Closed) => break Ok(false),
+                        Err(e) => return Err(e),
                     }
                 }
-                Err(Error::MultiFailed { index: 1, .. }) => return Ok(false),
+                Err(Error::MultiFailed { index: 1, .. }) => break Ok(false),
                 Err(Error::MultiFailed { index: 0, .. }) => {
                     // The entry vanished (deleted outside the recipe): drop our lock too.
-                    self.lock = Some(lock);
-                    self.release_inner().await?;
+                    self.lock.delete().await?;
                     return Ok(false);
                 }
-                Err(Error::SessionExpired | Error::Closed) => return Ok(false),
-                Err(e) => {
-                    self.lock = Some(lock);
-                    return Err(e);
-                }
+                Err(Error::SessionExpired | Error::Closed) => break Ok(false),
+                Err(e) => return Err(e),
             }
-        }
-    }
-
-    /// Gives the entry back to the queue and waits until the lock is gone.
-    pub async fn release(mut self) -> Result<()> {
-        self.release_inner().await
-    }
-
-    async fn release_inner(&mut self) -> Result<()> {
-        let Some(lock) = self.lock.take() else {
-            return Ok(());
         };
-        let version = Some(self.lock_version);
-        match retry_on_loss(&self.client, || self.client.delete(&lock, version)).await {
-            Ok(())
-            | Err(Error::NoNode { .. })
-            | Err(Error::BadVersion { .. })
-            | Err(Error::SessionExpired)
-            | Err(Error::Closed) => Ok(()),
-            Err(e) => Err(e),
-        }
+        self.lock.forget();
+        consumed
     }
-}
 
-impl Drop for LockedEntry {
-    fn drop(&mut self) {
-        if let Some(lock) = self.lock.take() {
-            release_in_background(self.client.clone(), lock, Some(self.session_id));
-        }
+    /// Gives the entry back to the queue and waits until the lock is gone. Dropping this
+    /// future before it finishes still gives the entry back, in the background.
+    pub async fn release(mut self) -> Result<()> {
+        self.lock.delete().await
     }
 }
 
@@ -281,28 +264,8 @@ struct InFlightLock {
 impl Drop for InFlightLock {
     fn drop(&mut self) {
         if let Some(path) = self.path.take() {
-            release_in_background(self.client.clone(), path, None);
+            // Whatever session the create landed in is the client's when the lookup runs.
+            delete_owned_in_background(self.client.clone(), path, None);
         }
     }
-}
-
-/// Deletes lock node `path` in the background, through connection loss, if it belongs to
-/// `session_id` (`None`: to the client's session now). Another consumer's lock of the same
-/// entry, taken after ours went with an earlier session, is left alone.
-fn release_in_background(client: Client, path: String, session_id: Option<i64>) {
-    spawn_cleanup(async move {
-        let owner = session_id.unwrap_or_else(|| client.session_id());
-        // Requests of one session are answered in order: this sees a create sent before.
-        let result = match retry_on_loss(&client, || client.exists(&path)).await {
-            Ok(Some(stat)) if stat.ephemeral_owner == owner => {
-                retry_on_loss(&client, || client.delete(&path, Some(stat.version))).await
-            }
-            Ok(_) => Ok(()),
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(()) | Err(Error::NoNode { .. }) => tracing::debug!(%path, "queue lock released"),
-            Err(e) => tracing::debug!(%path, error = %e, "queue lock left to the session's end"),
-        }
-    });
 }

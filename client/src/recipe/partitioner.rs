@@ -20,10 +20,7 @@ use tokio::task::JoinHandle;
 
 use super::children_watch::ChildrenWatch;
 use super::lock::{Lock, LockGuard};
-use super::protected::{
-    create_ephemeral_once, delete_in_background, new_guid, retry_on_loss, session_until,
-    PendingNode,
-};
+use super::protected::{create_ephemeral_once, new_guid, session_until, OwnedNode, PendingNode};
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::path::validate_path;
@@ -47,9 +44,10 @@ pub enum PartitionState {
 /// party in the background; [`finish`](Self::finish) does the same and waits for the leave.
 #[derive(Debug)]
 pub struct SetPartitioner {
-    client: Client,
     id: String,
-    member: Option<String>,
+    /// The member node: owned until its delete is confirmed, so a cancelled
+    /// [`finish`](Self::finish) still leaves the party when the partitioner drops.
+    member: OwnedNode,
     states: watch::Receiver<PartitionState>,
     task: JoinHandle<()>,
 }
@@ -122,9 +120,8 @@ impl SetPartitioner {
             members,
         ));
         Ok(SetPartitioner {
-            client: client.clone(),
             id: id.to_owned(),
-            member: Some(member),
+            member: OwnedNode::new(client, member),
             states,
             task,
         })
@@ -161,27 +158,17 @@ impl SetPartitioner {
     }
 
     /// Stops: drops the locks and leaves the party, waiting until the member node is gone.
+    /// Dropping this future before it finishes still leaves the party, in the background.
     pub async fn finish(mut self) -> Result<()> {
         self.task.abort();
-        let Some(member) = self.member.take() else {
-            return Ok(());
-        };
-        match retry_on_loss(&self.client, || self.client.delete(&member, None)).await {
-            Ok(())
-            | Err(Error::NoNode { .. })
-            | Err(Error::SessionExpired)
-            | Err(Error::Closed) => Ok(()),
-            Err(e) => Err(e),
-        }
+        self.member.delete().await
     }
 }
 
 impl Drop for SetPartitioner {
     fn drop(&mut self) {
+        // The member node, unless its delete was confirmed, goes in the background.
         self.task.abort();
-        if let Some(member) = self.member.take() {
-            delete_in_background(self.client.clone(), member);
-        }
     }
 }
 

@@ -234,6 +234,112 @@ pub(crate) fn delete_in_background(client: Client, path: String) {
     });
 }
 
+/// A node this client made and must remove (a held lock's, a latch's, a member's, a queue
+/// entry's lock): its path stays owned until a delete is *confirmed*, so a release or close
+/// that is cancelled half-way (its future dropped while the client is offline, say by a
+/// timeout) still hands the node to the background delete when the owner is dropped, instead
+/// of losing it with the dropped request (Curator's guaranteed delete).
+#[derive(Debug)]
+pub(crate) struct OwnedNode {
+    client: Client,
+    path: Option<String>,
+    /// For a name another client may create after ours is gone (not a sequential one): the
+    /// session that owns ours and its version. Deletes then touch only that node.
+    owner: Option<(i64, i32)>,
+}
+
+impl OwnedNode {
+    /// Owns `path`, a name only this owner ever creates (protected or guid-named).
+    pub(crate) fn new(client: &Client, path: String) -> Self {
+        OwnedNode {
+            client: client.clone(),
+            path: Some(path),
+            owner: None,
+        }
+    }
+
+    /// Owns `path`, a name others may create after ours is gone: only the node of
+    /// `session_id` at `version` is ever deleted.
+    pub(crate) fn shared_name(
+        client: &Client,
+        path: String,
+        session_id: i64,
+        version: i32,
+    ) -> Self {
+        OwnedNode {
+            client: client.clone(),
+            path: Some(path),
+            owner: Some((session_id, version)),
+        }
+    }
+
+    /// The node's path, while it is owned.
+    pub(crate) fn path(&self) -> Option<&str> {
+        self.path.as_deref()
+    }
+
+    /// Deletes the node and waits for the answer; the node is given up only once the delete
+    /// (or its absence, or the session's end) is confirmed. If this future is dropped first,
+    /// the node is still owned and dropping the owner deletes it in the background.
+    pub(crate) async fn delete(&mut self) -> Result<()> {
+        let Some(path) = self.path.clone() else {
+            return Ok(());
+        };
+        let version = self.owner.map(|(_, v)| v);
+        match retry_on_loss(&self.client, || self.client.delete(&path, version)).await {
+            Ok(())
+            | Err(Error::NoNode { .. })
+            | Err(Error::SessionExpired)
+            | Err(Error::Closed) => {}
+            // Not our node at that path any more (ours went with its session).
+            Err(Error::BadVersion { .. }) if version.is_some() => {}
+            Err(e) => return Err(e),
+        }
+        self.path = None;
+        Ok(())
+    }
+
+    /// Gives the node up without deleting it (something else removed it, or must not).
+    pub(crate) fn forget(&mut self) {
+        self.path = None;
+    }
+}
+
+impl Drop for OwnedNode {
+    fn drop(&mut self) {
+        let Some(path) = self.path.take() else {
+            return;
+        };
+        match self.owner {
+            None => delete_in_background(self.client.clone(), path),
+            Some((session, _)) => {
+                delete_owned_in_background(self.client.clone(), path, Some(session))
+            }
+        }
+    }
+}
+
+/// Deletes `path` in the background, through connection loss, if the node there belongs to
+/// `session_id` (`None`: to the client's session when the lookup runs): another client's node
+/// of the same name, made after ours went with an earlier session, is left alone.
+pub(crate) fn delete_owned_in_background(client: Client, path: String, session_id: Option<i64>) {
+    spawn_cleanup(async move {
+        let session_id = session_id.unwrap_or_else(|| client.session_id());
+        // Requests of one session are answered in order: this sees a create sent before.
+        let result = match retry_on_loss(&client, || client.exists(&path)).await {
+            Ok(Some(stat)) if stat.ephemeral_owner == session_id => {
+                retry_on_loss(&client, || client.delete(&path, Some(stat.version))).await
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) | Err(Error::NoNode { .. }) => tracing::debug!(%path, "owned node deleted"),
+            Err(e) => tracing::debug!(%path, error = %e, "owned node left to the session's end"),
+        }
+    });
+}
+
 /// A node that must go if the operation that created it does not finish (a cancelled or
 /// failed acquire): dropping it while armed deletes the node in the background.
 pub(crate) struct PendingNode {

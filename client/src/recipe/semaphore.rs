@@ -134,10 +134,30 @@ impl Semaphore {
         pending.arm(&node);
         // The session that owns the node (a retried create may land in a renewed one).
         let session = stat.ephemeral_owner;
+        if session != lock.session_id() {
+            // The lease was made in a later session than the internal lock, which went with
+            // the earlier one: another acquirer may hold it now and add its own lease, and
+            // with both counting each other neither would ever get one. Start over instead.
+            tracing::debug!(%node, "lease made in a session that lost the internal lock");
+            return Err(Error::SessionExpired);
+        }
         let name = node.rsplit('/').next().unwrap_or_default().to_owned();
         loop {
             let (children, watcher) =
                 retry_on_loss(client, || client.get_children_watch(&self.leases)).await?;
+            if lock.is_lost() {
+                // The internal lock's node went (its session ended, or someone deleted it):
+                // other acquirers may be adding leases, so counting is no longer safe.
+                return Err(
+                    if client.session_id() != lock.session_id() || client.is_finished() {
+                        Error::SessionExpired
+                    } else {
+                        Error::NoNode {
+                            path: lock.node().to_owned(),
+                        }
+                    },
+                );
+            }
             if client.session_id() != session {
                 // The lease node belongs to a session this client no longer has.
                 return Err(Error::SessionExpired);
@@ -159,7 +179,13 @@ impl Semaphore {
                 return Ok(None);
             }
             tracing::trace!(%node, held = children.len(), "semaphore full, waiting");
-            let _ = watcher.await;
+            // Waiting is only safe while the internal lock keeps other acquirers out.
+            tokio::select! {
+                biased;
+                // Looked at again at the top of the loop.
+                () = lock.lost() => tracing::debug!(%node, "internal lock lost while waiting"),
+                _ = watcher => {}
+            }
         }
         pending.disarm();
         let lease = Lease {
