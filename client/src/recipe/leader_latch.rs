@@ -10,10 +10,12 @@
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::lock::ConnectionPolicy;
+use super::participant::participants;
+pub use super::participant::Participant;
+use super::policy::{ConnectionPolicy, TrustWatch};
 use super::protected::{
-    create_protected, delete_in_background, new_guid, participants, retry_on_loss,
-    sorted_contenders, TrustWatch, PROTECTED_PREFIX,
+    create_protected, delete_in_background, new_guid, retry_on_loss, sorted_contenders,
+    PROTECTED_PREFIX,
 };
 use crate::client::Client;
 use crate::error::{Error, Result};
@@ -44,17 +46,6 @@ pub struct LeaderLatch {
     state: watch::Receiver<LeaderEvent>,
     node: watch::Receiver<Option<String>>,
     task: JoinHandle<()>,
-}
-
-/// A candidate as listed by [`LeaderLatch::participants`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Participant {
-    /// The id the candidate registered with.
-    pub id: String,
-    /// Its node's name.
-    pub node: String,
-    /// Whether it currently leads.
-    pub is_leader: bool,
 }
 
 impl LeaderLatch {

@@ -37,7 +37,7 @@ use tokio::task::JoinHandle;
 
 pub use super::leader_latch::{LeaderEvent, Participant};
 use super::lock::{ConnectionPolicy, Lock};
-use super::protected::participants;
+use super::participant::participants;
 use crate::client::Client;
 use crate::error::Result;
 

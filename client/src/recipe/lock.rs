@@ -13,35 +13,16 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use super::policy::ConnectionPolicy;
+use super::policy::TrustWatch;
 use super::protected::{
     at_most, create_protected, delete_in_background, new_guid, retry_on_loss,
-    sorted_contenders_any, until_held, PendingNode, TrustWatch, PROTECTED_PREFIX,
+    sorted_contenders_any, until_held, PendingNode, PROTECTED_PREFIX,
 };
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::path::validate_path;
 use crate::state::State;
-
-/// When a held lock (or leadership) stops being trusted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ConnectionPolicy {
-    /// As soon as the connection is suspended (Curator's standard policy): the session may
-    /// expire while the client cannot hear about it.
-    #[default]
-    SuspendedIsLost,
-    /// Only when the session is lost (Curator's session-connection policy).
-    OnlySessionLoss,
-}
-
-impl ConnectionPolicy {
-    /// Whether `state` means a held lock must be considered lost.
-    pub fn is_lost(self, state: State) -> bool {
-        match self {
-            ConnectionPolicy::SuspendedIsLost => !state.is_connected(),
-            ConnectionPolicy::OnlySessionLoss => state.is_terminal(),
-        }
-    }
-}
 
 /// How lock nodes are named, so zkit can contend with other clients on one path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

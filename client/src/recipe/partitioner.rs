@@ -20,9 +20,9 @@ use tokio::task::JoinHandle;
 
 use super::children_watch::ChildrenWatch;
 use super::lock::{Lock, LockGuard};
+use super::policy::session_until;
 use super::protected::{
-    create_ephemeral_once, delete_in_background, new_guid, retry_on_loss, session_until,
-    PendingNode,
+    create_ephemeral_once, delete_in_background, new_guid, retry_on_loss, PendingNode,
 };
 use crate::client::Client;
 use crate::error::{Error, Result};

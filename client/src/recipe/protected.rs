@@ -5,7 +5,6 @@
 
 use std::future::Future;
 
-use super::leader_latch::Participant;
 use crate::client::{Client, CreateOptions};
 use crate::error::{Error, Result};
 use crate::proto::{CreateMode, Stat};
@@ -195,34 +194,6 @@ pub(crate) fn sorted_contenders_any(children: Vec<String>, markers: &[&str]) -> 
     named.into_iter().map(|(_, c)| c).collect()
 }
 
-/// The contenders under `dir` named with `marker`, first (the leader) first, each with the id
-/// stored as its data; nodes that vanish while being read are left out.
-pub(crate) async fn participants(
-    client: &Client,
-    dir: &str,
-    marker: &str,
-) -> Result<Vec<Participant>> {
-    let children = match retry_on_loss(client, || client.get_children(dir)).await {
-        Ok(c) => c,
-        Err(Error::NoNode { .. }) => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let mut out = Vec::new();
-    for node in sorted_contenders(children, marker) {
-        let full = format!("{dir}/{node}");
-        match retry_on_loss(client, || client.get_data(&full)).await {
-            Ok((data, _)) => out.push(Participant {
-                id: String::from_utf8_lossy(&data).into_owned(),
-                is_leader: out.is_empty(),
-                node,
-            }),
-            Err(Error::NoNode { .. }) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(out)
-}
-
 /// Deletes `path` in the background, through connection loss, until it is gone or the
 /// session ends (then the server removes the ephemeral node itself).
 pub(crate) fn delete_in_background(client: Client, path: String) {
@@ -290,65 +261,6 @@ impl Drop for PendingNode {
                     }
                 }
             });
-        }
-    }
-}
-
-/// Waits until the session snapshot satisfies `pred` (or the client is gone).
-pub(crate) async fn session_until(
-    mut info: tokio::sync::watch::Receiver<crate::SessionInfo>,
-    pred: impl Fn(&crate::SessionInfo) -> bool,
-) {
-    let _ = info.wait_for(|i| pred(i)).await.map(|_| ());
-}
-
-/// Tells when a lock or leadership held in one session stops being trustworthy under a
-/// [`ConnectionPolicy`](super::lock::ConnectionPolicy): from the latest session snapshot *and*
-/// from every state transition since it was made, so a brief Suspended-then-Connected blip is
-/// not missed.
-pub(crate) struct TrustWatch {
-    transitions: tokio::sync::broadcast::Receiver<crate::State>,
-    info: tokio::sync::watch::Receiver<crate::SessionInfo>,
-    session_id: i64,
-    policy: super::lock::ConnectionPolicy,
-}
-
-impl TrustWatch {
-    /// Starts watching now, for what is held in `session_id`.
-    pub(crate) fn new(
-        client: &Client,
-        session_id: i64,
-        policy: super::lock::ConnectionPolicy,
-    ) -> Self {
-        TrustWatch {
-            transitions: client.state_changes(),
-            info: client.session_info(),
-            session_id,
-            policy,
-        }
-    }
-
-    /// Resolves once what is held can no longer be trusted.
-    pub(crate) async fn lost(&mut self) {
-        let (policy, session_id) = (self.policy, self.session_id);
-        let snapshot = session_until(self.info.clone(), move |i| {
-            policy.is_lost(i.state) || i.session_id != session_id
-        });
-        let transitions = &mut self.transitions;
-        let blip = async {
-            loop {
-                match transitions.recv().await {
-                    Ok(state) if policy.is_lost(state) => return,
-                    Ok(_) => {}
-                    // Lagged: transitions were missed, assume the worst. Closed: client gone.
-                    Err(_) => return,
-                }
-            }
-        };
-        tokio::select! {
-            biased;
-            () = snapshot => {}
-            () = blip => {}
         }
     }
 }
