@@ -10,7 +10,9 @@
 
 use std::time::Duration;
 
-use super::protected::{at_most, create_ephemeral_once, new_guid, retry_on_loss, spawn_cleanup};
+use super::protected::{
+    at_most, catch_up, create_ephemeral_once, new_guid, retry_on_loss, spawn_cleanup,
+};
 use super::queue::{ensure_dir, put_entry, sorted_entries, DEFAULT_PRIORITY};
 use crate::client::Client;
 use crate::error::{Error, Result};
@@ -215,8 +217,13 @@ impl LockedEntry {
                     if self.client.wait_connected().await.is_err() {
                         return Ok(false);
                     }
-                    // Only this transaction deletes our lock: gone means it applied.
-                    match retry_on_loss(&self.client, || self.client.exists(&lock)).await {
+                    // Only this transaction deletes our lock: gone means it applied (read
+                    // after a sync: a lagging follower may still show it).
+                    let read = match catch_up(&self.client, &lock).await {
+                        Ok(()) => retry_on_loss(&self.client, || self.client.exists(&lock)).await,
+                        Err(e) => Err(e),
+                    };
+                    match read {
                         Ok(None) => return Ok(true),
                         Ok(Some(s)) if s.ephemeral_owner == self.session_id => continue,
                         Ok(Some(_)) => return Ok(false),

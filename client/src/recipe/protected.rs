@@ -136,10 +136,12 @@ pub(crate) async fn create_ephemeral_once(
 }
 
 /// Brings the server this client is connected to up to date with the leader before a
-/// lookup of what a lost reply may have created: after a reconnect it can be a follower that
-/// has not applied the create yet (reads are only sequentially consistent), and missing the
-/// node there would create a second one that queues behind the first forever.
-async fn catch_up(client: &Client, path: &str) -> Result<()> {
+/// lookup of what a lost reply may have done: after a reconnect it can be a follower that
+/// has not applied the write yet (reads are only sequentially consistent). Missing a create
+/// there would create a second node that queues behind the first forever; missing a set, a
+/// delete or a transaction would make the recipe do it again or report it as not done. Every
+/// read-back after a lost reply goes through here.
+pub(crate) async fn catch_up(client: &Client, path: &str) -> Result<()> {
     match retry_on_loss(client, || client.sync(path)).await {
         Ok(()) | Err(Error::NoNode { .. }) => Ok(()),
         Err(e) => Err(e),
