@@ -1,12 +1,13 @@
 //! The leader latch against a real ZooKeeper 3.8: one leader among five, handover on close,
-//! participants, and the 3-node ensemble losing the leader's server.
+//! participants, the 3-node ensemble losing the leader's server, and `NotLeader` published
+//! when a latch or selector that leads is closed or dropped.
 
 mod common;
 
 use std::time::Duration;
 
 use common::{connect, standalone, within};
-use zkit::recipe::{LeaderEvent, LeaderLatch};
+use zkit::recipe::{LeaderEvent, LeaderLatch, LeaderSelector};
 use zkit::Client;
 use zkit_tests::ZkServer;
 
@@ -112,4 +113,67 @@ async fn the_leader_steps_down_when_its_server_dies_and_someone_leads_again() {
         "new leader within the bound"
     );
     assert!(!latches[leader].has_leadership());
+}
+
+/// Whether an events receiver, once the candidate is gone, reads `NotLeader` (not `Elected`
+/// forever: the sender used to go away with the task, leaving the last value behind).
+async fn reads_not_leader(mut events: tokio::sync::watch::Receiver<LeaderEvent>) -> bool {
+    let read = within("the events to settle", async {
+        events
+            .wait_for(|e| *e == LeaderEvent::NotLeader)
+            .await
+            .is_ok()
+    });
+    read.await || *events.borrow() == LeaderEvent::NotLeader
+}
+
+#[tokio::test]
+async fn a_latch_or_selector_closed_or_dropped_while_leading_publishes_not_leader() {
+    let hosts = standalone().connect_string();
+    let client = connect(hosts).await;
+    for (case, close) in [("latch-close", true), ("latch-drop", false)] {
+        let latch =
+            LeaderLatch::start(&client, &format!("/recipes/steps-down-{case}"), case).unwrap();
+        within("elected", latch.wait_for_leadership())
+            .await
+            .unwrap();
+        let events = latch.events();
+        if close {
+            latch.close().await.unwrap();
+            assert_eq!(*events.borrow(), LeaderEvent::NotLeader, "{case}");
+        } else {
+            drop(latch);
+        }
+        assert!(
+            reads_not_leader(events).await,
+            "{case}: Elected after it left"
+        );
+    }
+    for (case, close) in [("selector-close", true), ("selector-drop", false)] {
+        let selector = LeaderSelector::start(
+            &client,
+            &format!("/recipes/steps-down-{case}"),
+            case,
+            |_ctx| std::future::pending::<()>(),
+        )
+        .unwrap();
+        let mut events = selector.events();
+        within(
+            "elected",
+            events.wait_for(|e| matches!(e, LeaderEvent::Elected { .. })),
+        )
+        .await
+        .unwrap();
+        if close {
+            selector.close().await;
+            assert_eq!(*events.borrow(), LeaderEvent::NotLeader, "{case}");
+        } else {
+            drop(selector);
+        }
+        assert!(
+            reads_not_leader(events).await,
+            "{case}: Elected after it left"
+        );
+    }
+    client.close().await;
 }

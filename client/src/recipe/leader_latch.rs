@@ -7,6 +7,8 @@
 //! The leader's epoch (its node's creation zxid) increases with every new leader and can be
 //! used as a fencing token.
 
+use std::sync::Arc;
+
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -38,7 +40,7 @@ pub enum LeaderEvent {
 }
 
 /// One candidate in a leader election. Dropping it (or [`LeaderLatch::close`]) leaves the
-/// election and deletes its node.
+/// election and deletes its node; its [`events`](LeaderLatch::events) then read `NotLeader`.
 #[derive(Debug)]
 pub struct LeaderLatch {
     client: Client,
@@ -46,6 +48,32 @@ pub struct LeaderLatch {
     state: watch::Receiver<LeaderEvent>,
     node: watch::Receiver<Option<String>>,
     task: JoinHandle<()>,
+    /// Dropped after [`Drop::drop`] has stopped the task (so on close too): publishes
+    /// `NotLeader` for every [`events`](Self::events) receiver.
+    _step_down: StepDown,
+}
+
+/// Publishes [`LeaderEvent::NotLeader`] when dropped. A latch or selector holds one, and so
+/// does its background task: whichever goes last, a receiver of its events never reads
+/// `Elected` after the candidate is gone.
+#[derive(Debug, Clone)]
+pub(crate) struct StepDown(pub(crate) Arc<watch::Sender<LeaderEvent>>);
+
+impl StepDown {
+    /// Publishes `event` unless it is the current one.
+    pub(crate) fn set(&self, event: LeaderEvent) {
+        self.0.send_if_modified(|s| {
+            let changed = *s != event;
+            *s = event;
+            changed
+        });
+    }
+}
+
+impl Drop for StepDown {
+    fn drop(&mut self) {
+        self.set(LeaderEvent::NotLeader);
+    }
 }
 
 impl LeaderLatch {
@@ -64,13 +92,14 @@ impl LeaderLatch {
         validate_path(path)?;
         let path = path.trim_end_matches('/').to_owned();
         let (state_tx, state) = watch::channel(LeaderEvent::NotLeader);
+        let step_down = StepDown(Arc::new(state_tx));
         let (node_tx, node) = watch::channel(None);
         let candidate = Candidate {
             client: client.clone(),
             path: path.clone(),
             id: id.to_owned(),
             policy,
-            state: state_tx,
+            state: step_down.clone(),
             node: node_tx,
         };
         let task = tokio::spawn(candidate.run());
@@ -80,6 +109,7 @@ impl LeaderLatch {
             state,
             node,
             task,
+            _step_down: step_down,
         })
     }
 
@@ -175,7 +205,8 @@ struct Candidate {
     path: String,
     id: String,
     policy: ConnectionPolicy,
-    state: watch::Sender<LeaderEvent>,
+    /// The events; dropped with the task (aborted or ended), it publishes `NotLeader`.
+    state: StepDown,
     node: watch::Sender<Option<String>>,
 }
 
@@ -210,11 +241,7 @@ impl Candidate {
     }
 
     fn set(&self, event: LeaderEvent) {
-        self.state.send_if_modified(|s| {
-            let changed = *s != event;
-            *s = event;
-            changed
-        });
+        self.state.set(event);
     }
 
     async fn round(&self, mine: &mut Option<(String, i64, i64)>) -> Result<Round> {
