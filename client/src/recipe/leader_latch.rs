@@ -14,15 +14,16 @@ use tokio::task::JoinHandle;
 
 use super::participant::participants;
 pub use super::participant::Participant;
-use super::policy::{ConnectionPolicy, TrustWatch};
+use super::policy::{wait_read_write, ConnectionPolicy, TrustWatch};
 use super::protected::{
-    create_protected, delete_in_background, new_guid, retry_on_loss, sorted_contenders,
+    create_protected, delete_in_background, delete_recipe_node, new_guid, sorted_contenders,
     PROTECTED_PREFIX,
 };
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::path::validate_path;
 use crate::proto::EventType;
+use crate::state::State;
 
 /// The marker before the sequence in a candidate's node name.
 const MARKER: &str = "latch-";
@@ -176,7 +177,7 @@ impl LeaderLatch {
         self.task.abort();
         let node = self.node.borrow().clone();
         if let Some(node) = node {
-            match retry_on_loss(&self.client, || self.client.delete(&node, None)).await {
+            match delete_recipe_node(&self.client, &node).await {
                 Ok(())
                 | Err(Error::NoNode { .. })
                 | Err(Error::SessionExpired)
@@ -246,7 +247,8 @@ impl Candidate {
 
     async fn round(&self, mine: &mut Option<(String, i64, i64)>) -> Result<Round> {
         let client = &self.client;
-        if client.wait_connected().await.is_err() {
+        // Never through a read-only server: the quorum may be expiring the session.
+        if wait_read_write(client).await.is_err() {
             return Ok(Round::Done);
         }
         let session = client.session_id();
@@ -285,6 +287,10 @@ impl Candidate {
             let (exists, watcher) = client.exists_watch(&node).await?;
             if exists.is_none() {
                 *mine = None;
+                return Ok(Round::Again);
+            }
+            if client.state() != State::Connected || client.session_id() != session {
+                // Moved to a read-only server (or a new session) meanwhile: look again.
                 return Ok(Round::Again);
             }
             self.set(LeaderEvent::Elected { epoch: czxid });

@@ -14,9 +14,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use super::policy::ConnectionPolicy;
-use super::policy::TrustWatch;
+use super::policy::{wait_read_write, TrustWatch};
 use super::protected::{
-    at_most, create_protected, delete_in_background, new_guid, retry_on_loss,
+    at_most, create_protected, delete_in_background, delete_recipe_node, new_guid, retry_on_loss,
     sorted_contenders_any, until_held, PendingNode, PROTECTED_PREFIX,
 };
 use crate::client::Client;
@@ -205,6 +205,12 @@ impl Contention<'_> {
                 );
             };
             let Some(blocker) = (self.blocker)(&contenders, index) else {
+                if client.state() != State::Connected {
+                    // Never acquire through a read-only server (the quorum may be expiring
+                    // the session): wait for a read-write one and look again.
+                    wait_read_write(client).await?;
+                    continue;
+                }
                 pending.disarm();
                 return Ok(Some(LockGuard::new(
                     client,
@@ -314,7 +320,7 @@ impl LockGuard {
         let Some(node) = self.node.take() else {
             return Ok(());
         };
-        match retry_on_loss(&self.client, || self.client.delete(&node, None)).await {
+        match delete_recipe_node(&self.client, &node).await {
             Ok(())
             | Err(Error::NoNode { .. })
             | Err(Error::SessionExpired)

@@ -5,14 +5,20 @@
 //! else.
 
 use crate::client::Client;
+use crate::error::Result;
 use crate::state::State;
 use crate::SessionInfo;
 
 /// When a held lock (or leadership) stops being trusted.
+///
+/// Whatever the policy, a recipe only *acquires* (or is elected) while connected to a
+/// read-write server ([`State::Connected`]): a read-only server is cut off from the quorum,
+/// which may be expiring the session meanwhile (Curator does not elect on `READ_ONLY`
+/// either).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ConnectionPolicy {
-    /// As soon as the connection is suspended (Curator's standard policy): the session may
-    /// expire while the client cannot hear about it.
+    /// As soon as the connection is suspended, or lands on a read-only server (Curator's
+    /// standard policy): the session may expire while the client cannot hear about it.
     #[default]
     SuspendedIsLost,
     /// Only when the session is lost (Curator's session-connection policy).
@@ -23,9 +29,24 @@ impl ConnectionPolicy {
     /// Whether `state` means a held lock must be considered lost.
     pub fn is_lost(self, state: State) -> bool {
         match self {
-            ConnectionPolicy::SuspendedIsLost => !state.is_connected(),
+            // A read-only server is partitioned from the quorum: no better than suspended.
+            ConnectionPolicy::SuspendedIsLost => state != State::Connected,
             ConnectionPolicy::OnlySessionLoss => state.is_terminal(),
         }
+    }
+}
+
+/// Waits until the client is connected to a read-write server (a read-only one cannot vouch
+/// for the session: the quorum may be expiring it); fails once the client is finished.
+pub(crate) async fn wait_read_write(client: &Client) -> Result<()> {
+    loop {
+        client.wait_connected().await?;
+        if client.state() == State::Connected {
+            return Ok(());
+        }
+        client
+            .wait_for_state(|s| s != State::ConnectedReadOnly)
+            .await;
     }
 }
 
@@ -80,5 +101,22 @@ impl TrustWatch {
             () = snapshot => {}
             () = blip => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_only_is_trusted_only_under_only_session_loss() {
+        let strict = ConnectionPolicy::default();
+        assert!(!strict.is_lost(State::Connected));
+        assert!(strict.is_lost(State::ConnectedReadOnly));
+        assert!(strict.is_lost(State::Suspended));
+        let lenient = ConnectionPolicy::OnlySessionLoss;
+        assert!(!lenient.is_lost(State::ConnectedReadOnly));
+        assert!(!lenient.is_lost(State::Suspended));
+        assert!(lenient.is_lost(State::Lost));
     }
 }

@@ -196,11 +196,34 @@ pub(crate) fn sorted_contenders_any(children: Vec<String>, markers: &[&str]) -> 
     named.into_iter().map(|(_, c)| c).collect()
 }
 
+/// Deletes recipe node `path` through connection loss, unless it is an ephemeral node of
+/// another session than the client's current one: such a node (of an earlier session, the
+/// client having renewed an expired one) is left for ZooKeeper to remove when it expires
+/// that session, which may still be alive (a client-side `Lost` runs on the client's own
+/// timer), unless the client was built with
+/// [`delete_stale_recipe_nodes`](crate::Builder::delete_stale_recipe_nodes). A node that is
+/// gone already counts as deleted.
+pub(crate) async fn delete_recipe_node(client: &Client, path: &str) -> Result<()> {
+    let Some(stat) = retry_on_loss(client, || client.exists(path)).await? else {
+        return Ok(());
+    };
+    let owner = stat.ephemeral_owner;
+    if owner != 0 && owner != client.session_id() && !client.deletes_stale_recipe_nodes() {
+        tracing::debug!(%path, owner = format_args!("0x{owner:x}"), "node of an earlier session left to its expiry");
+        return Ok(());
+    }
+    match retry_on_loss(client, || client.delete(path, Some(stat.version))).await {
+        Ok(()) | Err(Error::NoNode { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Deletes `path` in the background, through connection loss, until it is gone or the
-/// session ends (then the server removes the ephemeral node itself).
+/// session ends (then the server removes the ephemeral node itself); a node of an earlier
+/// session is left to that session's expiry (see [`delete_recipe_node`]).
 pub(crate) fn delete_in_background(client: Client, path: String) {
     spawn_cleanup(async move {
-        match retry_on_loss(&client, || client.delete(&path, None)).await {
+        match delete_recipe_node(&client, &path).await {
             Ok(()) | Err(Error::NoNode { .. }) => tracing::debug!(%path, "recipe node deleted"),
             Err(e) => tracing::debug!(%path, error = %e, "recipe node left to the session's end"),
         }
