@@ -272,8 +272,9 @@ impl LockGuard {
         session_id: i64,
         policy: ConnectionPolicy,
     ) -> Self {
-        let (tx, lost) = watch::channel(false);
         let trust = TrustWatch::new(client, session_id, policy);
+        // Known at once, not only when the monitor first runs.
+        let (tx, lost) = watch::channel(trust.is_lost_now());
         let monitor = tokio::spawn(monitor(client.clone(), node.clone(), trust, tx));
         LockGuard {
             client: client.clone(),
@@ -369,4 +370,17 @@ async fn monitor(client: Client, node: String, mut trust: TrustWatch, lost: watc
     }
     tracing::debug!(%node, "lock no longer trusted");
     let _ = lost.send(true);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_guard_made_while_not_connected_reads_lost_at_once() {
+        let client = Client::builder("127.0.0.1:1").build().unwrap();
+        assert_eq!(client.state(), State::Connecting);
+        let guard = LockGuard::new(&client, "/l/x".into(), 1, 0, ConnectionPolicy::default());
+        assert!(guard.is_lost(), "before its monitor ever ran");
+    }
 }

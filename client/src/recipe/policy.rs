@@ -79,6 +79,12 @@ impl TrustWatch {
         }
     }
 
+    /// Whether what is held can no longer be trusted, from the latest session snapshot.
+    pub(crate) fn is_lost_now(&self) -> bool {
+        let info = self.info.borrow();
+        self.policy.is_lost(info.state) || info.session_id != self.session_id
+    }
+
     /// Resolves once what is held can no longer be trusted.
     pub(crate) async fn lost(&mut self) {
         let (policy, session_id) = (self.policy, self.session_id);
