@@ -1,13 +1,14 @@
 //! The leader latch against a real ZooKeeper 3.8: one leader among five, handover on close
-//! (also when the close is cancelled while offline), participants, and the 3-node ensemble
-//! losing the leader's server.
+//! (also when the close is cancelled while offline), participants, the 3-node ensemble losing
+//! the leader's server, and `NotLeader` published when a latch or selector that leads is closed
+//! or dropped.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{connect, standalone, within};
-use zkit::recipe::{LeaderEvent, LeaderLatch};
+use common::{connect, standalone, wait_state, within};
+use zkit::recipe::{LeaderEvent, LeaderLatch, LeaderSelector};
 use zkit::{Client, State};
 use zkit_tests::proxy::{Mode, Proxy};
 use zkit_tests::ZkServer;
@@ -169,4 +170,124 @@ async fn a_close_cancelled_while_offline_still_leaves_the_election() {
     assert_eq!(leaving.session_id(), session);
     rival.close().await.unwrap();
     leaving.close().await;
+}
+
+/// Whether an events receiver, once the candidate is gone, reads `NotLeader` (not `Elected`
+/// forever: the sender used to go away with the task, leaving the last value behind).
+async fn reads_not_leader(mut events: tokio::sync::watch::Receiver<LeaderEvent>) -> bool {
+    let read = within("the events to settle", async {
+        events
+            .wait_for(|e| *e == LeaderEvent::NotLeader)
+            .await
+            .is_ok()
+    });
+    read.await || *events.borrow() == LeaderEvent::NotLeader
+}
+
+#[tokio::test]
+async fn a_latch_or_selector_closed_or_dropped_while_leading_publishes_not_leader() {
+    let hosts = standalone().connect_string();
+    let client = connect(hosts).await;
+    for (case, close) in [("latch-close", true), ("latch-drop", false)] {
+        let latch =
+            LeaderLatch::start(&client, &format!("/recipes/steps-down-{case}"), case).unwrap();
+        within("elected", latch.wait_for_leadership())
+            .await
+            .unwrap();
+        let events = latch.events();
+        if close {
+            latch.close().await.unwrap();
+            assert_eq!(*events.borrow(), LeaderEvent::NotLeader, "{case}");
+        } else {
+            drop(latch);
+        }
+        assert!(
+            reads_not_leader(events).await,
+            "{case}: Elected after it left"
+        );
+    }
+    for (case, close) in [("selector-close", true), ("selector-drop", false)] {
+        let selector = LeaderSelector::start(
+            &client,
+            &format!("/recipes/steps-down-{case}"),
+            case,
+            |_ctx| std::future::pending::<()>(),
+        )
+        .unwrap();
+        let mut events = selector.events();
+        within(
+            "elected",
+            events.wait_for(|e| matches!(e, LeaderEvent::Elected { .. })),
+        )
+        .await
+        .unwrap();
+        if close {
+            selector.close().await;
+            assert_eq!(*events.borrow(), LeaderEvent::NotLeader, "{case}");
+        } else {
+            drop(selector);
+        }
+        assert!(
+            reads_not_leader(events).await,
+            "{case}: Elected after it left"
+        );
+    }
+    client.close().await;
+}
+
+/// Read-only mode with `allow_read_only(true)`: when two of three servers die, the latch that
+/// led through the survivor steps down; the survivor goes read-only, and neither that latch
+/// nor a new candidate on a read-only connection is elected there (the quorum may be expiring
+/// sessions meanwhile). ZooKeeper 3.8 refuses to reopen a global session in read-only mode,
+/// so here the read-only client has a fresh local session; the recipes wait for a read-write
+/// server whatever the server allows (`ConnectionPolicy`'s unit test covers the policy).
+#[tokio::test]
+async fn a_latch_is_not_elected_through_a_read_only_server() {
+    // A read-only server can only hand out local sessions.
+    let zk = ZkServer::ensemble_with_config(
+        3,
+        "localSessionsEnabled=true\nlocalSessionsUpgradingEnabled=true",
+    )
+    .expect("a real 3-node ZooKeeper ensemble must start for this test");
+    let survivor = zk.address(0).unwrap().to_string();
+    let connect_ro = |seed| {
+        Client::builder(&survivor)
+            .allow_read_only(true)
+            .session_timeout(Duration::from_secs(10))
+            .seed(seed)
+            .build()
+            .unwrap()
+    };
+    let first = connect_ro(41);
+    let latch = LeaderLatch::start(&first, "/recipes/election-ro", "first").unwrap();
+    within("elected", latch.wait_for_leadership())
+        .await
+        .unwrap();
+    let mut events = latch.events();
+    zk.kill(1).unwrap();
+    zk.kill(2).unwrap();
+    within(
+        "the latch steps down",
+        events.wait_for(|e| *e == LeaderEvent::NotLeader),
+    )
+    .await
+    .unwrap();
+    let second = connect_ro(42);
+    wait_state(&second, zkit::State::ConnectedReadOnly).await;
+    let candidate = LeaderLatch::start(&second, "/recipes/election-ro", "second").unwrap();
+    let mut candidate_events = candidate.events();
+    let elected = tokio::time::timeout(Duration::from_secs(3), async {
+        tokio::select! {
+            e = events.wait_for(|e| matches!(e, LeaderEvent::Elected { .. })) => e.map(|e| *e),
+            e = candidate_events.wait_for(|e| matches!(e, LeaderEvent::Elected { .. })) => {
+                e.map(|e| *e)
+            }
+        }
+    })
+    .await;
+    assert!(
+        elected.is_err(),
+        "elected through a read-only server: {elected:?}"
+    );
+    assert_eq!(second.state(), zkit::State::ConnectedReadOnly);
 }

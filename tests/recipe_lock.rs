@@ -248,3 +248,71 @@ async fn a_release_cancelled_while_offline_still_frees_the_lock() {
     rival_guard.release().await.unwrap();
     holder.close().await;
 }
+
+/// A holder whose client declared `Lost` on its own timer and renewed its session, while the
+/// old session is still alive on the server (here another handle keeps it alive), releases
+/// its lock: by default the node of the old session is left for ZooKeeper to remove with
+/// that session, so nobody acquires while it lives; with `delete_stale_recipe_nodes(true)`
+/// the release deletes it at once.
+#[tokio::test]
+async fn a_renewed_client_leaves_its_old_sessions_lock_node_unless_told_otherwise() {
+    for delete_stale in [false, true] {
+        let zk = standalone();
+        let path = format!("/locks/stale-{delete_stale}");
+        let proxy = Proxy::start(zk.address(0).unwrap()).await.unwrap();
+        let holder = Client::builder(&proxy.connect_string())
+            .session_timeout(Duration::from_secs(4))
+            .renew_expired_session(true)
+            .delete_stale_recipe_nodes(delete_stale)
+            .seed(61)
+            .connect()
+            .await
+            .unwrap();
+        let guard = Lock::new(&holder, &path).unwrap().acquire().await.unwrap();
+        let node = guard.node().to_owned();
+        let (old_session, password) = holder.session_credentials();
+        // The holder loses its server; another handle keeps the old session alive.
+        proxy.set_mode(Mode::Refuse);
+        proxy.cut();
+        let keeper = Client::builder(zk.connect_string())
+            .session_timeout(Duration::from_secs(4))
+            .resume_session(old_session, &password)
+            .connect()
+            .await
+            .unwrap();
+        assert_eq!(keeper.session_id(), old_session);
+        within(
+            "the holder's own timer",
+            holder.wait_for_state(|s| s == State::Lost),
+        )
+        .await;
+        proxy.set_mode(Mode::Forward);
+        within(
+            "a new session",
+            holder.wait_for_state(|s| s == State::Connected),
+        )
+        .await;
+        assert_ne!(holder.session_id(), old_session);
+        guard.release().await.unwrap();
+        let observer = connect(zk.connect_string()).await;
+        let left = observer.exists(&node).await.unwrap();
+        if delete_stale {
+            assert_eq!(left, None, "told to, the release deletes the old node");
+        } else {
+            assert_eq!(
+                left.map(|s| s.ephemeral_owner),
+                Some(old_session),
+                "the old session is alive: its node must stay"
+            );
+            // Someone waiting for the lock gets it once the old session ends.
+            let waiter = Lock::new(&observer, &path).unwrap();
+            assert!(waiter.try_acquire().await.unwrap().is_none());
+            keeper.close().await;
+            let next = within("the next holder", waiter.acquire()).await.unwrap();
+            next.release().await.unwrap();
+        }
+        keeper.close().await;
+        observer.close().await;
+        holder.close().await;
+    }
+}

@@ -92,6 +92,7 @@ struct Inner {
     connect_timeout: Duration,
     next_watch_id: AtomicU64,
     renews: bool,
+    delete_stale: bool,
 }
 
 impl Drop for Inner {
@@ -132,6 +133,7 @@ impl Client {
         let connector = config.connector.clone();
         let connect_timeout = config.connect_timeout.unwrap_or(config.session_timeout);
         let renews = config.renew_session;
+        let delete_stale = config.delete_stale;
         let handles = session::spawn(config);
         Client {
             inner: Arc::new(Inner {
@@ -148,6 +150,7 @@ impl Client {
                 connect_timeout,
                 next_watch_id: AtomicU64::new(1),
                 renews,
+                delete_stale,
             }),
         }
     }
@@ -228,6 +231,12 @@ impl Client {
     /// Whether an expired session is followed by a new one.
     pub fn renews_expired_session(&self) -> bool {
         self.inner.renews
+    }
+
+    /// Whether recipes delete their nodes of an earlier session from the current one (see
+    /// [`Builder::delete_stale_recipe_nodes`](crate::Builder::delete_stale_recipe_nodes)).
+    pub fn deletes_stale_recipe_nodes(&self) -> bool {
+        self.inner.delete_stale
     }
 
     /// Closes the session (ephemeral nodes go at once) and waits until it is over.

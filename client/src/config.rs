@@ -97,6 +97,7 @@ pub(crate) struct Config {
     pub(crate) max_in_flight: usize,
     pub(crate) backoff_max: Duration,
     pub(crate) renew_session: bool,
+    pub(crate) delete_stale: bool,
 }
 
 /// Configures and starts a [`Client`](crate::Client).
@@ -138,6 +139,7 @@ impl Builder {
                 request_queue: 4096,
                 max_in_flight: 100_000,
                 backoff_max: Duration::from_secs(1),
+                delete_stale: false,
                 renew_session: false,
             },
         }
@@ -235,6 +237,24 @@ impl Builder {
     /// Recipes re-create their nodes in the new session. Default false: `Lost` is final.
     pub fn renew_expired_session(mut self, yes: bool) -> Self {
         self.config.renew_session = yes;
+        self
+    }
+
+    /// Whether recipes (locks, latches, ...) may delete their nodes that belong to an
+    /// *earlier* session of this client, from the current one. Default false.
+    ///
+    /// A `Lost` the client declares on its own timer does not mean the server has expired
+    /// the session yet (a new leader, for one, restarts every session's clock): with
+    /// [`renew_expired_session`](Self::renew_expired_session), the old session's ephemeral
+    /// nodes may still exist while the new session runs. By default a recipe that releases
+    /// such a node leaves it for ZooKeeper to remove when it expires the old session: the
+    /// next holder waits up to about one session timeout longer, but never acquires while
+    /// the old session (and every other ephemeral node of it, such as a "this holder is
+    /// alive" marker) is still there. With `true` the node is deleted by path at once: a
+    /// faster hand-off, at the price of those lingering ephemerals overlapping the next
+    /// holder.
+    pub fn delete_stale_recipe_nodes(mut self, yes: bool) -> Self {
+        self.config.delete_stale = yes;
         self
     }
 

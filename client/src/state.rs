@@ -15,7 +15,12 @@ pub enum State {
     /// the client cannot hear about it).
     Suspended,
     /// The session expired (told by a server on reconnect, or the client's own timer passed the
-    /// negotiated timeout while suspended). Every ephemeral node of the session is gone.
+    /// negotiated timeout while suspended). Told by a server, every ephemeral node of the
+    /// session is gone. Declared on the client's own timer, the servers may not have expired
+    /// the session yet (a new leader restarts every session's clock, for one): its ephemeral
+    /// nodes can outlive this state by up to about a session timeout. Nothing of the session
+    /// can be trusted either way; recipes leave such nodes to ZooKeeper unless told otherwise
+    /// ([`Builder::delete_stale_recipe_nodes`](crate::Builder::delete_stale_recipe_nodes)).
     Lost,
     /// The server refused the session's credentials.
     AuthFailed,

@@ -4,14 +4,15 @@
 //! stream of the values the node takes (a [`DataWatch`] underneath).
 //!
 //! The node is created with the seed value on first use. A compare-and-set whose reply is lost
-//! is resolved by reading the node back: if its version has not moved the write did not apply
+//! is resolved by reading the node back, after a `sync` (the server reconnected to may be a
+//! follower that has not applied the write yet): if its version has not moved the write did not apply
 //! and is sent again; if the version moved by exactly one to a value that is not ours, ours did
 //! not apply either; only when the outcome truly cannot be told (the node moved further, or
 //! holds exactly our value one version on, which another writer could have written too) does
 //! the call fail with [`Error::ConnectionLoss`], so an increment is never silently doubled.
 
 use super::data_watch::DataWatch;
-use super::protected::retry_on_loss;
+use super::protected::{catch_up, retry_on_loss};
 use crate::client::{Client, CreateOptions};
 use crate::error::{Error, Result};
 use crate::path::validate_path;
@@ -116,6 +117,10 @@ impl Counter {
                 }
                 Err(Error::ConnectionLoss) => {
                     self.client.wait_connected().await?;
+                    // Read what the leader has, not what a lagging follower still shows:
+                    // there the old version would send the write again (and `add` would
+                    // increment twice).
+                    catch_up(&self.client, &self.path).await?;
                     let now = self.get().await?;
                     if now.version == expected_version {
                         // Not applied: send it again.

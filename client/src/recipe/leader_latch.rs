@@ -7,18 +7,22 @@
 //! The leader's epoch (its node's creation zxid) increases with every new leader and can be
 //! used as a fencing token.
 
+use std::sync::Arc;
+
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::lock::ConnectionPolicy;
+use super::participant::participants;
+pub use super::participant::Participant;
+use super::policy::{wait_read_write, ConnectionPolicy, TrustWatch};
 use super::protected::{
-    create_protected, new_guid, participants, sorted_contenders, OwnedNode, TrustWatch,
-    PROTECTED_PREFIX,
+    create_protected, new_guid, sorted_contenders, OwnedNode, PROTECTED_PREFIX,
 };
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::path::validate_path;
 use crate::proto::EventType;
+use crate::state::State;
 
 /// The marker before the sequence in a candidate's node name.
 const MARKER: &str = "latch-";
@@ -36,7 +40,7 @@ pub enum LeaderEvent {
 }
 
 /// One candidate in a leader election. Dropping it (or [`LeaderLatch::close`]) leaves the
-/// election and deletes its node.
+/// election and deletes its node; its [`events`](LeaderLatch::events) then read `NotLeader`.
 #[derive(Debug)]
 pub struct LeaderLatch {
     client: Client,
@@ -47,17 +51,32 @@ pub struct LeaderLatch {
     /// The node being deleted by [`close`](Self::close): owned until the delete is
     /// confirmed, so a close cancelled half-way still deletes it when the latch drops.
     closing: Option<OwnedNode>,
+    /// Dropped after [`Drop::drop`] has stopped the task (so on close too): publishes
+    /// `NotLeader` for every [`events`](Self::events) receiver.
+    _step_down: StepDown,
 }
 
-/// A candidate as listed by [`LeaderLatch::participants`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Participant {
-    /// The id the candidate registered with.
-    pub id: String,
-    /// Its node's name.
-    pub node: String,
-    /// Whether it currently leads.
-    pub is_leader: bool,
+/// Publishes [`LeaderEvent::NotLeader`] when dropped. A latch or selector holds one, and so
+/// does its background task: whichever goes last, a receiver of its events never reads
+/// `Elected` after the candidate is gone.
+#[derive(Debug, Clone)]
+pub(crate) struct StepDown(pub(crate) Arc<watch::Sender<LeaderEvent>>);
+
+impl StepDown {
+    /// Publishes `event` unless it is the current one.
+    pub(crate) fn set(&self, event: LeaderEvent) {
+        self.0.send_if_modified(|s| {
+            let changed = *s != event;
+            *s = event;
+            changed
+        });
+    }
+}
+
+impl Drop for StepDown {
+    fn drop(&mut self) {
+        self.set(LeaderEvent::NotLeader);
+    }
 }
 
 impl LeaderLatch {
@@ -76,13 +95,14 @@ impl LeaderLatch {
         validate_path(path)?;
         let path = path.trim_end_matches('/').to_owned();
         let (state_tx, state) = watch::channel(LeaderEvent::NotLeader);
+        let step_down = StepDown(Arc::new(state_tx));
         let (node_tx, node) = watch::channel(None);
         let candidate = Candidate {
             client: client.clone(),
             path: path.clone(),
             id: id.to_owned(),
             policy,
-            state: state_tx,
+            state: step_down.clone(),
             node: node_tx,
         };
         let task = tokio::spawn(candidate.run());
@@ -93,6 +113,7 @@ impl LeaderLatch {
             node,
             task,
             closing: None,
+            _step_down: step_down,
         })
     }
 
@@ -190,7 +211,8 @@ struct Candidate {
     path: String,
     id: String,
     policy: ConnectionPolicy,
-    state: watch::Sender<LeaderEvent>,
+    /// The events; dropped with the task (aborted or ended), it publishes `NotLeader`.
+    state: StepDown,
     node: watch::Sender<Option<String>>,
 }
 
@@ -225,16 +247,13 @@ impl Candidate {
     }
 
     fn set(&self, event: LeaderEvent) {
-        self.state.send_if_modified(|s| {
-            let changed = *s != event;
-            *s = event;
-            changed
-        });
+        self.state.set(event);
     }
 
     async fn round(&self, mine: &mut Option<(String, i64, i64)>) -> Result<Round> {
         let client = &self.client;
-        if client.wait_connected().await.is_err() {
+        // Never through a read-only server: the quorum may be expiring the session.
+        if wait_read_write(client).await.is_err() {
             return Ok(Round::Done);
         }
         let session = client.session_id();
@@ -273,6 +292,10 @@ impl Candidate {
             let (exists, watcher) = client.exists_watch(&node).await?;
             if exists.is_none() {
                 *mine = None;
+                return Ok(Round::Again);
+            }
+            if client.state() != State::Connected || client.session_id() != session {
+                // Moved to a read-only server (or a new session) meanwhile: look again.
                 return Ok(Round::Again);
             }
             self.set(LeaderEvent::Elected { epoch: czxid });

@@ -35,9 +35,10 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
+use super::leader_latch::StepDown;
 pub use super::leader_latch::{LeaderEvent, Participant};
 use super::lock::{ConnectionPolicy, Lock};
-use super::protected::participants;
+use super::participant::participants;
 use crate::client::Client;
 use crate::error::Result;
 
@@ -119,6 +120,7 @@ impl SelectorBuilder {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let (state_tx, state) = watch::channel(LeaderEvent::NotLeader);
+        let step_down = StepDown(Arc::new(state_tx));
         let queued = Arc::new(watch::Sender::new(true));
         let (stop, stop_rx) = watch::channel(false);
         let interrupt = Arc::new(Notify::new());
@@ -131,7 +133,7 @@ impl SelectorBuilder {
                 .data(self.id.as_bytes()),
             id: self.id.clone(),
             auto_requeue: self.auto_requeue,
-            state: state_tx,
+            state: step_down.clone(),
             queued: queued.clone(),
             stop: stop_rx,
             interrupt: interrupt.clone(),
@@ -146,6 +148,7 @@ impl SelectorBuilder {
             stop,
             interrupt,
             task: Some(task),
+            _step_down: step_down,
         }
     }
 }
@@ -162,6 +165,9 @@ pub struct LeaderSelector {
     stop: watch::Sender<bool>,
     interrupt: Arc<Notify>,
     task: Option<JoinHandle<()>>,
+    /// Dropped after [`Drop::drop`] has stopped the task (so on close too): publishes
+    /// `NotLeader` for every [`events`](Self::events) receiver.
+    _step_down: StepDown,
 }
 
 impl LeaderSelector {
@@ -269,7 +275,8 @@ struct Runner {
     lock: Lock,
     id: String,
     auto_requeue: bool,
-    state: watch::Sender<LeaderEvent>,
+    /// The events; dropped with the task (aborted or ended), it publishes `NotLeader`.
+    state: StepDown,
     queued: Arc<watch::Sender<bool>>,
     stop: watch::Receiver<bool>,
     interrupt: Arc<Notify>,
@@ -326,7 +333,7 @@ impl Runner {
                 token: guard.fencing_token(),
                 term,
             };
-            self.state.send_replace(LeaderEvent::Elected {
+            self.state.set(LeaderEvent::Elected {
                 epoch: ctx.fencing_token(),
             });
             tracing::info!(id = %self.id, term, token = ctx.fencing_token(), "leading");
@@ -344,7 +351,7 @@ impl Runner {
             if !self.auto_requeue {
                 self.queued.send_replace(false);
             }
-            self.state.send_replace(LeaderEvent::NotLeader);
+            self.state.set(LeaderEvent::NotLeader);
             tracing::info!(id = %self.id, term, ?end, "leadership ended");
             if let Err(e) = guard.release().await {
                 tracing::debug!(id = %self.id, error = %e, "lock node left to the session");
@@ -353,7 +360,7 @@ impl Runner {
                 break;
             }
         }
-        self.state.send_replace(LeaderEvent::NotLeader);
+        self.state.set(LeaderEvent::NotLeader);
     }
 }
 

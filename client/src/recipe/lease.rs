@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use super::protected::retry_on_loss;
+use super::protected::{catch_up, retry_on_loss};
 use crate::client::{Client, CreateOptions};
 use crate::error::{Error, Result};
 use crate::op::Op;
@@ -120,8 +120,10 @@ impl NonBlockingLease {
                 Ok(outcome(false, current))
             }
             Err(Error::ConnectionLoss) => {
-                // The write may have applied: it did if the node holds exactly our record.
+                // The write may have applied: it did if the node holds exactly our record, as
+                // the leader has it (a lagging follower may not show the write yet).
                 client.wait_connected().await?;
+                catch_up(client, &node).await?;
                 let current = Self::holder_of(client, &node).await?;
                 Ok(outcome(current.as_ref() == Some(&ours), current))
             }

@@ -13,35 +13,16 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use super::policy::ConnectionPolicy;
+use super::policy::{wait_read_write, TrustWatch};
 use super::protected::{
     at_most, create_protected, new_guid, retry_on_loss, sorted_contenders_any, until_held,
-    OwnedNode, PendingNode, TrustWatch, PROTECTED_PREFIX,
+    OwnedNode, PendingNode, PROTECTED_PREFIX,
 };
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::path::validate_path;
 use crate::state::State;
-
-/// When a held lock (or leadership) stops being trusted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ConnectionPolicy {
-    /// As soon as the connection is suspended (Curator's standard policy): the session may
-    /// expire while the client cannot hear about it.
-    #[default]
-    SuspendedIsLost,
-    /// Only when the session is lost (Curator's session-connection policy).
-    OnlySessionLoss,
-}
-
-impl ConnectionPolicy {
-    /// Whether `state` means a held lock must be considered lost.
-    pub fn is_lost(self, state: State) -> bool {
-        match self {
-            ConnectionPolicy::SuspendedIsLost => !state.is_connected(),
-            ConnectionPolicy::OnlySessionLoss => state.is_terminal(),
-        }
-    }
-}
 
 /// How lock nodes are named, so zkit can contend with other clients on one path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -224,6 +205,12 @@ impl Contention<'_> {
                 );
             };
             let Some(blocker) = (self.blocker)(&contenders, index) else {
+                if client.state() != State::Connected {
+                    // Never acquire through a read-only server (the quorum may be expiring
+                    // the session): wait for a read-write one and look again.
+                    wait_read_write(client).await?;
+                    continue;
+                }
                 pending.disarm();
                 return Ok(Some(LockGuard::new(
                     client,
@@ -286,8 +273,9 @@ impl LockGuard {
         session_id: i64,
         policy: ConnectionPolicy,
     ) -> Self {
-        let (tx, lost) = watch::channel(false);
         let trust = TrustWatch::new(client, session_id, policy);
+        // Known at once, not only when the monitor first runs.
+        let (tx, lost) = watch::channel(trust.is_lost_now());
         let monitor = tokio::spawn(monitor(client.clone(), node.clone(), trust, tx));
         LockGuard {
             node: OwnedNode::new(client, node),
@@ -372,4 +360,17 @@ async fn monitor(client: Client, node: String, mut trust: TrustWatch, lost: watc
     }
     tracing::debug!(%node, "lock no longer trusted");
     let _ = lost.send(true);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_guard_made_while_not_connected_reads_lost_at_once() {
+        let client = Client::builder("127.0.0.1:1").build().unwrap();
+        assert_eq!(client.state(), State::Connecting);
+        let guard = LockGuard::new(&client, "/l/x".into(), 1, 0, ConnectionPolicy::default());
+        assert!(guard.is_lost(), "before its monitor ever ran");
+    }
 }

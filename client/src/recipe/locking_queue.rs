@@ -11,7 +11,8 @@
 use std::time::Duration;
 
 use super::protected::{
-    at_most, create_ephemeral_once, delete_owned_in_background, new_guid, retry_on_loss, OwnedNode,
+    at_most, catch_up, create_ephemeral_once, delete_owned_in_background, new_guid, retry_on_loss,
+    OwnedNode,
 };
 use super::queue::{ensure_dir, put_entry, sorted_entries, DEFAULT_PRIORITY};
 use crate::client::Client;
@@ -225,8 +226,13 @@ impl LockedEntry {
                     if self.client.wait_connected().await.is_err() {
                         break Ok(false);
                     }
-                    // Only this transaction deletes our lock: gone means it applied.
-                    match retry_on_loss(&self.client, || self.client.exists(&lock)).await {
+                    // Only this transaction deletes our lock: gone means it applied (read
+                    // after a sync: a lagging follower may still show it).
+                    let read = match catch_up(&self.client, &lock).await {
+                        Ok(()) => retry_on_loss(&self.client, || self.client.exists(&lock)).await,
+                        Err(e) => Err(e),
+                    };
+                    match read {
                         Ok(None) => break Ok(true),
                         Ok(Some(s)) if s.ephemeral_owner == self.session_id => continue,
                         Ok(Some(_)) => break Ok(false),

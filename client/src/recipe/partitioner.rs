@@ -20,7 +20,8 @@ use tokio::task::JoinHandle;
 
 use super::children_watch::ChildrenWatch;
 use super::lock::{Lock, LockGuard};
-use super::protected::{create_ephemeral_once, new_guid, session_until, OwnedNode, PendingNode};
+use super::policy::session_until;
+use super::protected::{create_ephemeral_once, new_guid, OwnedNode, PendingNode};
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::path::validate_path;

@@ -5,7 +5,6 @@
 
 use std::future::Future;
 
-use super::leader_latch::Participant;
 use crate::client::{Client, CreateOptions};
 use crate::error::{Error, Result};
 use crate::proto::{CreateMode, Stat};
@@ -137,10 +136,12 @@ pub(crate) async fn create_ephemeral_once(
 }
 
 /// Brings the server this client is connected to up to date with the leader before a
-/// lookup of what a lost reply may have created: after a reconnect it can be a follower that
-/// has not applied the create yet (reads are only sequentially consistent), and missing the
-/// node there would create a second one that queues behind the first forever.
-async fn catch_up(client: &Client, path: &str) -> Result<()> {
+/// lookup of what a lost reply may have done: after a reconnect it can be a follower that
+/// has not applied the write yet (reads are only sequentially consistent). Missing a create
+/// there would create a second node that queues behind the first forever; missing a set, a
+/// delete or a transaction would make the recipe do it again or report it as not done. Every
+/// read-back after a lost reply goes through here.
+pub(crate) async fn catch_up(client: &Client, path: &str) -> Result<()> {
     match retry_on_loss(client, || client.sync(path)).await {
         Ok(()) | Err(Error::NoNode { .. }) => Ok(()),
         Err(e) => Err(e),
@@ -195,39 +196,34 @@ pub(crate) fn sorted_contenders_any(children: Vec<String>, markers: &[&str]) -> 
     named.into_iter().map(|(_, c)| c).collect()
 }
 
-/// The contenders under `dir` named with `marker`, first (the leader) first, each with the id
-/// stored as its data; nodes that vanish while being read are left out.
-pub(crate) async fn participants(
-    client: &Client,
-    dir: &str,
-    marker: &str,
-) -> Result<Vec<Participant>> {
-    let children = match retry_on_loss(client, || client.get_children(dir)).await {
-        Ok(c) => c,
-        Err(Error::NoNode { .. }) => return Ok(Vec::new()),
-        Err(e) => return Err(e),
+/// Deletes recipe node `path` through connection loss, unless it is an ephemeral node of
+/// another session than the client's current one: such a node (of an earlier session, the
+/// client having renewed an expired one) is left for ZooKeeper to remove when it expires
+/// that session, which may still be alive (a client-side `Lost` runs on the client's own
+/// timer), unless the client was built with
+/// [`delete_stale_recipe_nodes`](crate::Builder::delete_stale_recipe_nodes). A node that is
+/// gone already counts as deleted.
+pub(crate) async fn delete_recipe_node(client: &Client, path: &str) -> Result<()> {
+    let Some(stat) = retry_on_loss(client, || client.exists(path)).await? else {
+        return Ok(());
     };
-    let mut out = Vec::new();
-    for node in sorted_contenders(children, marker) {
-        let full = format!("{dir}/{node}");
-        match retry_on_loss(client, || client.get_data(&full)).await {
-            Ok((data, _)) => out.push(Participant {
-                id: String::from_utf8_lossy(&data).into_owned(),
-                is_leader: out.is_empty(),
-                node,
-            }),
-            Err(Error::NoNode { .. }) => {}
-            Err(e) => return Err(e),
-        }
+    let owner = stat.ephemeral_owner;
+    if owner != 0 && owner != client.session_id() && !client.deletes_stale_recipe_nodes() {
+        tracing::debug!(%path, owner = format_args!("0x{owner:x}"), "node of an earlier session left to its expiry");
+        return Ok(());
     }
-    Ok(out)
+    match retry_on_loss(client, || client.delete(path, Some(stat.version))).await {
+        Ok(()) | Err(Error::NoNode { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Deletes `path` in the background, through connection loss, until it is gone or the
-/// session ends (then the server removes the ephemeral node itself).
+/// session ends (then the server removes the ephemeral node itself); a node of an earlier
+/// session is left to that session's expiry (see [`delete_recipe_node`]).
 pub(crate) fn delete_in_background(client: Client, path: String) {
     spawn_cleanup(async move {
-        match retry_on_loss(&client, || client.delete(&path, None)).await {
+        match delete_recipe_node(&client, &path).await {
             Ok(()) | Err(Error::NoNode { .. }) => tracing::debug!(%path, "recipe node deleted"),
             Err(e) => tracing::debug!(%path, error = %e, "recipe node left to the session's end"),
         }
@@ -285,14 +281,21 @@ impl OwnedNode {
         let Some(path) = self.path.clone() else {
             return Ok(());
         };
-        let version = self.owner.map(|(_, v)| v);
-        match retry_on_loss(&self.client, || self.client.delete(&path, version)).await {
+        let result = match self.owner {
+            // A name only we create: left alone if it is an earlier session's (see
+            // `delete_recipe_node`).
+            None => delete_recipe_node(&self.client, &path).await,
+            Some((_, version)) => {
+                retry_on_loss(&self.client, || self.client.delete(&path, Some(version))).await
+            }
+        };
+        match result {
             Ok(())
             | Err(Error::NoNode { .. })
             | Err(Error::SessionExpired)
             | Err(Error::Closed) => {}
             // Not our node at that path any more (ours went with its session).
-            Err(Error::BadVersion { .. }) if version.is_some() => {}
+            Err(Error::BadVersion { .. }) if self.owner.is_some() => {}
             Err(e) => return Err(e),
         }
         self.path = None;
@@ -396,65 +399,6 @@ impl Drop for PendingNode {
                     }
                 }
             });
-        }
-    }
-}
-
-/// Waits until the session snapshot satisfies `pred` (or the client is gone).
-pub(crate) async fn session_until(
-    mut info: tokio::sync::watch::Receiver<crate::SessionInfo>,
-    pred: impl Fn(&crate::SessionInfo) -> bool,
-) {
-    let _ = info.wait_for(|i| pred(i)).await.map(|_| ());
-}
-
-/// Tells when a lock or leadership held in one session stops being trustworthy under a
-/// [`ConnectionPolicy`](super::lock::ConnectionPolicy): from the latest session snapshot *and*
-/// from every state transition since it was made, so a brief Suspended-then-Connected blip is
-/// not missed.
-pub(crate) struct TrustWatch {
-    transitions: tokio::sync::broadcast::Receiver<crate::State>,
-    info: tokio::sync::watch::Receiver<crate::SessionInfo>,
-    session_id: i64,
-    policy: super::lock::ConnectionPolicy,
-}
-
-impl TrustWatch {
-    /// Starts watching now, for what is held in `session_id`.
-    pub(crate) fn new(
-        client: &Client,
-        session_id: i64,
-        policy: super::lock::ConnectionPolicy,
-    ) -> Self {
-        TrustWatch {
-            transitions: client.state_changes(),
-            info: client.session_info(),
-            session_id,
-            policy,
-        }
-    }
-
-    /// Resolves once what is held can no longer be trusted.
-    pub(crate) async fn lost(&mut self) {
-        let (policy, session_id) = (self.policy, self.session_id);
-        let snapshot = session_until(self.info.clone(), move |i| {
-            policy.is_lost(i.state) || i.session_id != session_id
-        });
-        let transitions = &mut self.transitions;
-        let blip = async {
-            loop {
-                match transitions.recv().await {
-                    Ok(state) if policy.is_lost(state) => return,
-                    Ok(_) => {}
-                    // Lagged: transitions were missed, assume the worst. Closed: client gone.
-                    Err(_) => return,
-                }
-            }
-        };
-        tokio::select! {
-            biased;
-            () = snapshot => {}
-            () = blip => {}
         }
     }
 }

@@ -5,13 +5,14 @@
 //! next one.
 //!
 //! Delivery is at least once when a reply is lost: a delete whose reply was lost and whose
-//! node is gone afterwards counts as taken by this consumer (it may have been another's).
+//! node is gone afterwards (read after a `sync`, so a lagging follower cannot hide the
+//! delete) counts as taken by this consumer (it may have been another's).
 //! Use [`LockingQueue`](super::LockingQueue) when an entry must be processed before it leaves
 //! the queue.
 
 use std::time::Duration;
 
-use super::protected::{at_most, retry_on_loss};
+use super::protected::{at_most, catch_up, retry_on_loss};
 use crate::client::{Client, CreateOptions};
 use crate::error::{Error, Result};
 use crate::path::validate_path;
@@ -178,6 +179,9 @@ impl Queue {
                     Err(Error::NoNode { .. }) => break,
                     Err(Error::ConnectionLoss) => {
                         self.client.wait_connected().await?;
+                        // A lagging follower may still show the entry we deleted: deleting
+                        // it again would fail and hand the entry to nobody.
+                        catch_up(&self.client, &node).await?;
                         match retry_on_loss(&self.client, || self.client.exists(&node)).await? {
                             Some(_) => continue,
                             None => {
