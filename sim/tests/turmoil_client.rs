@@ -222,3 +222,136 @@ fn same_seed_same_event_log() {
     let b = run(17);
     assert_eq!(a, b);
 }
+
+/// The session timeout of the client cut off in [`one_way_partition_run`].
+const CUT_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// A client (`cut`) with a persistent watch on `/ticker` and an ephemeral node, while a second
+/// client (`writer`) changes `/ticker` every 100 ms and watches the ephemeral node. Once `cut`
+/// is ready, its messages to the server are dropped (a one-way partition): the server keeps
+/// sending it notifications but hears nothing from it, and expires its session.
+fn one_way_partition_run(seed: u64) -> Vec<String> {
+    let log: Log = Rc::new(RefCell::new(Vec::new()));
+    let mut sim = turmoil::Builder::new()
+        .epoch(UNIX_EPOCH + Duration::from_secs(1_704_067_200))
+        .rng_seed(seed)
+        .simulation_duration(Duration::from_secs(60))
+        .build();
+    sim.host("zk", move || async move {
+        let listener = turmoil::net::TcpListener::bind("0.0.0.0:2181").await?;
+        let config = ServerConfig {
+            seed,
+            tick_time: Duration::from_millis(500),
+            ..ServerConfig::default()
+        };
+        Server::start(config, listener).wait().await;
+        Ok(())
+    });
+
+    // Set once the partition is in place (turmoil runs every host on this thread).
+    let is_cut = Rc::new(std::cell::Cell::new(false));
+    let l = log.clone();
+    let c = is_cut.clone();
+    sim.client("cut", async move {
+        let zk = client(seed ^ 1, CUT_TIMEOUT).await?;
+        assert_eq!(zk.session_timeout(), CUT_TIMEOUT);
+        let mut states = zk.state_changes();
+        let sl = l.clone();
+        tokio::task::spawn_local(async move {
+            while let Ok(s) = states.recv().await {
+                note(&sl, "cut", format!("state {s:?}"));
+            }
+        });
+        let mut ticks = zk
+            .add_watch("/ticker", zkit::AddWatchMode::Persistent)
+            .await?;
+        zk.create("/cut", b"", CreateMode::Ephemeral).await?;
+        note(&l, "cut", "ready".to_owned());
+        while let Some(ev) = ticks.recv().await {
+            if ev.event_type == EventType::NodeDataChanged
+                && c.get()
+                && !has(&l, "cut: heard a tick after the cut")
+            {
+                note(&l, "cut", "heard a tick after the cut".to_owned());
+            }
+        }
+        zk.wait_for_state(|s| s == State::Lost).await;
+        Ok(())
+    });
+
+    let l = log.clone();
+    sim.client("writer", async move {
+        let zk = client(seed ^ 2, Duration::from_secs(10)).await?;
+        zk.create("/ticker", b"0", CreateMode::Persistent).await?;
+        let (cut, watcher) = zk.exists_watch("/cut").await?;
+        if cut.is_none() {
+            assert_eq!(watcher.await.event_type, EventType::NodeCreated);
+        }
+        let (cut, gone) = zk.exists_watch("/cut").await?;
+        assert!(cut.is_some());
+        let gl = l.clone();
+        tokio::task::spawn_local(async move {
+            let ev = gone.await;
+            assert_eq!(ev.event_type, EventType::NodeDeleted);
+            note(&gl, "writer", "saw /cut deleted".to_owned());
+        });
+        let mut n = 0u64;
+        loop {
+            n += 1;
+            zk.set_data("/ticker", n.to_string().as_bytes(), None)
+                .await?;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+
+    step_until(&mut sim, &log, |l| has(l, "cut: ready"));
+    sim.partition_oneway("cut", "zk");
+    is_cut.set(true);
+    note_outside(&log, &sim, "partition cut -> zk");
+    step_until(&mut sim, &log, |l| {
+        has(l, "cut: state Lost") && has(l, "writer: saw /cut deleted")
+    });
+    let out = log.borrow().clone();
+    out
+}
+
+/// The time (ms) of the first log line containing `needle`.
+fn time_of(log: &[String], needle: &str) -> u128 {
+    let line = &log[position(log, needle)];
+    line.split_whitespace()
+        .next()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no time in {line:?}"))
+}
+
+/// Notifications prove nothing about the server hearing the client: with its messages to the
+/// server dropped, a client that keeps receiving watch notifications must still suspend within
+/// its read timeout (2/3 of the session timeout) of the cut, and declare its session lost no
+/// later than the server expires it, here observed as the moment another client sees the
+/// session's ephemeral node deleted (the bound: 0 ms; the client's clock runs from the send
+/// time of the newest request or ping the server answered, which the server received no
+/// earlier).
+#[test]
+fn notifications_do_not_keep_a_one_way_partitioned_client_alive() {
+    for seed in [5, 6, 7] {
+        let log = one_way_partition_run(seed);
+        let cut = time_of(&log, "sim: partition cut -> zk");
+        // The server kept talking to the client after the cut: this is the case under test.
+        assert!(
+            time_of(&log, "cut: heard a tick after the cut") > cut,
+            "{log:#?}"
+        );
+        let suspended = time_of(&log, "cut: state Suspended");
+        let lost = time_of(&log, "cut: state Lost");
+        let deleted = time_of(&log, "writer: saw /cut deleted");
+        let read_timeout = (CUT_TIMEOUT * 2 / 3).as_millis();
+        assert!(
+            suspended <= cut + read_timeout,
+            "seed {seed}: suspended at {suspended} ms, cut at {cut} ms, read timeout {read_timeout} ms: {log:#?}"
+        );
+        assert!(
+            lost <= deleted,
+            "seed {seed}: lost at {lost} ms, after the server expired the session ({deleted} ms): {log:#?}"
+        );
+    }
+}

@@ -4,6 +4,7 @@
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
 
 use crate::connector::{BoxStream, Connector};
 use crate::error::{Error, Result};
@@ -17,6 +18,8 @@ pub(crate) struct Handshaken {
     pub(crate) response: ConnectResponse,
     /// Bytes read past the handshake reply.
     pub(crate) rest: BytesMut,
+    /// When the `ConnectRequest` was sent: the server touched the session no earlier.
+    pub(crate) sent: Instant,
 }
 
 /// Connects to `host` and exchanges the handshake.
@@ -33,6 +36,7 @@ pub(crate) async fn handshake(
     })?;
     let mut out = Vec::with_capacity(64);
     encode_frame(&mut out, |o| request.encode(o));
+    let sent = Instant::now();
     stream.write_all(&out).await.map_err(io)?;
     let mut buf = BytesMut::with_capacity(512);
     loop {
@@ -45,6 +49,7 @@ pub(crate) async fn handshake(
                 stream,
                 response,
                 rest: buf,
+                sent,
             });
         }
         if stream.read_buf(&mut buf).await.map_err(io)? == 0 {

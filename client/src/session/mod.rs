@@ -173,7 +173,7 @@ pub(crate) fn spawn(config: Config) -> Handles {
         password,
         negotiated: Duration::ZERO,
         last_zxid: 0,
-        last_heard: Instant::now(),
+        acked: Instant::now(),
         auth,
         new_auth: Vec::new(),
         xid: 0,
@@ -204,8 +204,11 @@ struct Session {
     password: Vec<u8>,
     negotiated: Duration,
     last_zxid: i64,
-    /// When a server was last heard from (the client's expiry timer starts here).
-    last_heard: Instant,
+    /// When the newest request or ping that a server answered was sent (or the handshake
+    /// that opened the connection): the server heard from the session no earlier, so its
+    /// expiry timer runs at least from here. Notifications, and replies to older requests,
+    /// prove nothing newer. The client's read timeout and its expiry timer start here.
+    acked: Instant,
     /// Credentials replayed on every connect.
     auth: Vec<AuthPacket>,
     /// Credentials added while disconnected: their callers wait for the next connect.
@@ -282,8 +285,7 @@ impl Session {
 
     /// When the client's own timer declares a suspended session lost.
     fn expiry_deadline(&self) -> Option<Instant> {
-        (self.session_id != 0 && !self.negotiated.is_zero())
-            .then(|| self.last_heard + self.negotiated)
+        (self.session_id != 0 && !self.negotiated.is_zero()).then(|| self.acked + self.negotiated)
     }
 
     /// Handles a control message while no server is connected; `Some` ends the session.
@@ -344,7 +346,7 @@ impl Session {
                     self.session_id = resp.session_id;
                     self.password.clone_from(&resp.passwd);
                     self.negotiated = Duration::from_millis(resp.timeout as u64);
-                    self.last_heard = Instant::now();
+                    self.acked = hs.sent;
                     tracing::debug!(host, timeout = resp.timeout, "handshake done");
                     return Ok(hs);
                 }
