@@ -1094,4 +1094,27 @@ mod tests {
             client.close().await;
         }
     }
+
+    /// The draws protected node names are made of: random for clients without a seed (two
+    /// such clients with identical options differ), one stream for one seed (a simulation
+    /// replays).
+    #[tokio::test]
+    async fn guid_draws_are_random_without_a_seed_and_replay_with_one() {
+        let draws = |client: &Client| [client.random_u64(), client.random_u64()];
+        let a = Client::builder("127.0.0.1:1").build().expect("client");
+        let b = Client::builder("127.0.0.1:1").build().expect("client");
+        assert_ne!(draws(&a), draws(&b));
+        let c = Client::builder("127.0.0.1:1")
+            .seed(9)
+            .build()
+            .expect("client");
+        let d = Client::builder("127.0.0.1:1")
+            .seed(9)
+            .build()
+            .expect("client");
+        assert_eq!(draws(&c), draws(&d));
+        for client in [a, b, c, d] {
+            client.close().await;
+        }
+    }
 }
