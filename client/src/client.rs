@@ -230,7 +230,11 @@ impl Client {
         self.inner.renews
     }
 
-    /// Closes the session (ephemeral nodes go at once) and waits until it is over.
+    /// Closes the session and waits until it is over. Connected, the client sends
+    /// closeSession and waits for the server's answer: the session's ephemeral nodes are gone
+    /// when this returns. Not connected (suspended, or still looking for a server), the client
+    /// stops without reaching a server: the session and its ephemeral nodes stay until the
+    /// servers expire it, one session timeout after they last heard from the client.
     pub async fn close(&self) {
         let (tx, rx) = oneshot::channel();
         if self

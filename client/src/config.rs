@@ -239,6 +239,13 @@ impl Builder {
     /// [`Error::SessionExpired`], every watcher gets its session-end event, and
     /// [`Client::session_id`](crate::Client::session_id) changes once connected again.
     /// Recipes re-create their nodes in the new session. Default false: `Lost` is final.
+    ///
+    /// When the client's own timer declared the session lost (no server answered within the
+    /// session timeout), the servers may still keep it. A renewing client then closes the old
+    /// session through the first server it reaches before it opens the new one, so the old
+    /// session's ephemeral nodes go at that moment rather than whenever the servers expire it.
+    /// A client that does not renew contacts no server after `Lost`: its old session ends
+    /// when the servers expire it.
     pub fn renew_expired_session(mut self, yes: bool) -> Self {
         self.config.renew_session = yes;
         self

@@ -355,3 +355,108 @@ fn notifications_do_not_keep_a_one_way_partitioned_client_alive() {
         );
     }
 }
+
+/// A renewing client (`cut`) whose server's messages to it are dropped (a one-way partition
+/// the other way): its pings still reach the server, which keeps the session, while the
+/// client hears nothing and its own timer declares the session lost. The partition is
+/// repaired at that moment; the client renews, and reports whether its old session's
+/// ephemeral node is still there once it is connected in the new session.
+fn stale_session_run(seed: u64) -> Vec<String> {
+    let log: Log = Rc::new(RefCell::new(Vec::new()));
+    let mut sim = turmoil::Builder::new()
+        .epoch(UNIX_EPOCH + Duration::from_secs(1_704_067_200))
+        .rng_seed(seed)
+        .simulation_duration(Duration::from_secs(60))
+        .build();
+    sim.host("zk", move || async move {
+        let listener = turmoil::net::TcpListener::bind("0.0.0.0:2181").await?;
+        let config = ServerConfig {
+            seed,
+            tick_time: Duration::from_millis(500),
+            ..ServerConfig::default()
+        };
+        Server::start(config, listener).wait().await;
+        Ok(())
+    });
+
+    let l = log.clone();
+    sim.client("cut", async move {
+        let zk = Client::builder("zk:2181")
+            .connector(TurmoilConnector)
+            .seed(seed ^ 1)
+            .session_timeout(CUT_TIMEOUT)
+            .max_reconnect_backoff(Duration::from_millis(50))
+            .renew_expired_session(true)
+            .connect()
+            .await?;
+        let mut states = zk.state_changes();
+        let sl = l.clone();
+        tokio::task::spawn_local(async move {
+            while let Ok(s) = states.recv().await {
+                note(&sl, "cut", format!("state {s:?}"));
+            }
+        });
+        let old = zk.session_id();
+        zk.create("/cut", b"", CreateMode::Ephemeral).await?;
+        note(&l, "cut", "ready".to_owned());
+        zk.wait_for_state(|s| s == State::Lost).await;
+        zk.wait_connected().await?;
+        assert_ne!(zk.session_id(), old);
+        let stat = zk.exists("/cut").await?;
+        note(
+            &l,
+            "cut",
+            format!("renewed; old ephemeral present {}", stat.is_some()),
+        );
+        Ok(())
+    });
+
+    let l = log.clone();
+    sim.client("watcher", async move {
+        let zk = client(seed ^ 2, Duration::from_secs(10)).await?;
+        let (cut, watcher) = zk.exists_watch("/cut").await?;
+        if cut.is_none() {
+            assert_eq!(watcher.await.event_type, EventType::NodeCreated);
+        }
+        let (cut, gone) = zk.exists_watch("/cut").await?;
+        assert!(cut.is_some());
+        assert_eq!(gone.await.event_type, EventType::NodeDeleted);
+        note(&l, "watcher", "saw /cut deleted".to_owned());
+        Ok(())
+    });
+
+    step_until(&mut sim, &log, |l| has(l, "cut: ready"));
+    sim.partition_oneway("zk", "cut");
+    note_outside(&log, &sim, "partition zk -> cut");
+    step_until(&mut sim, &log, |l| has(l, "cut: state Lost"));
+    sim.repair_oneway("zk", "cut");
+    note_outside(&log, &sim, "repair zk -> cut");
+    step_until(&mut sim, &log, |l| {
+        has(l, "cut: renewed") && has(l, "watcher: saw /cut deleted")
+    });
+    let out = log.borrow().clone();
+    out
+}
+
+/// After its own timer declared the session lost, a renewing client that reaches a server
+/// closes the old session before it opens the new one: the old session's ephemeral node is
+/// gone by the time the client is connected again, although the server had not expired it
+/// (it heard the client's pings all along: the client's Lost came first).
+#[test]
+fn a_renewing_client_closes_the_session_its_timer_gave_up() {
+    for seed in [5, 6, 7] {
+        let log = stale_session_run(seed);
+        assert!(
+            position(&log, "cut: state Lost") < position(&log, "watcher: saw /cut deleted"),
+            "seed {seed}: {log:#?}"
+        );
+        assert!(
+            has_line(&log, "cut: renewed; old ephemeral present false"),
+            "seed {seed}: {log:#?}"
+        );
+    }
+}
+
+fn has_line(log: &[String], needle: &str) -> bool {
+    log.iter().any(|l| l.contains(needle))
+}
