@@ -460,3 +460,122 @@ fn a_renewing_client_closes_the_session_its_timer_gave_up() {
 fn has_line(log: &[String], needle: &str) -> bool {
     log.iter().any(|l| l.contains(needle))
 }
+
+/// A session's id and password, once known.
+type Creds = Rc<RefCell<Option<(i64, Vec<u8>)>>>;
+
+/// A second client takes the session of a renewing client (`w`) over and closes it (as the
+/// harness's expire fault does). `w` starts following `/cfg` with a `DataWatch` and a
+/// `ChildrenWatch` while it is suspended, so their first reads wait in its queue when it
+/// learns the session expired (and the renewal fails them with `SessionExpired`). Once `w` is
+/// connected in its new session, `/cfg` changes: both watches must report it.
+fn data_watch_renewal_run(seed: u64) -> Vec<String> {
+    let log: Log = Rc::new(RefCell::new(Vec::new()));
+    let mut sim = turmoil::Builder::new()
+        .epoch(UNIX_EPOCH + Duration::from_secs(1_704_067_200))
+        .rng_seed(seed)
+        .simulation_duration(Duration::from_secs(60))
+        .build();
+    sim.host("zk", move || async move {
+        let listener = turmoil::net::TcpListener::bind("0.0.0.0:2181").await?;
+        let config = ServerConfig {
+            seed,
+            tick_time: Duration::from_millis(500),
+            ..ServerConfig::default()
+        };
+        Server::start(config, listener).wait().await;
+        Ok(())
+    });
+    let creds: Creds = Rc::default();
+    let l = log.clone();
+    let c = creds.clone();
+    sim.client("w", async move {
+        let zk = Client::builder("zk:2181")
+            .connector(TurmoilConnector)
+            .seed(seed ^ 1)
+            .session_timeout(CUT_TIMEOUT)
+            .max_reconnect_backoff(Duration::from_millis(50))
+            .renew_expired_session(true)
+            .connect()
+            .await?;
+        zk.create("/cfg", b"a", CreateMode::Persistent).await?;
+        let mut states = zk.state_changes();
+        let sl = l.clone();
+        tokio::task::spawn_local(async move {
+            while let Ok(s) = states.recv().await {
+                note(&sl, "w", format!("state {s:?}"));
+            }
+        });
+        *c.borrow_mut() = Some(zk.session_credentials());
+        zk.wait_for_state(|s| s == State::Suspended).await;
+        let mut values = zkit::recipe::DataWatch::start(&zk, "/cfg")?;
+        let mut children = zkit::recipe::ChildrenWatch::start(&zk, "/cfg")?;
+        let cl = l.clone();
+        tokio::task::spawn_local(async move {
+            while let Some(c) = children.next().await {
+                note(&cl, "w", format!("children {c:?}"));
+            }
+            note(&cl, "w", "children watch ended".to_owned());
+        });
+        while let Some(v) = values.next().await {
+            let v = v.map(|v| String::from_utf8_lossy(&v.data).into_owned());
+            note(&l, "w", format!("value {v:?}"));
+        }
+        note(&l, "w", "data watch ended".to_owned());
+        Ok(())
+    });
+    let l = log.clone();
+    sim.client("x", async move {
+        // Wait for w's session by polling the shared slot at simulated intervals.
+        let (id, password) = loop {
+            if let Some(c) = creds.borrow().clone() {
+                break c;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let x = Client::builder("zk:2181")
+            .connector(TurmoilConnector)
+            .seed(seed ^ 2)
+            .resume_session(id, &password)
+            .session_timeout(CUT_TIMEOUT)
+            .connect()
+            .await?;
+        x.close().await;
+        note(&l, "x", "closed w's session".to_owned());
+        Ok(())
+    });
+    step_until(&mut sim, &log, |l| has(l, "x: closed w's session"));
+    step_until(&mut sim, &log, |l| {
+        has(l, "w: state Connected") || has(l, "w: data watch ended")
+    });
+    let l = log.clone();
+    sim.client("y", async move {
+        let zk = client(seed ^ 3, Duration::from_secs(10)).await?;
+        zk.set_data("/cfg", b"b", None).await?;
+        zk.create("/cfg/k", b"", CreateMode::Persistent).await?;
+        note(&l, "y", "set b, created /cfg/k".to_owned());
+        Ok(())
+    });
+    step_until(&mut sim, &log, |l| {
+        (has(l, "w: value Some(\"b\")") || has(l, "w: data watch ended"))
+            && (has(l, "w: children Some([\"k\"])") || has(l, "w: children watch ended"))
+    });
+    let out = log.borrow().clone();
+    out
+}
+
+#[test]
+fn a_data_watch_carries_on_across_a_session_renewal() {
+    for seed in [5, 6, 7] {
+        let log = data_watch_renewal_run(seed);
+        assert!(has_line(&log, "w: state Lost"), "seed {seed}: {log:#?}");
+        assert!(
+            has_line(&log, "w: value Some(\"b\")"),
+            "seed {seed}: {log:#?}"
+        );
+        assert!(
+            has_line(&log, "w: children Some([\"k\"])"),
+            "seed {seed}: {log:#?}"
+        );
+    }
+}
