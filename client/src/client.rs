@@ -239,7 +239,11 @@ impl Client {
         self.inner.delete_stale
     }
 
-    /// Closes the session (ephemeral nodes go at once) and waits until it is over.
+    /// Closes the session and waits until it is over. Connected, the client sends
+    /// closeSession and waits for the server's answer: the session's ephemeral nodes are gone
+    /// when this returns. Not connected (suspended, or still looking for a server), the client
+    /// stops without reaching a server: the session and its ephemeral nodes stay until the
+    /// servers expire it, one session timeout after they last heard from the client.
     pub async fn close(&self) {
         let (tx, rx) = oneshot::channel();
         if self
@@ -1100,6 +1104,29 @@ mod tests {
                     );
                 }
             }
+            client.close().await;
+        }
+    }
+
+    /// The draws protected node names are made of: random for clients without a seed (two
+    /// such clients with identical options differ), one stream for one seed (a simulation
+    /// replays).
+    #[tokio::test]
+    async fn guid_draws_are_random_without_a_seed_and_replay_with_one() {
+        let draws = |client: &Client| [client.random_u64(), client.random_u64()];
+        let a = Client::builder("127.0.0.1:1").build().expect("client");
+        let b = Client::builder("127.0.0.1:1").build().expect("client");
+        assert_ne!(draws(&a), draws(&b));
+        let c = Client::builder("127.0.0.1:1")
+            .seed(9)
+            .build()
+            .expect("client");
+        let d = Client::builder("127.0.0.1:1")
+            .seed(9)
+            .build()
+            .expect("client");
+        assert_eq!(draws(&c), draws(&d));
+        for client in [a, b, c, d] {
             client.close().await;
         }
     }

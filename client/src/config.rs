@@ -115,6 +115,8 @@ pub(crate) struct Config {
 pub struct Builder {
     hosts: String,
     config: Config,
+    /// The seed set with [`Builder::seed`]; without one, the client draws its own.
+    seed: Option<u64>,
 }
 
 impl Builder {
@@ -134,7 +136,7 @@ impl Builder {
                 retry: RetryPolicy::default(),
                 resume: None,
                 max_frame: DEFAULT_MAX_FRAME,
-                seed: default_seed(),
+                seed: 0,
                 connector: Arc::new(TcpConnector),
                 request_queue: 4096,
                 max_in_flight: 100_000,
@@ -142,6 +144,7 @@ impl Builder {
                 delete_stale: false,
                 renew_session: false,
             },
+            seed: None,
         }
     }
 
@@ -199,10 +202,13 @@ impl Builder {
         self
     }
 
-    /// Seeds every random choice (host order, backoff jitter). The simulation sets it; by
-    /// default it is derived from the process id and a counter, so clients spread over hosts.
+    /// Seeds every random choice (host order, backoff jitter, the guids of protected node
+    /// names), so that a run replays: the simulation sets it. By default each client draws
+    /// its seed from the operating system's randomness, so that no two clients (in one
+    /// process or in two processes that happen to share a process id, as the first process
+    /// of two containers does) make the same choices or the same guids.
     pub fn seed(mut self, seed: u64) -> Self {
-        self.config.seed = seed;
+        self.seed = Some(seed);
         self
     }
 
@@ -235,6 +241,13 @@ impl Builder {
     /// [`Error::SessionExpired`], every watcher gets its session-end event, and
     /// [`Client::session_id`](crate::Client::session_id) changes once connected again.
     /// Recipes re-create their nodes in the new session. Default false: `Lost` is final.
+    ///
+    /// When the client's own timer declared the session lost (no server answered within the
+    /// session timeout), the servers may still keep it. A renewing client then closes the old
+    /// session through the first server it reaches before it opens the new one, so the old
+    /// session's ephemeral nodes go at that moment rather than whenever the servers expire it.
+    /// A client that does not renew contacts no server after `Lost`: its old session ends
+    /// when the servers expire it.
     pub fn renew_expired_session(mut self, yes: bool) -> Self {
         self.config.renew_session = yes;
         self
@@ -260,6 +273,7 @@ impl Builder {
 
     pub(crate) fn into_config(mut self) -> Result<Config> {
         self.config.connect = ConnectString::parse(&self.hosts)?;
+        self.config.seed = self.seed.unwrap_or_else(default_seed);
         if self.config.session_timeout.is_zero() {
             return Err(Error::InvalidArgument("session timeout must be > 0".into()));
         }
@@ -295,12 +309,26 @@ impl Builder {
     }
 }
 
-/// A seed for clients that set none: distinct per process and per client, not random.
+/// A seed for a client that set none: this process's id and a counter, mixed with the
+/// operating system's randomness.
 fn default_seed() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    (u64::from(std::process::id()) << 32) ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    seed_for(std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A random seed for the `n`th unseeded client of process `pid`. The process id and counter
+/// alone would repeat across processes (every container's first process is pid 1), so they
+/// are hashed under a key std draws from the operating system ([`RandomState`]: a fresh key
+/// per call, random per process), which needs no dependency of its own.
+///
+/// [`RandomState`]: std::collections::hash_map::RandomState
+fn seed_for(pid: u32, n: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(pid);
+    h.write_u64(n);
+    h.finish()
 }
 
 #[cfg(test)]
@@ -316,6 +344,20 @@ mod tests {
         );
         assert_eq!(c.chroot, "/app/x");
         assert_eq!(ConnectString::parse("h/").unwrap().chroot, "");
+    }
+
+    /// Two processes with the same id (pid 1 in two containers) starting their first client
+    /// must not draw the same seed, or their protected names would share guids.
+    #[test]
+    fn unseeded_clients_of_processes_with_one_pid_get_different_seeds() {
+        assert_ne!(seed_for(1, 0), seed_for(1, 0));
+        assert_ne!(seed_for(1, 7), seed_for(1, 7));
+    }
+
+    #[test]
+    fn an_explicit_seed_is_kept() {
+        let config = Builder::new("h").seed(42).into_config().unwrap();
+        assert_eq!(config.seed, 42);
     }
 
     #[test]

@@ -38,7 +38,9 @@ pub(crate) async fn follow<T, K, F, Fut>(
         };
         let (value, watcher) = match outcome {
             Ok(v) => v,
-            Err(Error::ConnectionLoss) => {
+            // A renewing client carries on in its next session (the drain of the expired
+            // one fails what was queued with SessionExpired); the next read reports the gap.
+            Err(Error::ConnectionLoss | Error::SessionExpired) if !client.is_finished() => {
                 if client.wait_connected().await.is_err() {
                     return;
                 }

@@ -344,10 +344,10 @@ async fn run(sync: Sync, mut watcher: PersistentWatcher, mut states: broadcast::
                     EventType::NodeCreated | EventType::NodeDataChanged
                         if within(&sync.root, &event.path) =>
                     {
-                        step(sync.refresh(&event.path).await)
+                        step(&sync.client, sync.refresh(&event.path).await)
                     }
                     EventType::NodeDeleted if within(&sync.root, &event.path) => {
-                        step(Ok(sync.remove(&event.path)))
+                        step(&sync.client, Ok(sync.remove(&event.path)))
                     }
                     // Children changes, and the session event that precedes the end of the
                     // watch (handled below).
@@ -401,6 +401,9 @@ async fn run(sync: Sync, mut watcher: PersistentWatcher, mut states: broadcast::
             Next::Resync => match sync.resync().await {
                 Ok(true) if sync.emit(TreeEvent::Resynced) => {}
                 Ok(_) => return,
+                // The session was renewed meanwhile: its watch ends too, and the cache
+                // watches and walks again in the new one (above).
+                Err(Error::SessionExpired) if !sync.client.is_finished() => {}
                 Err(e) => {
                     tracing::debug!(root = %sync.root, error = %e, "tree cache ends");
                     return;
@@ -411,10 +414,13 @@ async fn run(sync: Sync, mut watcher: PersistentWatcher, mut states: broadcast::
 }
 
 /// The loop's next move after applying an event.
-fn step(applied: Result<bool>) -> Next {
+fn step(client: &Client, applied: Result<bool>) -> Next {
     match applied {
         Ok(true) => Next::Go,
         Ok(false) => Next::Stop,
+        // A renewing client's session expired under the read: the watch ends with it, and
+        // the cache watches and walks again in the new session.
+        Err(Error::SessionExpired) if !client.is_finished() => Next::Go,
         Err(e) => {
             tracing::debug!(error = %e, "tree cache ends");
             Next::Stop

@@ -4,6 +4,13 @@
 //!
 //! Reads, writes, new requests, control messages and the timer are polled in one `select!`
 //! (biased, so a seed replays), which keeps reading while a large batch is being written.
+//!
+//! Liveness is measured by what the server acknowledged, not by bytes arriving: every request
+//! and ping remembers when it was sent, and a reply moves [`Session::acked`] to its request's
+//! send time. The read timeout runs from there, so watch notifications (which the server sends
+//! whether or not it hears from us) cannot keep a connection alive whose outgoing half is cut,
+//! and replies held up in the network count for when their requests left, not for when they
+//! arrive.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -85,6 +92,8 @@ struct Pending {
     xid: i32,
     op: OpCode,
     kind: PendingKind,
+    /// When it was put in the write buffer (no later than the server received it).
+    sent: Instant,
 }
 
 enum PendingKind {
@@ -121,6 +130,8 @@ struct Conn {
     auth_waiting: VecDeque<Option<oneshot::Sender<Result<(), Failure>>>>,
     closing: bool,
     last_send: Instant,
+    /// When each ping awaiting its reply was put in the write buffer, oldest first.
+    pings: VecDeque<Instant>,
     /// Callers' requests encoded since the write buffer was last empty.
     queued: usize,
     /// The write buffer holds something other than callers' requests (a ping, credentials,
@@ -153,6 +164,7 @@ impl Session {
             stream,
             response,
             rest,
+            sent: _,
         } = hs;
         let state = if response.read_only {
             State::ConnectedReadOnly
@@ -171,6 +183,7 @@ impl Session {
             auth_waiting: VecDeque::new(),
             closing: false,
             last_send: now,
+            pings: VecDeque::new(),
             queued: 0,
             urgent: true,
         };
@@ -180,8 +193,8 @@ impl Session {
 
         let read_timeout = self.negotiated * 2 / 3;
         let ping_interval = read_timeout / 2;
-        let mut last_recv = now;
-        let timer = tokio::time::sleep_until(now + ping_interval);
+        let timer =
+            tokio::time::sleep_until(self.next_tick(&conn, now, ping_interval, read_timeout));
         tokio::pin!(timer);
 
         // Frames that arrived with the handshake reply; then `need` is what the partial frame
@@ -202,8 +215,6 @@ impl Session {
                         Ok(0) => break Stop::Disconnect(Error::ConnectionLoss),
                         Ok(n) => {
                             rbuf.end += n;
-                            last_recv = Instant::now();
-                            self.last_heard = last_recv;
                             match self.read_frames(&mut rbuf, &mut conn) {
                                 Ok(n) => need = n,
                                 Err(stop) => break stop,
@@ -263,19 +274,44 @@ impl Session {
                 },
                 () = &mut timer => {
                     let now = Instant::now();
-                    if now >= last_recv + read_timeout {
+                    if now >= self.acked + read_timeout {
                         break Stop::Disconnect(Error::Timeout("no reply from the server within the read timeout"));
                     }
-                    if now >= conn.last_send + ping_interval && conn.unsent() == 0 {
+                    // One ping at a time: when idle, and when nothing sent for a while has
+                    // been answered (a reply to the ping proves the server heard us).
+                    if conn.pings.is_empty()
+                        && (now >= conn.last_send + ping_interval
+                            || now >= self.acked + ping_interval)
+                    {
                         encode_frame(&mut conn.wbuf, |o| Request::Ping.encode(PING_XID, o));
+                        conn.pings.push_back(now);
                         conn.urgent = true;
                     }
-                    let next = (conn.last_send + ping_interval).min(last_recv + read_timeout);
-                    timer.as_mut().reset(next.max(now + Duration::from_millis(1)));
+                    timer.as_mut().reset(self.next_tick(&conn, now, ping_interval, read_timeout));
                 }
             }
         };
         self.stopped(stop, conn)
+    }
+
+    /// When the connection's timer must next look at it: the read timeout, or the next ping.
+    fn next_tick(
+        &self,
+        conn: &Conn,
+        now: Instant,
+        ping_interval: Duration,
+        read_timeout: Duration,
+    ) -> Instant {
+        let mut next = self.acked + read_timeout;
+        if conn.pings.is_empty() {
+            next = next.min(conn.last_send.min(self.acked) + ping_interval);
+        }
+        next.max(now + Duration::from_millis(1))
+    }
+
+    /// The server answered something sent at `sent`: it heard from the session then or later.
+    fn acknowledged(&mut self, sent: Instant) {
+        self.acked = self.acked.max(sent);
     }
 
     /// Fails what is in flight as `stop` says and tells the caller how the connection ended.
@@ -348,6 +384,7 @@ impl Session {
                         xid,
                         op: OpCode::CloseSession,
                         kind: PendingKind::Close,
+                        sent: Instant::now(),
                     });
                 }
             }
@@ -370,6 +407,7 @@ impl Session {
                         xid,
                         op: OpCode::RemoveWatches,
                         kind: PendingKind::Ignore,
+                        sent: Instant::now(),
                     });
                 }
             }
@@ -396,6 +434,7 @@ impl Session {
                 reply: submit.reply,
                 watch: submit.watch,
             },
+            sent: Instant::now(),
         });
     }
 
@@ -431,7 +470,11 @@ impl Session {
                 tracing::trace!(path = %event.path, kind = ?event.event_type, "notification");
                 self.watches.dispatch(&event);
             }
-            PING_XID => {}
+            PING_XID => {
+                if let Some(sent) = conn.pings.pop_front() {
+                    self.acknowledged(sent);
+                }
+            }
             AUTH_XID => {
                 let waiter = conn.auth_waiting.pop_front().flatten();
                 if header.err == ErrorCode::AuthFailed.code() {
@@ -466,6 +509,7 @@ impl Session {
                 if header.zxid > 0 {
                     self.last_zxid = header.zxid;
                 }
+                self.acknowledged(p.sent);
                 self.complete(p, header, &mut r)?;
             }
         }

@@ -6,6 +6,11 @@
 //! drops it fails what was in flight with `ConnectionLoss`, publishes `Suspended`, and starts
 //! again, until the server says the session expired, the client's own timer passes the
 //! negotiated timeout, or the client is closed.
+//!
+//! The client's timer runs from the send time of the newest request or ping a server answered
+//! (the server heard from the session then or later), so it runs out no later than the
+//! server's. A renewing client whose timer ran out closes the old session through the first
+//! server it reaches before opening the new one ([`handshake::close_session`]).
 
 mod connection;
 mod handshake;
@@ -135,56 +140,68 @@ pub(crate) struct Handles {
 
 /// Starts the session task for `config`.
 pub(crate) fn spawn(config: Config) -> Handles {
-    let (req_tx, req_rx) = mpsc::channel(config.request_queue);
-    let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
-    let (session_id, password) = config.resume.clone().unwrap_or((0, vec![0; 16]));
-    let (info_tx, info_rx) = watch::channel(SessionInfo {
-        state: State::Connecting,
-        session_id,
-        password: password.clone(),
-        timeout: config.session_timeout,
-        server: None,
-    });
-    let (trans_tx, _) = broadcast::channel(64);
-    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-    let mut hosts = config.connect.hosts.clone();
-    hosts.shuffle(&mut rng);
-    let auth = config
-        .auth
-        .iter()
-        .map(|(scheme, auth)| AuthPacket {
-            auth_type: 0,
-            scheme: scheme.clone(),
-            auth: auth.clone(),
-        })
-        .collect();
-    let session = Session {
-        watches: WatchRegistry::new(&config.connect.chroot),
-        decoder: FrameDecoder::new(config.max_frame),
-        config,
-        rng,
-        hosts,
-        next_host: 0,
-        requests: req_rx,
-        control: ctl_rx,
-        info: info_tx,
-        transitions: trans_tx.clone(),
-        session_id,
-        password,
-        negotiated: Duration::ZERO,
-        last_zxid: 0,
-        last_heard: Instant::now(),
-        auth,
-        new_auth: Vec::new(),
-        xid: 0,
-        closing: Vec::new(),
-    };
+    let (session, handles) = Session::new(config);
     tokio::spawn(session.run());
-    Handles {
-        requests: req_tx,
-        control: ctl_tx,
-        info: info_rx,
-        transitions: trans_tx,
+    handles
+}
+
+impl Session {
+    /// A session task for `config` that has not started, and the client's ends of its
+    /// channels.
+    fn new(config: Config) -> (Session, Handles) {
+        let (req_tx, req_rx) = mpsc::channel(config.request_queue);
+        let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
+        let (session_id, password) = config.resume.clone().unwrap_or((0, vec![0; 16]));
+        let (info_tx, info_rx) = watch::channel(SessionInfo {
+            state: State::Connecting,
+            session_id,
+            password: password.clone(),
+            timeout: config.session_timeout,
+            server: None,
+        });
+        let (trans_tx, _) = broadcast::channel(64);
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let mut hosts = config.connect.hosts.clone();
+        hosts.shuffle(&mut rng);
+        let auth = config
+            .auth
+            .iter()
+            .map(|(scheme, auth)| AuthPacket {
+                auth_type: 0,
+                scheme: scheme.clone(),
+                auth: auth.clone(),
+            })
+            .collect();
+        let session = Session {
+            watches: WatchRegistry::new(&config.connect.chroot),
+            decoder: FrameDecoder::new(config.max_frame),
+            config,
+            rng,
+            hosts,
+            next_host: 0,
+            requests: req_rx,
+            control: ctl_rx,
+            info: info_tx,
+            transitions: trans_tx.clone(),
+            session_id,
+            password,
+            negotiated: Duration::ZERO,
+            last_zxid: 0,
+            acked: Instant::now(),
+            auth,
+            new_auth: Vec::new(),
+            xid: 0,
+            closing: Vec::new(),
+            timer_expired: false,
+            stale: None,
+        };
+        let handles = Handles {
+            requests: req_tx,
+            control: ctl_tx,
+            info: info_rx,
+            transitions: trans_tx,
+        };
+        (session, handles)
     }
 }
 
@@ -204,8 +221,11 @@ struct Session {
     password: Vec<u8>,
     negotiated: Duration,
     last_zxid: i64,
-    /// When a server was last heard from (the client's expiry timer starts here).
-    last_heard: Instant,
+    /// When the newest request or ping that a server answered was sent (or the handshake
+    /// that opened the connection): the server heard from the session no earlier, so its
+    /// expiry timer runs at least from here. Notifications, and replies to older requests,
+    /// prove nothing newer. The client's read timeout and its expiry timer start here.
+    acked: Instant,
     /// Credentials replayed on every connect.
     auth: Vec<AuthPacket>,
     /// Credentials added while disconnected: their callers wait for the next connect.
@@ -213,6 +233,12 @@ struct Session {
     xid: i32,
     /// Callers of `close()` waiting for the end.
     closing: Vec<oneshot::Sender<()>>,
+    /// The client's own timer (not a server) declared the session expired.
+    timer_expired: bool,
+    /// A session the client's timer gave up while a server may still keep it (its id and
+    /// password): a renewing client closes it once it reaches a server, before it opens the
+    /// new one, so that its ephemeral nodes go at once rather than when the servers expire it.
+    stale: Option<(i64, Vec<u8>)>,
 }
 
 /// What ended a connection.
@@ -240,6 +266,10 @@ impl Session {
     /// The session expired and the client renews it: everything of the old session ends as
     /// in [`Session::finish`], then the next connect starts a new session.
     fn renew(&mut self) {
+        if std::mem::take(&mut self.timer_expired) {
+            // The servers may still keep it: close it once one is reached.
+            self.stale = Some((self.session_id, self.password.clone()));
+        }
         self.publish(State::Lost, None);
         self.watches.end_session(KeeperState::Expired);
         while let Ok(submit) = self.requests.try_recv() {
@@ -282,8 +312,7 @@ impl Session {
 
     /// When the client's own timer declares a suspended session lost.
     fn expiry_deadline(&self) -> Option<Instant> {
-        (self.session_id != 0 && !self.negotiated.is_zero())
-            .then(|| self.last_heard + self.negotiated)
+        (self.session_id != 0 && !self.negotiated.is_zero()).then(|| self.acked + self.negotiated)
     }
 
     /// Handles a control message while no server is connected; `Some` ends the session.
@@ -319,37 +348,40 @@ impl Session {
         loop {
             let host = self.hosts[self.next_host].clone();
             self.next_host = (self.next_host + 1) % self.hosts.len();
-            let request = ConnectRequest {
-                protocol_version: 0,
-                last_zxid_seen: self.last_zxid,
-                timeout: i32::try_from(self.config.session_timeout.as_millis()).unwrap_or(i32::MAX),
-                session_id: self.session_id,
-                passwd: self.password.clone(),
-                read_only: self.config.read_only,
-            };
-            let attempt = tokio::time::timeout(
-                per_host,
-                handshake::handshake(&*connector, &host, &request, self.decoder),
-            );
-            let result = self.offline(attempt).await?;
-            match result {
-                Ok(Ok(hs)) => {
-                    let resp = &hs.response;
-                    if resp.timeout <= 0
-                        || (self.session_id != 0 && resp.session_id != self.session_id)
-                    {
-                        tracing::warn!(host, "server says the session expired");
-                        return Err(End::Expired);
+            // Until the old session is closed (or known gone), no new one is opened.
+            if self.close_stale(&*connector, &host, per_host).await? {
+                let request = ConnectRequest {
+                    protocol_version: 0,
+                    last_zxid_seen: self.last_zxid,
+                    timeout: i32::try_from(self.config.session_timeout.as_millis())
+                        .unwrap_or(i32::MAX),
+                    session_id: self.session_id,
+                    passwd: self.password.clone(),
+                    read_only: self.config.read_only,
+                };
+                let attempt = tokio::time::timeout(
+                    per_host,
+                    handshake::handshake(&*connector, &host, &request, self.decoder),
+                );
+                match self.offline(attempt).await? {
+                    Ok(Ok(hs)) => {
+                        let resp = &hs.response;
+                        if resp.timeout <= 0
+                            || (self.session_id != 0 && resp.session_id != self.session_id)
+                        {
+                            tracing::warn!(host, "server says the session expired");
+                            return Err(End::Expired);
+                        }
+                        self.session_id = resp.session_id;
+                        self.password.clone_from(&resp.passwd);
+                        self.negotiated = Duration::from_millis(resp.timeout as u64);
+                        self.acked = hs.sent;
+                        tracing::debug!(host, timeout = resp.timeout, "handshake done");
+                        return Ok(hs);
                     }
-                    self.session_id = resp.session_id;
-                    self.password.clone_from(&resp.passwd);
-                    self.negotiated = Duration::from_millis(resp.timeout as u64);
-                    self.last_heard = Instant::now();
-                    tracing::debug!(host, timeout = resp.timeout, "handshake done");
-                    return Ok(hs);
+                    Ok(Err(e)) => tracing::debug!(host, error = %e, "connection attempt failed"),
+                    Err(_) => tracing::debug!(host, "connection attempt timed out"),
                 }
-                Ok(Err(e)) => tracing::debug!(host, error = %e, "connection attempt failed"),
-                Err(_) => tracing::debug!(host, "connection attempt timed out"),
             }
             if self.next_host == 0 {
                 // A full pass failed: back off before the next one.
@@ -360,23 +392,64 @@ impl Session {
         }
     }
 
+    /// Closes the session the client's own timer gave up ([`Session::stale`]), if any,
+    /// through `host`. True once there is none left to close: the server answered (it had
+    /// expired the session, or closed it now); false if `host` could not be reached.
+    async fn close_stale(
+        &mut self,
+        connector: &dyn crate::connector::Connector,
+        host: &str,
+        wait: Duration,
+    ) -> Result<bool, End> {
+        let Some((id, passwd)) = self.stale.clone() else {
+            return Ok(true);
+        };
+        let request = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: self.last_zxid,
+            timeout: i32::try_from(self.config.session_timeout.as_millis()).unwrap_or(i32::MAX),
+            session_id: id,
+            passwd,
+            read_only: self.config.read_only,
+        };
+        let attempt = handshake::close_session(connector, host, &request, self.decoder, wait);
+        match self.offline(attempt).await? {
+            Ok(outcome) => {
+                tracing::info!(
+                    old = format_args!("{id:#x}"),
+                    ?outcome,
+                    "closed the session the client's timer gave up"
+                );
+                self.stale = None;
+                Ok(true)
+            }
+            Err(e) => {
+                tracing::debug!(host, error = %e, "could not reach a server to close the old session");
+                Ok(false)
+            }
+        }
+    }
+
     /// Runs `work` while no server is connected, handling control messages meanwhile;
     /// fails if the session ends first (closed, or the client's expiry timer ran out).
     async fn offline<F: std::future::Future>(&mut self, work: F) -> Result<F::Output, End> {
         tokio::pin!(work);
         loop {
             let expiry = self.expiry_deadline();
+            // A handshake that completed wins over the expiry timer: the server's word that
+            // the session lives beats the client's estimate that it may not.
             tokio::select! {
                 biased;
                 msg = self.control.recv() => match msg {
                     Some(msg) => if let Some(end) = self.control_offline(msg) { return Err(end) },
                     None => return Err(End::Closed),
                 },
+                out = &mut work => return Ok(out),
                 _ = sleep_until_opt(expiry) => {
                     tracing::warn!("session timeout passed while disconnected");
+                    self.timer_expired = true;
                     return Err(End::Expired);
                 }
-                out = &mut work => return Ok(out),
             }
         }
     }
@@ -418,5 +491,29 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// When the handshake completes in the same instant as the client's expiry timer runs
+    /// out, the session lives: the server said so.
+    #[tokio::test(start_paused = true)]
+    async fn a_completed_handshake_wins_over_the_expiry_timer() {
+        let config = crate::Client::builder("127.0.0.1:1")
+            .seed(1)
+            .into_config()
+            .expect("config");
+        let (mut session, _handles) = Session::new(config);
+        session.session_id = 1;
+        session.negotiated = Duration::from_secs(1);
+        session.acked = Instant::now();
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(session.expiry_deadline().expect("deadline") <= Instant::now());
+        let out = session.offline(std::future::ready(7)).await;
+        assert_eq!(out, Ok(7));
+        assert!(!session.timer_expired);
     }
 }

@@ -5,8 +5,10 @@
 //!   recording each acknowledged value with the Stat the server returned
 //!   ([`Event::ConfigWritten`]) and each write without a verdict
 //!   ([`Event::ConfigUncertain`]);
-//! - the watcher ([`watch`]) follows the node with `DataWatch` and records every value it is
-//!   given ([`Event::ConfigSeen`]), starting a new `DataWatch` if the stream ends.
+//! - the watcher ([`watch`]) follows the node with one `DataWatch` and records every value it
+//!   is given ([`Event::ConfigSeen`]). The watch carries on across session renewals, so the
+//!   stream never ends while the client runs: if it does, the role fails (a simulation
+//!   error), rather than starting a new watch that would hide the bug.
 
 use std::time::Duration;
 
@@ -91,27 +93,24 @@ pub async fn watch(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn st
     let client = spec.client;
     let history = &spec.history;
     let (_, zk) = start(spec, incarnation).await;
-    loop {
-        let mut values = DataWatch::start(&zk, &spec.workload.path)?;
-        while let Some(v) = values.next().await {
-            history.pause_point(client).await;
-            history.record(match v {
-                Some(v) => Event::ConfigSeen {
-                    client,
-                    value: Some(String::from_utf8_lossy(&v.data).into_owned()),
-                    mzxid: v.stat.mzxid,
-                    version: v.stat.version,
-                },
-                None => Event::ConfigSeen {
-                    client,
-                    value: None,
-                    mzxid: 0,
-                    version: -1,
-                },
-            });
-        }
-        history.note(&who, "data watch ended; watching again");
-        let _ = zk.wait_connected().await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut values = DataWatch::start(&zk, &spec.workload.path)?;
+    while let Some(v) = values.next().await {
+        history.pause_point(client).await;
+        history.record(match v {
+            Some(v) => Event::ConfigSeen {
+                client,
+                value: Some(String::from_utf8_lossy(&v.data).into_owned()),
+                mzxid: v.stat.mzxid,
+                version: v.stat.version,
+            },
+            None => Event::ConfigSeen {
+                client,
+                value: None,
+                mzxid: 0,
+                version: -1,
+            },
+        });
     }
+    history.note(&who, "data watch ended");
+    Err(format!("{who}: the data watch on {} ended", spec.workload.path).into())
 }
