@@ -896,6 +896,15 @@ fn variant_9_a_leave_that_does_not_wait_is_caught() {
         &hasty_barrier_body(),
         &["double-barrier"],
     );
+    // Not only the early releases that follow: the leave itself.
+    assert!(
+        caught
+            .violations
+            .iter()
+            .any(|v| v.message.contains("had not called leave")),
+        "{:#?}",
+        caught.violations
+    );
     control(&scenario, caught.seed.max(CONTROL_SEEDS - 1));
 }
 
