@@ -13,7 +13,8 @@
 //! 2. a lock that ignores `Suspended`: the holder keeps believing until a server tells it
 //!    otherwise (its node deleted, or a new session established): the client's own `Lost`
 //!    verdict is ignored too (variant 2a, which honours `Lost`, is an `--ignored`
-//!    informational test: zkit's client-side expiry timer closes that window here);
+//!    informational test: zkit's client-side expiry timer closes that window here; variant 7
+//!    catches the same bug through the connection-policy checker);
 //! 3. a release that forgets to retry: a delete that fails (connection loss) is given up, the
 //!    node stays while the session lives;
 //! 4. an election that does not re-check after a reconnect: the candidate gives leadership up
