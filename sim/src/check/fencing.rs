@@ -116,25 +116,25 @@ pub fn check(records: &[Record], scenario: &Scenario) -> (Vec<Violation>, Vec<Fi
                     })
                 });
                 match (ok, later) {
-                    (true, Some((j, other, other_token))) => out.push(Violation {
-                        checker: CHECKER,
-                        at: r.at,
-                        message: format!(
-                            "the resource accepted c{client}'s stale write with token {token:#x}{}, \
-                             after c{other} acquired {path} at {:.6} s with token \
-                             {other_token:#x} and wrote",
-                            match tainted {
-                                Some(t) => format!(" (paused or killed at {:.6} s)", t.as_secs_f64()),
-                                None => String::new(),
-                            },
-                            records[j].at.as_secs_f64()
-                        ),
-                    }),
+                    (true, Some((j, other, other_token))) => {
+                        let why = tainted.map_or(String::new(), |t| {
+                            format!(" (paused or killed at {:.6} s)", t.as_secs_f64())
+                        });
+                        out.push(Violation {
+                            checker: CHECKER,
+                            at: r.at,
+                            message: format!(
+                                "the resource accepted c{client}'s stale write with token \
+                                 {token:#x}{why}, after c{other} acquired {path} at {:.6} s \
+                                 with token {other_token:#x} and wrote",
+                                records[j].at.as_secs_f64()
+                            ),
+                        });
+                    }
                     (false, None) if tainted.is_none() && hold.is_some() => {
                         // Excused only by a higher token accepted on another path.
-                        let elsewhere = accepted
-                            .iter()
-                            .any(|(p, high)| *p != path && *high > token);
+                        let elsewhere =
+                            accepted.iter().any(|(p, high)| *p != path && *high > token);
                         if !elsewhere {
                             out.push(Violation {
                                 checker: CHECKER,

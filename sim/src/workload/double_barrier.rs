@@ -1,8 +1,8 @@
 //! The double-barrier participant: enter the workload's barrier of `count` participants (the
 //! workload's client count) ([`Event::BarrierEntering`], then [`Event::BarrierEntered`] when
-//! enter returns), work for a random `hold`, leave ([`Event::BarrierLeaving`], then [`Event::BarrierLeft`] when leave
-//! returns); rest; repeat. A failed enter or leave is [`Event::BarrierFailed`], and the
-//! participant starts over with a fresh participant node.
+//! enter returns), work for a random `hold`, leave ([`Event::BarrierLeaving`], then
+//! [`Event::BarrierLeft`] when leave returns); rest; repeat. A failed enter or leave is
+//! [`Event::BarrierFailed`], and the participant starts over with a fresh participant node.
 //!
 //! The rest between rounds (at least half a second) matters: a participant that re-enters
 //! while a slower one is still inside its last `leave` makes that one wait for the new node,
