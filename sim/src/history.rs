@@ -223,6 +223,35 @@ pub enum Event {
         /// What.
         what: String,
     },
+    /// The client's session changed: connected for the first time, or renewed after
+    /// expiry. Every later record of the client until the next one is in this session.
+    Session {
+        /// The client.
+        client: usize,
+        /// The session id.
+        session: i64,
+    },
+    /// The ensemble expired a session (the leader's close of a session whose deadline
+    /// passed was committed and applied: its ephemeral nodes are gone). Not recorded for a
+    /// session the client closed, nor for the harness's takeover-and-close.
+    SessionExpired {
+        /// The session id.
+        session: i64,
+    },
+    /// The session the recipe says the belief the client just recorded (an acquisition,
+    /// a lease) was made in: the session owning its node (`LockGuard::session_id`).
+    HeldIn {
+        /// The client.
+        client: usize,
+        /// The session owning the node.
+        session: i64,
+    },
+    /// A double-barrier participant calls leave (its node goes; its leave returns, with
+    /// [`Event::BarrierLeft`], once everyone's has).
+    BarrierLeaving {
+        /// The client.
+        client: usize,
+    },
 }
 
 impl Event {
@@ -257,8 +286,14 @@ impl Event {
             | Event::ConfigSeen { client, .. }
             | Event::Created { client, .. }
             | Event::CreateUncertain { client, .. }
-            | Event::Listed { client, .. } => Some(*client),
-            Event::Fault { .. } | Event::Healed | Event::Note { .. } => None,
+            | Event::Listed { client, .. }
+            | Event::Session { client, .. }
+            | Event::HeldIn { client, .. }
+            | Event::BarrierLeaving { client } => Some(*client),
+            Event::Fault { .. }
+            | Event::Healed
+            | Event::Note { .. }
+            | Event::SessionExpired { .. } => None,
         }
     }
 }
@@ -519,6 +554,12 @@ pub fn render_record(r: &Record) -> String {
             asked_at.subsec_micros()
         ),
         Event::Note { who, what } => format!("{who}: {what}"),
+        Event::Session { client, session } => format!("c{client}: in session {session:#x}"),
+        Event::SessionExpired { session } => format!("ensemble: session {session:#x} expired"),
+        Event::HeldIn { client, session } => {
+            format!("c{client}: holds in session {session:#x}")
+        }
+        Event::BarrierLeaving { client } => format!("c{client}: leaving the barrier"),
     };
     format!("{at} {line}")
 }

@@ -567,6 +567,9 @@ fn round(t: u64, order: [usize; 3]) -> Vec<(u64, Event)> {
         e.push((t + 10 + i as u64, Event::BarrierEntered { client: *c }));
     }
     for (i, c) in order.iter().enumerate() {
+        e.push((t + 15 + i as u64, Event::BarrierLeaving { client: *c }));
+    }
+    for (i, c) in order.iter().enumerate() {
         e.push((t + 20 + i as u64, Event::BarrierLeft { client: *c }));
     }
     e
@@ -628,10 +631,10 @@ fn double_barrier_fires_when_someone_leaves_before_all_entered() {
         (30, Event::BarrierEntered { client: 3 }),
     ];
     let v = check::all(&h(e), &barrier());
-    // c3 also passed enter with c1 gone: both properties broken.
+    // c3 also passed enter with c1 gone, and c1 left with c2 inside: three broken.
     assert_eq!(
         checkers(&v),
-        vec!["double-barrier", "double-barrier"],
+        vec!["double-barrier", "double-barrier", "double-barrier"],
         "{v:#?}"
     );
     assert!(v.iter().any(|v| v.message.contains("c1 left")), "{v:#?}");
@@ -639,6 +642,370 @@ fn double_barrier_fires_when_someone_leaves_before_all_entered() {
         v.iter().any(|v| v.message.contains("c3 passed enter")),
         "{v:#?}"
     );
+}
+
+#[test]
+fn double_barrier_fires_when_a_leave_returns_before_everyone_called_leave() {
+    let mut e = round(0, [1, 2, 3]);
+    // c3 calls leave only after c1's leave returned.
+    e.retain(|(_, ev)| *ev != Event::BarrierLeaving { client: 3 });
+    e.push((20, Event::BarrierLeaving { client: 3 }));
+    e.sort_by_key(|(t, _)| *t);
+    let v = check::all(&h(e), &barrier());
+    assert_eq!(checkers(&v), vec!["double-barrier"], "{v:#?}");
+    assert!(
+        v[0].message
+            .contains("c1's leave of /b returned at 0.020000 s while c3"),
+        "{}",
+        v[0]
+    );
+    // A participant whose attempt failed before the leave returned is not waited for.
+    let mut e = round(0, [1, 2, 3]);
+    e.retain(|(_, ev)| {
+        *ev != Event::BarrierLeaving { client: 3 } && *ev != Event::BarrierLeft { client: 3 }
+    });
+    e.push((
+        16,
+        Event::BarrierFailed {
+            client: 3,
+            error: "connection loss".into(),
+        },
+    ));
+    e.sort_by_key(|(t, _)| *t);
+    assert_eq!(check::all(&h(e), &barrier()), vec![]);
+}
+
+// ---- fencing ----
+
+fn acquired(ms: u64, client: usize, token: i64) -> (u64, Event) {
+    (ms, Event::Acquired { client, token })
+}
+
+fn write(ms: u64, client: usize, token: i64, accepted: bool) -> (u64, Event) {
+    (
+        ms,
+        Event::Write {
+            client,
+            token,
+            accepted,
+        },
+    )
+}
+
+#[test]
+fn fencing_holds_when_the_stale_write_is_rejected() {
+    let r = h(vec![
+        acquired(1, 1, 10),
+        write(1, 1, 10, true),
+        (2, Event::Paused { client: 1 }),
+        acquired(3, 2, 11),
+        write(3, 2, 11, true),
+        (4, Event::Resumed { client: 1 }),
+        write(4, 1, 10, false),
+        (5, Event::Lost { client: 1 }),
+        (6, Event::Released { client: 2 }),
+        acquired(7, 1, 12),
+        write(7, 1, 12, true),
+    ]);
+    let report = check::report(&r, &lock2());
+    assert_eq!(report.violations, vec![]);
+    // The overlap is the pause's (mutual exclusion's finding), not fencing's.
+    assert!(report.findings.iter().all(|f| f.checker != "fencing"));
+}
+
+#[test]
+fn fencing_fires_when_a_legitimate_write_is_rejected() {
+    let r = h(vec![
+        acquired(1, 1, 10),
+        write(1, 1, 10, true),
+        (2, Event::Released { client: 1 }),
+        acquired(3, 2, 11),
+        write(3, 2, 11, false),
+    ]);
+    let v = check::all(&r, &lock2());
+    assert_eq!(checkers(&v), vec!["fencing"], "{v:#?}");
+    assert!(v[0].message.contains("rejected c2's write"), "{}", v[0]);
+}
+
+/// A lock that hands every holder the same token: the paused holder's stale write is
+/// accepted (the resource only refuses lower tokens), and the token did not increase.
+#[test]
+fn fencing_fires_when_every_holder_gets_the_same_token() {
+    let r = h(vec![
+        acquired(1, 1, 10),
+        write(1, 1, 10, true),
+        (2, Event::Paused { client: 1 }),
+        acquired(3, 2, 10),
+        write(3, 2, 10, true),
+        (4, Event::Resumed { client: 1 }),
+        write(4, 1, 10, true),
+    ]);
+    let v = check::all(&r, &lock2());
+    assert_eq!(checkers(&v), vec!["fencing", "fencing"], "{v:#?}");
+    assert!(
+        v[0].message.contains("not above c1's earlier token"),
+        "{}",
+        v[0]
+    );
+    assert!(
+        v[1].message.contains("accepted c1's stale write"),
+        "{}",
+        v[1]
+    );
+}
+
+#[test]
+fn fencing_fires_when_tokens_go_back() {
+    let r = h(vec![
+        acquired(1, 1, 10),
+        write(1, 1, 10, true),
+        (2, Event::Released { client: 1 }),
+        acquired(3, 2, 9),
+        (4, Event::Released { client: 2 }),
+    ]);
+    let v = check::all(&r, &lock2());
+    assert_eq!(checkers(&v), vec!["fencing"], "{v:#?}");
+    // Another lock's tokens are not compared.
+    let two = scenario(
+        &format!("{}{}", workload("lock", 1, "/a"), workload("lock", 1, "/b")),
+        "",
+    );
+    let r = h(vec![
+        acquired(1, 1, 10),
+        (2, Event::Released { client: 1 }),
+        acquired(3, 2, 9),
+    ]);
+    assert_eq!(check::all(&r, &two), vec![]);
+}
+
+#[test]
+fn fencing_lower_token_recorded_after_a_pause_is_a_finding() {
+    // c1 acquired (token 10) but its application froze before it noticed; when it wakes,
+    // c2 has held with 11 already.
+    let r = h(vec![
+        (1, Event::Paused { client: 1 }),
+        acquired(2, 2, 11),
+        (3, Event::Released { client: 2 }),
+        (4, Event::Resumed { client: 1 }),
+        acquired(4, 1, 10),
+        write(4, 1, 10, false),
+        (5, Event::Lost { client: 1 }),
+    ]);
+    let report = check::report(&r, &lock2());
+    assert_eq!(report.violations, vec![]);
+    assert!(
+        report.findings.iter().any(|f| f.checker == "fencing"),
+        "{:#?}",
+        report.findings
+    );
+}
+
+// ---- connection policy ----
+
+fn state(ms: u64, client: usize, state: &str) -> (u64, Event) {
+    (
+        ms,
+        Event::State {
+            client,
+            state: state.into(),
+        },
+    )
+}
+
+#[test]
+fn policy_holds_when_beliefs_end_at_suspended() {
+    let r = h(vec![
+        state(0, 1, "Connected"),
+        acquired(100, 1, 10),
+        state(200, 1, "Suspended"),
+        (220, Event::Lost { client: 1 }),
+        state(300, 1, "Connected"),
+        (
+            400,
+            Event::Leader {
+                client: 2,
+                epoch: 1,
+            },
+        ),
+        state(500, 2, "Suspended"),
+        (500, Event::LeaderLost { client: 2 }),
+        end(10_000),
+    ]);
+    assert_eq!(check::policy::check(&r, &lock2()), vec![]);
+}
+
+#[test]
+fn policy_fires_when_a_holder_ignores_suspended() {
+    let r = h(vec![
+        state(0, 1, "Connected"),
+        acquired(100, 1, 10),
+        state(200, 1, "Suspended"),
+        // Reconnected: the lock may have been lost meanwhile all the same.
+        state(210, 1, "Connected"),
+        (400, Event::Released { client: 1 }),
+    ]);
+    let v = check::all(&r, &lock2());
+    assert_eq!(checkers(&v), vec!["connection-policy"], "{v:#?}");
+    assert!(
+        v[0].message.contains("went Suspended at 0.200000 s"),
+        "{}",
+        v[0]
+    );
+    // Under OnlySessionLoss, Suspended is fine; Lost is not.
+    assert_eq!(
+        check::policy::check_with(
+            &r,
+            &lock2(),
+            zkit::recipe::ConnectionPolicy::OnlySessionLoss
+        ),
+        vec![]
+    );
+    let r = h(vec![
+        state(0, 1, "Connected"),
+        acquired(100, 1, 10),
+        state(200, 1, "Suspended"),
+        state(4000, 1, "Lost"),
+        (4200, Event::Lost { client: 1 }),
+    ]);
+    let v = check::policy::check_with(
+        &r,
+        &lock2(),
+        zkit::recipe::ConnectionPolicy::OnlySessionLoss,
+    );
+    assert_eq!(checkers(&v), vec!["connection-policy"], "{v:#?}");
+    assert!(v[0].message.contains("went Lost at 4.000000 s"), "{}", v[0]);
+}
+
+#[test]
+fn policy_gives_a_paused_holder_until_it_resumes() {
+    let base = vec![
+        state(0, 1, "Connected"),
+        acquired(100, 1, 10),
+        (150, Event::Paused { client: 1 }),
+        state(200, 1, "Suspended"),
+        (5000, Event::Resumed { client: 1 }),
+    ];
+    let mut ok = base.clone();
+    ok.push((5010, Event::Lost { client: 1 }));
+    assert_eq!(check::policy::check(&h(ok), &lock2()), vec![]);
+    let mut late = base;
+    late.push((5200, Event::Lost { client: 1 }));
+    assert_eq!(
+        checkers(&check::policy::check(&h(late), &lock2())),
+        vec!["connection-policy"]
+    );
+}
+
+#[test]
+fn policy_fires_when_the_client_reports_lost_late() {
+    let s = lock2();
+    let bound = check::policy::lost_bound(&s);
+    let expired = 9_000;
+    let base = vec![
+        state(0, 1, "Connected"),
+        (
+            1,
+            Event::Session {
+                client: 1,
+                session: 0x5,
+            },
+        ),
+        state(5_000, 1, "Suspended"),
+        (expired, Event::SessionExpired { session: 0x5 }),
+    ];
+    let at = |extra: u64| expired + bound.as_millis() as u64 + extra;
+    // In time, or before the ensemble: fine.
+    for lost in [expired - 100, at(0)] {
+        let mut e = base.clone();
+        e.push(state(lost, 1, "Lost"));
+        e.sort_by_key(|(t, _)| *t);
+        e.push(end(30_000));
+        assert_eq!(check::policy::check(&h(e), &s), vec![], "Lost at {lost}");
+    }
+    // Late, or never.
+    let mut late = base.clone();
+    late.push(state(at(1), 1, "Lost"));
+    late.push(end(30_000));
+    let v = check::policy::check(&h(late), &s);
+    assert_eq!(checkers(&v), vec!["connection-policy"], "{v:#?}");
+    assert!(v[0].message.contains("did not report Lost"), "{}", v[0]);
+    let mut never = base;
+    never.push(end(30_000));
+    assert_eq!(
+        checkers(&check::policy::check(&h(never), &s)),
+        vec!["connection-policy"]
+    );
+}
+
+// ---- session ----
+
+#[test]
+fn session_holds_in_the_current_session_and_fires_in_an_old_one() {
+    let base = vec![
+        (
+            1,
+            Event::Session {
+                client: 1,
+                session: 0x1,
+            },
+        ),
+        acquired(10, 1, 10),
+        (
+            10,
+            Event::HeldIn {
+                client: 1,
+                session: 0x1,
+            },
+        ),
+        (20, Event::Released { client: 1 }),
+        (
+            30,
+            Event::Session {
+                client: 1,
+                session: 0x2,
+            },
+        ),
+        acquired(40, 1, 11),
+    ];
+    let mut ok = base.clone();
+    ok.push((
+        40,
+        Event::HeldIn {
+            client: 1,
+            session: 0x2,
+        },
+    ));
+    assert_eq!(check::all(&h(ok), &lock2()), vec![]);
+    let mut old = base.clone();
+    old.push((
+        40,
+        Event::HeldIn {
+            client: 1,
+            session: 0x1,
+        },
+    ));
+    let v = check::all(&h(old), &lock2());
+    assert_eq!(checkers(&v), vec!["session"], "{v:#?}");
+    assert!(
+        v[0].message
+            .contains("holds in session 0x1, but its client is in session 0x2"),
+        "{}",
+        v[0]
+    );
+    // A paused application's late record is a finding.
+    let mut paused = base;
+    paused.insert(4, (25, Event::Paused { client: 1 }));
+    paused.push((
+        40,
+        Event::HeldIn {
+            client: 1,
+            session: 0x1,
+        },
+    ));
+    let report = check::report(&h(paused), &lock2());
+    assert_eq!(report.violations, vec![]);
+    assert_eq!(report.findings.len(), 1, "{:#?}", report.findings);
+    assert_eq!(report.findings[0].checker, "session");
 }
 
 // ---- semaphore ----

@@ -171,6 +171,71 @@ fn values_out_of_range() {
 }
 
 #[test]
+fn reversed_hold_range() {
+    error(
+        "[10, 20]",
+        "[500, 20]",
+        (13, 11),
+        "hold_ms = [500, 20] is an empty range",
+    );
+}
+
+#[test]
+fn negative_hold() {
+    error(
+        "[10, 20]",
+        "[-5, 20]",
+        (13, 11),
+        "hold_ms = [-5, 20] has a negative duration",
+    );
+}
+
+#[test]
+fn leader_candidate_without_an_election() {
+    error(
+        "\"server:2\"",
+        "\"leader-candidate\"",
+        (18, 10),
+        "no workload runs for leadership",
+    );
+}
+
+#[test]
+fn lock_holder_without_a_lock() {
+    let text = GOOD
+        .replace("role = \"lock\"", "role = \"party\"")
+        .replace("\"server:2\"", "\"lock-holder\"");
+    let e = scenario::parse("t.toml", "t", &text).expect_err("lock-holder without a lock");
+    assert!(
+        e.to_string()
+            .starts_with("t.toml:18:10: target lock-holder, but no workload contends"),
+        "{e}"
+    );
+    // With the lock workload, the same target parses.
+    let text = GOOD.replace("\"server:2\"", "\"lock-holder\"");
+    let s = scenario::parse("t.toml", "t", &text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.faults[0].target, Some(Target::LockHolder));
+}
+
+#[test]
+fn no_workload_is_vacuous() {
+    let table =
+        "[[workload]]\nrole = \"lock\"\ncount = 2\npath = \"/locks/a\"\nhold_ms = [10, 20]\n";
+    assert!(GOOD.contains(table));
+    let text = GOOD.replace(table, "");
+    let e = scenario::parse("t.toml", "t", &text).expect_err("a scenario without workloads");
+    let shown = e.to_string();
+    assert!(
+        shown.starts_with("t.toml:1:1: the scenario has no [[workload]]"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("vacuously") && shown.ends_with(')'),
+        "{shown}"
+    );
+}
+
+#[test]
 fn unreadable_file() {
     let e = match scenario::load(&scenarios_dir().join("no_such_scenario.toml")) {
         Ok(_) => panic!("a missing file loaded"),

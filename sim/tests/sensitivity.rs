@@ -13,11 +13,21 @@
 //! 2. a lock that ignores `Suspended`: the holder keeps believing until a server tells it
 //!    otherwise (its node deleted, or a new session established): the client's own `Lost`
 //!    verdict is ignored too (variant 2a, which honours `Lost`, is an `--ignored`
-//!    informational test: zkit's client-side expiry timer closes that window here);
+//!    informational test: zkit's client-side expiry timer closes that window here; variant 7
+//!    catches the same bug through the connection-policy checker);
 //! 3. a release that forgets to retry: a delete that fails (connection loss) is given up, the
 //!    node stays while the session lives;
 //! 4. an election that does not re-check after a reconnect: the candidate gives leadership up
 //!    when suspended but takes it back on `Connected` without looking at its node.
+//!
+//! 5. a lock that hands every holder the same token (the node's data version), and
+//! 6. a lock whose token is its session id (not monotonic across holders): caught by the
+//!    fencing checker on the GC-pause scenario;
+//! 7. a lock that ignores `Suspended` but honours `Lost` (variant 2a): the connection-policy
+//!    checker catches it where mutual exclusion cannot;
+//! 8. the election of variant 4, caught by the session checker (it leads with a node of its
+//!    expired session);
+//! 9. a double barrier whose leave does not wait for the others.
 //!
 //! Each test prints how many seeds the harness needed. `ZKIT_SENSITIVITY_SEEDS` (default 100)
 //! is the budget: a variant not caught within it fails its test.
@@ -155,8 +165,22 @@ enum Doubt {
     ServerOnly,
 }
 
+/// Where a holder's fencing token comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Token {
+    /// Correct: the node's creation zxid.
+    #[default]
+    Czxid,
+    /// Variant 5: the node's data version (0 for every holder).
+    Version,
+    /// Variant 6: the session id (each server numbers its own sessions).
+    Session,
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 struct Bugs {
+    /// Variants 5 and 6: where the fencing token comes from.
+    token: Token,
     /// Variant 1: on `ConnectionLoss` during the create, create again (no protected name,
     /// no lookup of a node the lost create may have made).
     recreate_on_loss: bool,
@@ -212,18 +236,21 @@ fn guid(zk: &Client) -> String {
 
 /// Creates an ephemeral sequential `{dir}/{name}`; after a lost reply either creates again
 /// (`naive`) or looks for this session's node carrying `tag` first (the protected-name
-/// guard). Returns the node's path, its czxid and owning session.
+/// guard). Returns the node's path, its stat and owning session.
 async fn create_node(
     zk: &Client,
     dir: &str,
     name: &str,
     tag: &str,
     naive: bool,
-) -> zkit::Result<(String, i64, i64)> {
+) -> zkit::Result<(String, zkit::Stat, i64)> {
     let path = format!("{dir}/{name}");
     loop {
         match zk.create(&path, &[], CreateMode::EphemeralSequential).await {
-            Ok((node, stat)) => return Ok((node, stat.czxid, stat.ephemeral_owner)),
+            Ok((node, stat)) => {
+                let owner = stat.ephemeral_owner;
+                return Ok((node, stat, owner));
+            }
             Err(Error::ConnectionLoss) => {
                 zk.wait_connected().await?;
                 if naive {
@@ -238,7 +265,8 @@ async fn create_node(
                         }
                     };
                     if let Some(stat) = stat.filter(|s| s.ephemeral_owner == zk.session_id()) {
-                        return Ok((node, stat.czxid, stat.ephemeral_owner));
+                        let owner = stat.ephemeral_owner;
+                        return Ok((node, stat, owner));
                     }
                 }
             }
@@ -339,7 +367,12 @@ async fn acquire(zk: &Client, dir: &str, bugs: Bugs) -> zkit::Result<(String, i6
     } else {
         format!("_c_{tag}-lock-")
     };
-    let (node, token, session) = create_node(zk, dir, &name, &tag, bugs.recreate_on_loss).await?;
+    let (node, stat, session) = create_node(zk, dir, &name, &tag, bugs.recreate_on_loss).await?;
+    let token = match bugs.token {
+        Token::Czxid => stat.czxid,
+        Token::Version => i64::from(stat.version),
+        Token::Session => session,
+    };
     let ours = node.rsplit('/').next().unwrap_or_default().to_owned();
     loop {
         let all = contenders(zk, dir, "lock-").await?;
@@ -383,7 +416,10 @@ async fn lock_contender(spec: ClientSpec, incarnation: u32, bugs: Bugs) -> workl
     loop {
         match acquire(&zk, &dir, bugs).await {
             Ok((node, token, session)) => {
+                // A frozen application learns of the acquisition when it wakes.
+                history.pause_point(client).await;
                 history.record(Event::Acquired { client, token });
+                history.record(Event::HeldIn { client, session });
                 history.write(client, token);
                 let start = Instant::now();
                 let hold = rng.random_range(lo..=hi);
@@ -395,10 +431,17 @@ async fn lock_contender(spec: ClientSpec, incarnation: u32, bugs: Bugs) -> workl
                         tokio::select! {
                             biased;
                             () = &mut doubt => {
+                                if history.is_paused(client) {
+                                    // Frozen with its belief: on waking it writes first,
+                                    // as the lock workload does.
+                                    history.pause_point(client).await;
+                                    history.write(client, token);
+                                }
                                 lost = true;
                                 break;
                             }
                             () = sleep_until(deadline) => {
+                                history.pause_point(client).await;
                                 if i == 0 {
                                     history.write(client, token);
                                 }
@@ -471,8 +514,9 @@ async fn candidate_round(
 ) -> zkit::Result<()> {
     zk.ensure_path(dir).await?;
     let tag = guid(zk);
-    let (node, epoch, session) =
+    let (node, stat, session) =
         create_node(zk, dir, &format!("_c_{tag}-latch-"), &tag, false).await?;
+    let epoch = stat.czxid;
     let ours = node.rsplit('/').next().unwrap_or_default().to_owned();
     loop {
         let all = contenders(zk, dir, "latch-").await?;
@@ -492,8 +536,10 @@ async fn candidate_round(
             continue;
         }
         history.record(Event::Leader { client, epoch });
+        history.record(Event::HeldIn { client, session });
         let until = Instant::now() + rng.random_range(lo..=hi);
         let mut watched = Some(node.as_str());
+        let owner = session;
         let mut session = session;
         let stepped_down = loop {
             let doubted = tokio::select! {
@@ -513,6 +559,10 @@ async fn candidate_round(
             // The bug: connected again, it leads again with what it remembers, without
             // listing the election (its node may be gone with its old session).
             history.record(Event::Leader { client, epoch });
+            history.record(Event::HeldIn {
+                client,
+                session: owner,
+            });
             session = zk.session_id();
             watched = None;
         };
@@ -521,6 +571,81 @@ async fn candidate_round(
         }
         // Look again: the node may be gone (a new session), or no longer the lowest.
     }
+}
+
+// ----- the broken double barrier -----
+
+/// Variant 9: a double-barrier participant (ZooKeeper's recipe on the plain API: an
+/// ephemeral node per participant, a `ready` node created by the one that sees the barrier
+/// full) whose leave deletes its node and returns at once, without waiting for the others.
+fn hasty_barrier_body() -> ClientBody {
+    Rc::new(move |spec: ClientSpec, incarnation: u32| -> BoxedRun {
+        Box::pin(async move { hasty_participant(spec, incarnation).await })
+    })
+}
+
+async fn hasty_participant(spec: ClientSpec, incarnation: u32) -> workload::Result {
+    let client = spec.client;
+    let who = spec.host();
+    let history: History = spec.history.clone();
+    history.record(Event::Started {
+        client,
+        incarnation,
+    });
+    let mut rng = spec.rng(incarnation);
+    let (lo, hi) = spec.workload.hold;
+    sleep(Duration::from_millis(rng.random_range(0..500))).await;
+    let zk = workload::connect(&spec, rng.random()).await;
+    let dir = spec.workload.path.clone();
+    let ready = format!("{dir}/ready");
+    for round in 0u64.. {
+        let node = format!("{dir}/p{client}-{incarnation}-{round}");
+        history.record(Event::BarrierEntering { client });
+        let outcome = async {
+            zk.ensure_path(&dir).await?;
+            let (up, watcher) = zk.exists_watch(&ready).await?;
+            zk.create(&node, &[], CreateMode::Ephemeral).await?;
+            if up.is_none() {
+                let present = zk
+                    .get_children(&dir)
+                    .await?
+                    .iter()
+                    .filter(|c| *c != "ready")
+                    .count();
+                if present >= spec.workload.count {
+                    match zk.create(&ready, &[], CreateMode::Persistent).await {
+                        Ok(_) | Err(Error::NodeExists { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                } else if watcher.await.is_session_end() {
+                    return Err(Error::SessionExpired);
+                }
+            }
+            history.record(Event::BarrierEntered { client });
+            sleep(rng.random_range(lo..=hi)).await;
+            history.record(Event::BarrierLeaving { client });
+            // The bug: delete and go, without waiting for the others to leave.
+            zk.delete(&node, None).await?;
+            if zk.get_children(&dir).await?.iter().all(|c| c == "ready") {
+                match zk.delete(&ready, None).await {
+                    Ok(()) | Err(Error::NoNode { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            history.record(Event::BarrierLeft { client });
+            Ok::<(), Error>(())
+        }
+        .await;
+        if let Err(e) = outcome {
+            history.record(Event::BarrierFailed {
+                client,
+                error: e.to_string(),
+            });
+            history.note(&who, "starting over");
+        }
+        sleep(Duration::from_millis(rng.random_range(500..1000))).await;
+    }
+    Ok(())
 }
 
 // ----- the scenarios written for the variants -----
@@ -695,6 +820,96 @@ fn variant_4_election_without_recheck_is_caught() {
 }
 
 #[test]
+fn variant_5_same_token_for_every_holder_is_caught() {
+    let scenario = shipped("lock_holder_paused.toml");
+    let body = lock_body(Bugs {
+        token: Token::Version,
+        ..Bugs::default()
+    });
+    let caught = first_catch(
+        "variant 5 (every holder gets the same token)",
+        &scenario,
+        &body,
+        &["fencing"],
+    );
+    // Beyond the tokens not increasing: the paused holder's stale write went through.
+    assert!(
+        caught
+            .violations
+            .iter()
+            .any(|v| v.checker == "fencing" && v.message.contains("accepted c")),
+        "{:#?}",
+        caught.violations
+    );
+    control(&scenario, caught.seed.max(CONTROL_SEEDS - 1));
+}
+
+#[test]
+fn variant_6_non_monotonic_tokens_are_caught() {
+    let scenario = shipped("lock_holder_paused.toml");
+    let body = lock_body(Bugs {
+        token: Token::Session,
+        ..Bugs::default()
+    });
+    let caught = first_catch(
+        "variant 6 (the session id as the token)",
+        &scenario,
+        &body,
+        &["fencing"],
+    );
+    control(&scenario, caught.seed.max(CONTROL_SEEDS - 1));
+}
+
+#[test]
+fn variant_7_ignoring_suspended_breaks_the_connection_policy() {
+    let scenario = shipped("lock_holder_partitioned.toml");
+    let body = lock_body(Bugs {
+        doubt: Doubt::SessionLoss,
+        ..Bugs::default()
+    });
+    let caught = first_catch(
+        "variant 7 (holder ignores Suspended, honours Lost)",
+        &scenario,
+        &body,
+        &["connection-policy"],
+    );
+    control(&scenario, caught.seed.max(CONTROL_SEEDS - 1));
+}
+
+#[test]
+fn variant_8_leading_with_an_old_session_is_caught_by_the_session_checker() {
+    let scenario = inline("leader_partitioned", LEADER_PARTITIONED);
+    let caught = first_catch(
+        "variant 8 (leadership resumed with the expired session's node)",
+        &scenario,
+        &election_body(false),
+        &["session"],
+    );
+    control(&scenario, caught.seed.max(CONTROL_SEEDS - 1));
+}
+
+#[test]
+fn variant_9_a_leave_that_does_not_wait_is_caught() {
+    let scenario = shipped("double_barrier_dying_participant.toml");
+    let caught = first_catch(
+        "variant 9 (double-barrier leave does not wait)",
+        &scenario,
+        &hasty_barrier_body(),
+        &["double-barrier"],
+    );
+    // Not only the early releases that follow: the leave itself.
+    assert!(
+        caught
+            .violations
+            .iter()
+            .any(|v| v.message.contains("had not called leave")),
+        "{:#?}",
+        caught.violations
+    );
+    control(&scenario, caught.seed.max(CONTROL_SEEDS - 1));
+}
+
+#[test]
 fn caught_swarm_seed_shrinks_and_replays() {
     let text = std::fs::read_to_string(
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -761,6 +976,7 @@ fn hand_written_recipes_without_their_bug_pass() {
     let cases = [
         (shipped("lost_create_reply.toml"), lock.clone()),
         (shipped("lock_holder_partitioned.toml"), lock.clone()),
+        (shipped("lock_holder_paused.toml"), lock.clone()),
         (inline("release_meets_loss", RELEASE_MEETS_LOSS), lock),
         (
             inline("leader_partitioned", LEADER_PARTITIONED),

@@ -13,6 +13,14 @@
 //! - **Nobody leaves before all have entered**: when a participant's leave returns, no other
 //!   participant that called enter before this one passed enter may pass enter later (in that
 //!   same attempt): it would have been in the barrier while this one left it.
+//! - **Nobody leaves before all have left**: when a participant's leave returns, every other
+//!   participant that passed enter in the same round (their enter calls overlapped) has
+//!   called leave ([`Event::BarrierLeaving`]) or ended its attempt otherwise. A leave that
+//!   returns while someone of its round is still inside is what a `leave` that does not wait
+//!   does.
+//!
+//! The simple barrier (`zkit::recipe::Barrier`, released when its node is removed) has no
+//! role yet, so nothing checks that it never releases before the node is removed.
 
 use std::time::Duration;
 
@@ -26,6 +34,8 @@ struct Attempt {
     client: usize,
     start: usize,
     entered: Option<(usize, Duration)>,
+    /// Where it called leave.
+    leaving: Option<usize>,
     /// Where it ended, when, and whether it left a ghost.
     close: Option<(usize, Duration, bool)>,
 }
@@ -53,10 +63,12 @@ pub fn check(records: &[Record], scenario: &Scenario) -> Vec<Violation> {
                         client: c,
                         start: i,
                         entered: None,
+                        leaving: None,
                         close: None,
                     });
                 }
                 (Event::BarrierEntered { .. }, Some(o)) => attempts[o].entered = Some((i, r.at)),
+                (Event::BarrierLeaving { .. }, Some(o)) => attempts[o].leaving = Some(i),
                 (Event::BarrierLeft { .. }, Some(o)) => attempts[o].close = Some((i, r.at, false)),
                 (
                     Event::BarrierFailed { .. } | Event::Crashed { .. } | Event::Started { .. },
@@ -92,6 +104,28 @@ pub fn check(records: &[Record], scenario: &Scenario) -> Vec<Violation> {
             let Some((li, lt, false)) = a.close else {
                 continue;
             };
+            for b in &attempts {
+                let Some((bi, _)) = b.entered else { continue };
+                // Same round: each started entering before the other passed enter.
+                if b.client == a.client || b.start > ei || a.start > bi || bi > li {
+                    continue;
+                }
+                let gone = b.leaving.is_some_and(|x| x < li) || b.close.is_some_and(|c| c.0 < li);
+                if !gone {
+                    out.push(Violation {
+                        checker: "double-barrier",
+                        at: lt,
+                        message: format!(
+                            "c{}'s leave of {path} returned at {:.6} s while c{} (in since \
+                             {:.6} s) had not called leave",
+                            a.client,
+                            lt.as_secs_f64(),
+                            b.client,
+                            records[bi].at.as_secs_f64()
+                        ),
+                    });
+                }
+            }
             for b in &attempts {
                 if b.client == a.client || b.start >= ei {
                     continue;

@@ -4,7 +4,9 @@
 //!
 //! - [`mutex`]: no two clients believe they hold a lock (or conflicting sides of a
 //!   read-write lock) at the same instant;
-//! - [`fencing`]: the resource never accepts a token lower than one it already accepted;
+//! - [`fencing`]: a legitimate holder's write is accepted, a stale (paused or killed)
+//!   holder's write after a later holder's is rejected, and tokens increase from holder to
+//!   holder (judged on the history, not by the resource's own rule);
 //! - [`leader`]: at most one client believes it leads an election at any instant, and
 //!   epochs increase from one leader to the next;
 //! - [`liveness`]: after the last fault is undone, the lock changes hands and a leader is
@@ -14,7 +16,10 @@
 //! - [`semaphore`]: a semaphore never has more holders than leases;
 //! - [`config`]: the configuration node's values form one chain (no acknowledged write lost,
 //!   no value made up) and every watcher converges on it;
-//! - [`writes`]: every acknowledged create is in every later synced listing.
+//! - [`writes`]: every acknowledged create is in every later synced listing;
+//! - [`policy`]: beliefs end when the connection policy says the session is in doubt, and a
+//!   client reports `Lost` soon after the ensemble expires its session;
+//! - [`session`]: every acquisition is made in the client's current session.
 //!
 //! **Pauses.** A client whose application was frozen (a GC pause, [`Event::Paused`]) keeps
 //! believing what it believed until it next looks: from its `Paused` until its belief next
@@ -31,7 +36,9 @@ pub mod fencing;
 pub mod leader;
 pub mod liveness;
 pub mod mutex;
+pub mod policy;
 pub mod semaphore;
+pub mod session;
 pub mod writes;
 
 use std::collections::BTreeMap;
@@ -108,13 +115,15 @@ impl Report {
 pub fn report(records: &[Record], scenario: &Scenario) -> Report {
     let mut r = Report::default();
     r.add(mutex::check(records, scenario));
-    r.violations.extend(fencing::check(records));
+    r.add(fencing::check(records, scenario));
     r.add(leader::check(records, scenario));
     r.violations.extend(liveness::check(records, scenario));
     r.violations.extend(barrier::check(records, scenario));
     r.add(semaphore::check(records, scenario));
     r.violations.extend(config::check(records, scenario));
     r.violations.extend(writes::check(records, scenario));
+    r.violations.extend(policy::check(records, scenario));
+    r.add(session::check(records));
     r
 }
 
@@ -181,6 +190,7 @@ pub fn coverage(records: &[Record]) -> BTreeMap<&'static str, usize> {
             }
             Event::Paused { .. } => *c.entry("pauses").or_default() += 1,
             Event::Killed { .. } => *c.entry("sessions killed").or_default() += 1,
+            Event::SessionExpired { .. } => *c.entry("ensemble expiries").or_default() += 1,
             _ => {}
         }
     }

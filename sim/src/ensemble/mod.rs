@@ -33,13 +33,14 @@ mod node;
 pub mod peer;
 pub mod snapshot;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use self::check::Checker;
 use self::log::Store;
 use self::peer::Role;
+use crate::history::{Event, History};
 use crate::server::ServerConfig;
 
 /// How an ensemble is set up.
@@ -122,6 +123,22 @@ pub(crate) struct World {
     pub(crate) status: BTreeMap<u8, ServerStatus>,
     pub(crate) events: Vec<String>,
     pub(crate) checker: Checker,
+    /// Where session expiries go (see [`Ensemble::record_expiries`]), and the sessions
+    /// already recorded there.
+    pub(crate) history: Option<History>,
+    pub(crate) expired: BTreeSet<i64>,
+}
+
+impl World {
+    /// Records in the history, once, that the ensemble expired `session` (a server applied
+    /// the committed close the leader submitted for it when its deadline passed).
+    pub(crate) fn session_expired(&mut self, session: i64) {
+        if let Some(h) = &self.history {
+            if self.expired.insert(session) {
+                h.record(Event::SessionExpired { session });
+            }
+        }
+    }
 }
 
 impl World {
@@ -211,6 +228,12 @@ impl Ensemble {
     /// Restarts server `id` (after a crash, or in place).
     pub fn bounce(&self, sim: &mut turmoil::Sim<'_>, id: u8) {
         sim.bounce(Ensemble::host(id));
+    }
+
+    /// Records every session the ensemble expires into `history`
+    /// ([`Event::SessionExpired`]), for the checkers that hold clients' beliefs against it.
+    pub fn record_expiries(&self, history: History) {
+        lock(&self.world).history = Some(history);
     }
 
     /// Every server's last status.

@@ -17,6 +17,7 @@ use super::peer::{run_link, LinkEvent, LinkIds, Msg, Role, PEER_PORT};
 use super::{lock, Ensemble, EnsembleConfig, ServerStatus, SharedWorld};
 use crate::server::replica::Replica;
 use crate::server::tree::DataTree;
+use crate::server::txn::Txn;
 use crate::server::{Server, Shared, Submission};
 
 /// A live link to a peer.
@@ -471,6 +472,15 @@ impl Node {
         let every = self.config.snapshot_every;
         let snapshot = {
             let mut w = lock(&self.world);
+            for e in &entries {
+                // The leader's own close of a session past its deadline (connection 0):
+                // an expiry, not a client's closeSession.
+                if let Txn::CloseSession { session_id } = e.txn {
+                    if e.origin.is_some_and(|o| o.conn == 0) {
+                        w.session_expired(session_id);
+                    }
+                }
+            }
             for (z, d) in digests {
                 w.checker.applied(self.id, z, d);
             }

@@ -247,6 +247,7 @@ impl<'a> Run<'a, '_> {
     }
 
     fn go(&mut self, seed: u64, schedule: &[Fault], body: Option<ClientBody>) {
+        self.ens.record_expiries(self.history.clone());
         self.ens.register(&mut self.sim);
         if self.wait_for(Duration::MAX, |r| r.ens.leader()).is_none() {
             self.violations.push(Violation {

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::target::TARGET_NAMES;
-use super::{Ctx, ScenarioError, Target};
+use super::{Ctx, ScenarioError, Target, Targets};
 
 /// What a fault does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
@@ -153,15 +153,16 @@ pub(super) struct RawFault {
     rate: Option<Spanned<f64>>,
 }
 
-/// Checks one raw fault against the scenario (`clients` clients, `servers` servers, a run of
-/// `duration_s` seconds).
+/// Checks one raw fault against the scenario (what its workloads offer as `targets`,
+/// `clients` clients, a run of `duration_s` seconds).
 pub(super) fn fault(
     ctx: &Ctx<'_>,
     f: RawFault,
-    servers: u8,
+    targets: Targets,
     clients: usize,
     duration_s: u64,
 ) -> Result<Fault, ScenarioError> {
+    let servers = targets.servers;
     let at = *f.at_s.get_ref();
     if !at.is_finite() || at < 0.0 || at >= duration_s as f64 {
         return Err(ctx.err(
@@ -189,6 +190,21 @@ pub(super) fn fault(
                         t.span(),
                         format!("there is no server {n}"),
                         &format!("the ensemble has servers 1 to {servers}"),
+                    ))
+                }
+                Target::LockHolder if !targets.lock_holder => {
+                    return Err(ctx.err(
+                        t.span(),
+                        "target lock-holder, but no workload contends for a lock".to_owned(),
+                        "add a lock workload, or target \"random-client\" or \"client:N\"",
+                    ))
+                }
+                Target::LeaderCandidate if !targets.leader_candidate => {
+                    return Err(ctx.err(
+                        t.span(),
+                        "target leader-candidate, but no workload runs for leadership".to_owned(),
+                        "add a leader-latch or leader-selector workload, or target \
+                         \"random-client\" or \"client:N\"",
                     ))
                 }
                 Target::RandomFollower | Target::Minority if servers < 3 => {

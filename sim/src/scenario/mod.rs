@@ -95,11 +95,7 @@ impl Scenario {
 
     /// What the workloads offer as fault targets.
     pub fn targets(&self) -> Targets {
-        Targets {
-            lock_holder: self.workloads.iter().any(|w| w.role.holds_lock()),
-            leader_candidate: self.workloads.iter().any(|w| w.role.leads()),
-            servers: self.servers,
-        }
+        targets(&self.workloads, self.servers)
     }
 
     /// The scenario as TOML with `faults` as its whole timeline and no swarm (what `shrink`
@@ -314,11 +310,19 @@ pub fn parse(file: &str, default_name: &str, text: &str) -> Result<Scenario, Sce
         .into_iter()
         .map(|w| workload::workload(&ctx, w))
         .collect::<Result<Vec<_>, _>>()?;
+    if workloads.is_empty() {
+        return Err(ctx.err(
+            0..0,
+            "the scenario has no [[workload]]: every checker would pass vacuously".to_owned(),
+            "add a [[workload]] table with a role, a count and a path",
+        ));
+    }
     let clients: usize = workloads.iter().map(|w| w.count).sum();
+    let targets = targets(&workloads, servers);
     let mut faults = raw
         .fault
         .into_iter()
-        .map(|f| fault::fault(&ctx, f, servers, clients, duration_s))
+        .map(|f| fault::fault(&ctx, f, targets, clients, duration_s))
         .collect::<Result<Vec<_>, _>>()?;
     faults.sort_by_key(|f| f.at);
     let swarm = raw
@@ -340,6 +344,15 @@ pub fn parse(file: &str, default_name: &str, text: &str) -> Result<Scenario, Sce
         faults,
         swarm,
     })
+}
+
+/// What `workloads` on `servers` servers offer as fault targets.
+fn targets(workloads: &[Workload], servers: u8) -> Targets {
+    Targets {
+        lock_holder: workloads.iter().any(|w| w.role.holds_lock()),
+        leader_candidate: workloads.iter().any(|w| w.role.leads()),
+        servers,
+    }
 }
 
 /// The `[network]` section (defaults: turmoil's 0 to 100 ms latency, no loss).

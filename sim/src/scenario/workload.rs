@@ -92,7 +92,8 @@ pub(super) struct RawWorkload {
     role: Role,
     count: Spanned<u64>,
     path: Spanned<String>,
-    hold_ms: Option<Spanned<[u64; 2]>>,
+    // Signed, so a negative bound gets its own error rather than serde's.
+    hold_ms: Option<Spanned<[i64; 2]>>,
     leases: Option<Spanned<u64>>,
 }
 
@@ -117,6 +118,13 @@ pub(super) fn workload(ctx: &Ctx<'_>, w: RawWorkload) -> Result<Workload, Scenar
     let hold = match &w.hold_ms {
         Some(h) => {
             let [lo, hi] = *h.get_ref();
+            if lo < 0 || hi < 0 {
+                return Err(ctx.err(
+                    h.span(),
+                    format!("hold_ms = [{lo}, {hi}] has a negative duration"),
+                    "write [min, max] milliseconds, both 0 or more",
+                ));
+            }
             if lo > hi {
                 return Err(ctx.err(
                     h.span(),
@@ -124,7 +132,17 @@ pub(super) fn workload(ctx: &Ctx<'_>, w: RawWorkload) -> Result<Workload, Scenar
                     "write [min, max] with min <= max",
                 ));
             }
-            (Duration::from_millis(lo), Duration::from_millis(hi))
+            if hi > 3_600_000 {
+                return Err(ctx.err(
+                    h.span(),
+                    format!("hold_ms = [{lo}, {hi}] is longer than an hour"),
+                    "use at most 3600000 milliseconds",
+                ));
+            }
+            (
+                Duration::from_millis(lo.unsigned_abs()),
+                Duration::from_millis(hi.unsigned_abs()),
+            )
         }
         None => (Duration::from_millis(50), Duration::from_millis(300)),
     };

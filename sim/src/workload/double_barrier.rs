@@ -1,8 +1,8 @@
 //! The double-barrier participant: enter the workload's barrier of `count` participants (the
 //! workload's client count) ([`Event::BarrierEntering`], then [`Event::BarrierEntered`] when
-//! enter returns), work for a random `hold`, leave ([`Event::BarrierLeft`] when leave
-//! returns); rest; repeat. A failed enter or leave is [`Event::BarrierFailed`], and the
-//! participant starts over with a fresh participant node.
+//! enter returns), work for a random `hold`, leave ([`Event::BarrierLeaving`], then
+//! [`Event::BarrierLeft`] when leave returns); rest; repeat. A failed enter or leave is
+//! [`Event::BarrierFailed`], and the participant starts over with a fresh participant node.
 //!
 //! The rest between rounds (at least half a second) matters: a participant that re-enters
 //! while a slower one is still inside its last `leave` makes that one wait for the new node,
@@ -32,6 +32,7 @@ pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std:
             history.record(Event::BarrierEntered { client });
             tokio::time::sleep(rng.random_range(lo..=hi)).await;
             history.pause_point(client).await;
+            history.record(Event::BarrierLeaving { client });
             barrier.leave().await?;
             history.pause_point(client).await;
             history.record(Event::BarrierLeft { client });

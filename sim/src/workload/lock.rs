@@ -40,6 +40,8 @@ pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std:
                 history.pause_point(client).await;
                 let token = guard.fencing_token();
                 history.record(Event::Acquired { client, token });
+                let session = guard.session_id();
+                history.record(Event::HeldIn { client, session });
                 let hold = rng.random_range(lo..=hi);
                 let start = Instant::now();
                 let deadlines = [start + hold / 2, start + hold];

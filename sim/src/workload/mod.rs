@@ -130,11 +130,19 @@ pub async fn connect(spec: &ClientSpec, seed: u64) -> Client {
     let mut info = zk.session_info();
     let sessions = spec.history.clone();
     tokio::spawn(async move {
+        let mut last = 0;
         loop {
             let (id, password) = {
                 let i = info.borrow_and_update();
                 (i.session_id, i.password.clone())
             };
+            if id != 0 && id != last {
+                last = id;
+                sessions.record(Event::Session {
+                    client,
+                    session: id,
+                });
+            }
             sessions.set_session(client, id, password);
             if info.changed().await.is_err() {
                 break;

@@ -33,6 +33,8 @@ pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std:
                     Access::Read => Event::ReadAcquired { client, token },
                     Access::Write => Event::WriteAcquired { client, token },
                 });
+                let session = guard.session_id();
+                history.record(Event::HeldIn { client, session });
                 let lost = guard.is_lost()
                     || hold(history, client, &guard, rng.random_range(lo..=hi)).await;
                 end_hold(spec, guard, lost).await;

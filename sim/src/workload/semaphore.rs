@@ -26,6 +26,8 @@ pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std:
                     client,
                     token: lease.token(),
                 });
+                let session = lease.session_id();
+                history.record(Event::HeldIn { client, session });
                 let lost = lease.is_lost()
                     || hold(history, client, &lease, rng.random_range(lo..=hi)).await;
                 end_hold(spec, lease, lost).await;
