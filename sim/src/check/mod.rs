@@ -14,7 +14,15 @@
 //! - [`semaphore`]: a semaphore never has more holders than leases;
 //! - [`config`]: the configuration node's values form one chain (no acknowledged write lost,
 //!   no value made up) and every watcher converges on it;
-//! - [`writes`]: every acknowledged create is in every later synced listing.
+//! - [`writes`]: every acknowledged create is in every later synced listing;
+//! - [`counter`]: a shared counter counts every acknowledged add, none twice;
+//! - [`queue`]: queue items are taken at most once (where promised) and none acknowledged
+//!   is lost;
+//! - [`lease`]: no two clients believe they hold one lease at once;
+//! - [`partitioner`]: no item is owned by two partition members at once;
+//! - [`multi_lock`]: mutual exclusion per lock path of multi-locks;
+//! - [`tree`]: every tree cache converges on the tree;
+//! - [`simple_barrier`]: a simple barrier lets nobody through while it is up.
 //!
 //! **Pauses.** A client whose application was frozen (a GC pause, [`Event::Paused`]) keeps
 //! believing what it believed until it next looks: from its `Paused` until its belief next
@@ -33,6 +41,14 @@ pub mod liveness;
 pub mod mutex;
 pub mod semaphore;
 pub mod writes;
+
+pub mod counter;
+pub mod lease;
+pub mod multi_lock;
+pub mod partitioner;
+pub mod queue;
+pub mod simple_barrier;
+pub mod tree;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -115,6 +131,13 @@ pub fn report(records: &[Record], scenario: &Scenario) -> Report {
     r.add(semaphore::check(records, scenario));
     r.violations.extend(config::check(records, scenario));
     r.violations.extend(writes::check(records, scenario));
+    r.violations.extend(counter::check(records, scenario));
+    r.violations.extend(queue::check(records, scenario));
+    r.violations.extend(lease::check(records, scenario));
+    r.add(partitioner::check(records, scenario));
+    r.add(multi_lock::check(records, scenario));
+    r.violations.extend(tree::check(records, scenario));
+    r.violations.extend(simple_barrier::check(records, scenario));
     r
 }
 
@@ -170,6 +193,9 @@ pub fn coverage(records: &[Record]) -> BTreeMap<&'static str, usize> {
             Event::Created { .. } => *c.entry("creates acknowledged").or_default() += 1,
             Event::ReadAcquired { .. } | Event::WriteAcquired { .. } => {
                 *c.entry("rwlock acquisitions").or_default() += 1;
+                if matches!(r.event, Event::WriteAcquired { .. }) {
+                    *c.entry("rwlock write acquisitions").or_default() += 1;
+                }
             }
             Event::LeaseAcquired { .. } => *c.entry("leases acquired").or_default() += 1,
             Event::Joined { .. } => *c.entry("party joins").or_default() += 1,
@@ -184,6 +210,13 @@ pub fn coverage(records: &[Record]) -> BTreeMap<&'static str, usize> {
             _ => {}
         }
     }
+    counter::coverage(records, &mut c);
+    queue::coverage(records, &mut c);
+    lease::coverage(records, &mut c);
+    partitioner::coverage(records, &mut c);
+    multi_lock::coverage(records, &mut c);
+    tree::coverage(records, &mut c);
+    simple_barrier::coverage(records, &mut c);
     c
 }
 
