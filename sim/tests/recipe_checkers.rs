@@ -165,11 +165,24 @@ fn queues_hold_when_every_put_is_taken_once() {
 fn queues_catch_made_up_duplicate_and_lost_items() {
     for kind in ["queue", "locking-queue"] {
         let s = queue(kind);
-        let made_up = h(vec![put("c1.0.0", 10), took(2, "c1.0.5", 20), took(2, "c1.0.0", 30)]);
+        let made_up = h(vec![
+            put("c1.0.0", 10),
+            took(2, "c1.0.5", 20),
+            took(2, "c1.0.0", 30),
+        ]);
         assert_eq!(named(&check::all(&made_up, &s), "queue"), 1, "{kind}");
-        let twice = h(vec![put("c1.0.0", 10), took(2, "c1.0.0", 20), took(3, "c1.0.0", 30)]);
+        let twice = h(vec![
+            put("c1.0.0", 10),
+            took(2, "c1.0.0", 20),
+            took(3, "c1.0.0", 30),
+        ]);
         assert_eq!(named(&check::all(&twice, &s), "queue"), 1, "{kind}");
-        let lost = h(vec![put("c1.0.0", 10), put("c1.0.1", 20), took(2, "c1.0.0", 30), end(60_000)]);
+        let lost = h(vec![
+            put("c1.0.0", 10),
+            put("c1.0.1", 20),
+            took(2, "c1.0.0", 30),
+            end(60_000),
+        ]);
         assert_eq!(named(&check::all(&lost, &s), "queue"), 1, "{kind}");
     }
 }

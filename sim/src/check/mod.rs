@@ -137,7 +137,8 @@ pub fn report(records: &[Record], scenario: &Scenario) -> Report {
     r.add(partitioner::check(records, scenario));
     r.add(multi_lock::check(records, scenario));
     r.violations.extend(tree::check(records, scenario));
-    r.violations.extend(simple_barrier::check(records, scenario));
+    r.violations
+        .extend(simple_barrier::check(records, scenario));
     r
 }
 

@@ -134,9 +134,10 @@ pub async fn cache(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn st
         while let Some(event) = cache.next().await {
             history.pause_point(client).await;
             let (node, value) = match event {
-                TreeEvent::Added { path, value } | TreeEvent::Updated { path, value } => {
-                    (path, Some(String::from_utf8_lossy(&value.data).into_owned()))
-                }
+                TreeEvent::Added { path, value } | TreeEvent::Updated { path, value } => (
+                    path,
+                    Some(String::from_utf8_lossy(&value.data).into_owned()),
+                ),
                 TreeEvent::Removed { path, .. } => (path, None),
                 TreeEvent::Initialized | TreeEvent::Resynced => continue,
             };
