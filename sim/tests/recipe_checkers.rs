@@ -427,3 +427,43 @@ fn simple_barrier_releases_only_after_removal() {
     let early = barrier(vec![raised, waiting, released]);
     assert_eq!(named(&early, "simple-barrier"), 1);
 }
+
+// ---- the `lock-holder` target ----
+
+#[test]
+fn lock_holder_covers_every_role_that_holds_something() {
+    use zkit_sim::history::History;
+    let history = History::new();
+    let events = [
+        Event::ReadAcquired {
+            client: 1,
+            token: 5,
+        },
+        Event::LeaseAcquired {
+            client: 2,
+            token: 6,
+        },
+        Event::MultiLockAcquired {
+            client: 3,
+            locks: vec!["/m/l0".into()],
+        },
+        Event::PartitionAcquired {
+            client: 4,
+            items: vec!["i0".into()],
+        },
+        Event::Released { client: 1 },
+        Event::PartitionReleased { client: 4 },
+    ];
+    for (i, e) in events.into_iter().enumerate() {
+        history.record_at(ms(i as u64), e);
+    }
+    let holders: Vec<usize> = history.holders().into_keys().collect();
+    assert_eq!(holders, vec![2, 3]);
+    for role in ["rwlock", "semaphore", "multi-lock", "partitioner"] {
+        assert!(
+            scenario(&workload(role, 1, "/x")).targets().lock_holder,
+            "{role}"
+        );
+    }
+    assert!(!scenario(&workload("lease", 1, "/x")).targets().lock_holder);
+}
