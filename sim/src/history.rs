@@ -252,6 +252,152 @@ pub enum Event {
         /// The client.
         client: usize,
     },
+    /// A counter adder called `add(1)` (its outcome follows: [`Event::CounterAdded`] or
+    /// [`Event::CounterUncertain`]; none if its host crashed or the run ended first).
+    CounterAdding {
+        /// The client.
+        client: usize,
+    },
+    /// A counter add was acknowledged: the value it returned.
+    CounterAdded {
+        /// The client.
+        client: usize,
+        /// The counter's value after this add.
+        value: i32,
+    },
+    /// A counter add failed: it may or may not have applied.
+    CounterUncertain {
+        /// The client.
+        client: usize,
+    },
+    /// A counter adder synced and read the counter.
+    CounterRead {
+        /// The client.
+        client: usize,
+        /// When it sent the sync that preceded the read.
+        asked_at: Duration,
+        /// The value read.
+        value: i32,
+    },
+    /// A queue producer's put was acknowledged.
+    QueuePut {
+        /// The client.
+        client: usize,
+        /// The item (`c{client}.{incarnation}.{n}`, unique).
+        item: String,
+        /// When the put was called.
+        started: Duration,
+    },
+    /// A queue producer's put failed: the item may or may not be in the queue.
+    QueuePutUncertain {
+        /// The client.
+        client: usize,
+        /// The item.
+        item: String,
+    },
+    /// A queue consumer took an item (a plain queue's get returned it; a locking queue's
+    /// consume of it returned true).
+    QueueTaken {
+        /// The client.
+        client: usize,
+        /// The item.
+        item: String,
+        /// When the get (the consumer's round) was called.
+        started: Duration,
+    },
+    /// A queue consumer's get or consume failed: an item it was taking may be gone unrecorded.
+    QueueTakeFailed {
+        /// The client.
+        client: usize,
+    },
+    /// A lease try obtained (or renewed) the lease: the client believes it holds it until
+    /// `until` (its own clock; nothing else ends the belief).
+    LeaseHeld {
+        /// The client.
+        client: usize,
+        /// When its belief ends (simulated time).
+        until: Duration,
+    },
+    /// A set partitioner's state became `Acquired`: the client believes it owns `items`.
+    PartitionAcquired {
+        /// The client.
+        client: usize,
+        /// The items of its share.
+        items: Vec<String>,
+    },
+    /// A set partitioner left `Acquired` (or the member stopped): the client no longer
+    /// believes it owns anything.
+    PartitionReleased {
+        /// The client.
+        client: usize,
+    },
+    /// A multi-lock acquire returned: the client believes it holds every one of `locks`
+    /// (ended by [`Event::Released`], [`Event::Lost`] or a crash).
+    MultiLockAcquired {
+        /// The client.
+        client: usize,
+        /// The lock paths.
+        locks: Vec<String>,
+    },
+    /// A tree writer knows the state of one of its nodes: an acknowledged write, or a read
+    /// after an uncertain one (`None`: the node does not exist).
+    TreeWritten {
+        /// The client.
+        client: usize,
+        /// The node's path.
+        node: String,
+        /// Its data.
+        value: Option<String>,
+    },
+    /// A tree writer is about to write one of its nodes (`None`: delete it); its outcome is
+    /// the next [`Event::TreeWritten`] of that node.
+    TreeWriting {
+        /// The client.
+        client: usize,
+        /// The node's path.
+        node: String,
+        /// The data it writes.
+        value: Option<String>,
+    },
+    /// A tree-cache client started a new cache (its mirror starts empty).
+    TreeCacheStarted {
+        /// The client.
+        client: usize,
+    },
+    /// A tree cache reported a node added or updated (`Some`) or removed (`None`).
+    TreeCacheSeen {
+        /// The client.
+        client: usize,
+        /// The node's path.
+        node: String,
+        /// Its data.
+        value: Option<String>,
+    },
+    /// A (simple) barrier keeper's raise returned: the barrier node exists.
+    BarrierRaised {
+        /// The client.
+        client: usize,
+    },
+    /// A barrier keeper calls remove.
+    BarrierRemoving {
+        /// The client.
+        client: usize,
+    },
+    /// A barrier keeper's remove returned.
+    BarrierRemoved {
+        /// The client.
+        client: usize,
+    },
+    /// A barrier waiter calls wait.
+    BarrierWaiting {
+        /// The client.
+        client: usize,
+    },
+    /// A barrier waiter's wait returned: it believes the barrier is down.
+    BarrierReleased {
+        /// The client.
+        client: usize,
+    },
 }
 
 impl Event {
@@ -289,7 +435,28 @@ impl Event {
             | Event::Listed { client, .. }
             | Event::Session { client, .. }
             | Event::HeldIn { client, .. }
-            | Event::BarrierLeaving { client } => Some(*client),
+            | Event::BarrierLeaving { client }
+            | Event::CounterAdding { client }
+            | Event::CounterAdded { client, .. }
+            | Event::CounterUncertain { client }
+            | Event::CounterRead { client, .. }
+            | Event::QueuePut { client, .. }
+            | Event::QueuePutUncertain { client, .. }
+            | Event::QueueTaken { client, .. }
+            | Event::QueueTakeFailed { client }
+            | Event::LeaseHeld { client, .. }
+            | Event::PartitionAcquired { client, .. }
+            | Event::PartitionReleased { client }
+            | Event::MultiLockAcquired { client, .. }
+            | Event::TreeWritten { client, .. }
+            | Event::TreeWriting { client, .. }
+            | Event::TreeCacheStarted { client }
+            | Event::TreeCacheSeen { client, .. }
+            | Event::BarrierRaised { client }
+            | Event::BarrierRemoving { client }
+            | Event::BarrierRemoved { client }
+            | Event::BarrierWaiting { client }
+            | Event::BarrierReleased { client } => Some(*client),
             Event::Fault { .. }
             | Event::Healed
             | Event::Note { .. }
@@ -421,17 +588,27 @@ impl History {
         self.lock().resource.clone()
     }
 
-    /// The clients that believe they hold the lock now, with their tokens.
+    /// The clients that believe they hold a lock now (an exclusive lock, a side of a
+    /// read-write lock, a semaphore lease, a multi-lock, a partition share), with their
+    /// tokens (0 where the recipe has none).
     pub fn holders(&self) -> BTreeMap<usize, i64> {
         let inner = self.lock();
         let mut holders = BTreeMap::new();
         for r in &inner.records {
             match r.event {
-                Event::Acquired { client, token } => {
+                Event::Acquired { client, token }
+                | Event::ReadAcquired { client, token }
+                | Event::WriteAcquired { client, token }
+                | Event::LeaseAcquired { client, token } => {
                     holders.insert(client, token);
+                }
+                Event::MultiLockAcquired { client, .. }
+                | Event::PartitionAcquired { client, .. } => {
+                    holders.insert(client, 0);
                 }
                 Event::Released { client }
                 | Event::Lost { client }
+                | Event::PartitionReleased { client }
                 | Event::Crashed { client }
                 | Event::Started { client, .. } => {
                     holders.remove(&client);
@@ -560,6 +737,64 @@ pub fn render_record(r: &Record) -> String {
             format!("c{client}: holds in session {session:#x}")
         }
         Event::BarrierLeaving { client } => format!("c{client}: leaving the barrier"),
+        Event::CounterAdding { client } => format!("c{client}: adds 1 to the counter"),
+        Event::CounterAdded { client, value } => format!("c{client}: add acknowledged: {value}"),
+        Event::CounterUncertain { client } => format!("c{client}: add uncertain"),
+        Event::CounterRead {
+            client,
+            asked_at,
+            value,
+        } => format!(
+            "c{client}: read counter {value} (synced at {}.{:06} s)",
+            asked_at.as_secs(),
+            asked_at.subsec_micros()
+        ),
+        Event::QueuePut { client, item, .. } => format!("c{client}: put {item}"),
+        Event::QueuePutUncertain { client, item } => format!("c{client}: put of {item} uncertain"),
+        Event::QueueTaken { client, item, .. } => format!("c{client}: took {item}"),
+        Event::QueueTakeFailed { client } => format!("c{client}: take failed"),
+        Event::LeaseHeld { client, until } => format!(
+            "c{client}: holds the lease until {}.{:06} s",
+            until.as_secs(),
+            until.subsec_micros()
+        ),
+        Event::PartitionAcquired { client, items } => {
+            format!("c{client}: owns [{}]", items.join(", "))
+        }
+        Event::PartitionReleased { client } => format!("c{client}: released its share"),
+        Event::MultiLockAcquired { client, locks } => {
+            format!("c{client}: multi-locked [{}]", locks.join(", "))
+        }
+        Event::TreeWritten {
+            client,
+            node,
+            value,
+        } => match value {
+            Some(v) => format!("c{client}: {node} = {v:?}"),
+            None => format!("c{client}: {node} absent"),
+        },
+        Event::TreeWriting {
+            client,
+            node,
+            value,
+        } => match value {
+            Some(v) => format!("c{client}: writes {node} = {v:?}"),
+            None => format!("c{client}: deletes {node}"),
+        },
+        Event::TreeCacheStarted { client } => format!("c{client}: tree cache started"),
+        Event::TreeCacheSeen {
+            client,
+            node,
+            value,
+        } => match value {
+            Some(v) => format!("c{client}: cache has {node} = {v:?}"),
+            None => format!("c{client}: cache dropped {node}"),
+        },
+        Event::BarrierRaised { client } => format!("c{client}: raised the barrier"),
+        Event::BarrierRemoving { client } => format!("c{client}: removing the barrier"),
+        Event::BarrierRemoved { client } => format!("c{client}: removed the barrier"),
+        Event::BarrierWaiting { client } => format!("c{client}: waits at the barrier"),
+        Event::BarrierReleased { client } => format!("c{client}: released by the barrier"),
     };
     format!("{at} {line}")
 }

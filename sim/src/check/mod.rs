@@ -19,7 +19,15 @@
 //! - [`writes`]: every acknowledged create is in every later synced listing;
 //! - [`policy`]: beliefs end when the connection policy says the session is in doubt, and a
 //!   client reports `Lost` soon after the ensemble expires its session;
-//! - [`session`]: every acquisition is made in the client's current session.
+//! - [`session`]: every acquisition is made in the client's current session;
+//! - [`counter`]: a shared counter counts every acknowledged add, none twice;
+//! - [`queue`]: queue items are taken at most once (where promised) and none acknowledged
+//!   is lost;
+//! - [`lease`]: no two clients believe they hold one lease at once;
+//! - [`partitioner`]: no item is owned by two partition members at once;
+//! - [`multi_lock`]: mutual exclusion per lock path of multi-locks;
+//! - [`tree`]: every tree cache converges on the tree;
+//! - [`simple_barrier`]: a simple barrier lets nobody through while it is up.
 //!
 //! **Pauses.** A client whose application was frozen (a GC pause, [`Event::Paused`]) keeps
 //! believing what it believed until it next looks: from its `Paused` until its belief next
@@ -40,6 +48,14 @@ pub mod policy;
 pub mod semaphore;
 pub mod session;
 pub mod writes;
+
+pub mod counter;
+pub mod lease;
+pub mod multi_lock;
+pub mod partitioner;
+pub mod queue;
+pub mod simple_barrier;
+pub mod tree;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -124,6 +140,14 @@ pub fn report(records: &[Record], scenario: &Scenario) -> Report {
     r.violations.extend(writes::check(records, scenario));
     r.violations.extend(policy::check(records, scenario));
     r.add(session::check(records));
+    r.violations.extend(counter::check(records, scenario));
+    r.violations.extend(queue::check(records, scenario));
+    r.violations.extend(lease::check(records, scenario));
+    r.add(partitioner::check(records, scenario));
+    r.add(multi_lock::check(records, scenario));
+    r.violations.extend(tree::check(records, scenario));
+    r.violations
+        .extend(simple_barrier::check(records, scenario));
     r
 }
 
@@ -179,6 +203,9 @@ pub fn coverage(records: &[Record]) -> BTreeMap<&'static str, usize> {
             Event::Created { .. } => *c.entry("creates acknowledged").or_default() += 1,
             Event::ReadAcquired { .. } | Event::WriteAcquired { .. } => {
                 *c.entry("rwlock acquisitions").or_default() += 1;
+                if matches!(r.event, Event::WriteAcquired { .. }) {
+                    *c.entry("rwlock write acquisitions").or_default() += 1;
+                }
             }
             Event::LeaseAcquired { .. } => *c.entry("leases acquired").or_default() += 1,
             Event::Joined { .. } => *c.entry("party joins").or_default() += 1,
@@ -194,6 +221,13 @@ pub fn coverage(records: &[Record]) -> BTreeMap<&'static str, usize> {
             _ => {}
         }
     }
+    counter::coverage(records, &mut c);
+    queue::coverage(records, &mut c);
+    lease::coverage(records, &mut c);
+    partitioner::coverage(records, &mut c);
+    multi_lock::coverage(records, &mut c);
+    tree::coverage(records, &mut c);
+    simple_barrier::coverage(records, &mut c);
     c
 }
 

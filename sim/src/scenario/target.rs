@@ -5,7 +5,8 @@ use std::fmt;
 /// What a fault hits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Target {
-    /// The client that believes it holds the lock when the fault fires.
+    /// The client that believes it holds a lock when the fault fires (an exclusive lock, a
+    /// side of a read-write lock, a semaphore lease, a multi-lock or a partition share).
     LockHolder,
     /// The client that believes it leads (leader latch or selector) when the fault fires.
     LeaderCandidate,

@@ -40,6 +40,30 @@ pub enum Role {
     ConfigWatcher,
     /// Plain acknowledged writes (sequential creates) under `path`.
     Writer,
+    /// Add 1 to a shared counter, again and again; read it now and then.
+    Counter,
+    /// Put unique items into a queue.
+    QueueProducer,
+    /// Take items from a queue.
+    QueueConsumer,
+    /// Put unique items into a locking queue.
+    LockingQueueProducer,
+    /// Take, work on and consume items of a locking queue.
+    LockingQueueConsumer,
+    /// Take a time-limited lease (`NonBlockingLease`), renew it for a while, let it run out.
+    Lease,
+    /// Join a set partitioner, own a share of its items for a while, leave.
+    Partitioner,
+    /// Take a few of the locks under `path` at once with a multi-lock, hold, release.
+    MultiLock,
+    /// Create, set and delete nodes of its own under `path`.
+    TreeWriter,
+    /// Mirror the tree under `path` with a tree cache.
+    TreeCache,
+    /// Raise a (simple) barrier, hold it up for a while, remove it.
+    BarrierKeeper,
+    /// Wait at a (simple) barrier until it is removed.
+    BarrierWaiter,
 }
 
 impl Role {
@@ -56,12 +80,29 @@ impl Role {
             Role::ConfigWriter => "config-writer",
             Role::ConfigWatcher => "config-watcher",
             Role::Writer => "writer",
+            Role::Counter => "counter",
+            Role::QueueProducer => "queue-producer",
+            Role::QueueConsumer => "queue-consumer",
+            Role::LockingQueueProducer => "locking-queue-producer",
+            Role::LockingQueueConsumer => "locking-queue-consumer",
+            Role::Lease => "lease",
+            Role::Partitioner => "partitioner",
+            Role::MultiLock => "multi-lock",
+            Role::TreeWriter => "tree-writer",
+            Role::TreeCache => "tree-cache",
+            Role::BarrierKeeper => "barrier-keeper",
+            Role::BarrierWaiter => "barrier-waiter",
         }
     }
 
-    /// Whether clients of this role contend for the lock (`lock-holder` can resolve).
+    /// Whether clients of this role hold something exclusive or limited (a lock, a side of
+    /// a read-write lock, a semaphore lease, a multi-lock, a partition share): `lock-holder`
+    /// can resolve.
     pub fn holds_lock(self) -> bool {
-        self == Role::Lock
+        matches!(
+            self,
+            Role::Lock | Role::Rwlock | Role::Semaphore | Role::MultiLock | Role::Partitioner
+        )
     }
 
     /// Whether clients of this role run for leadership (`leader-candidate` can resolve).

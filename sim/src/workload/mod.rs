@@ -9,7 +9,14 @@
 //! - [`party`]: a group member;
 //! - [`double_barrier`]: a double-barrier participant;
 //! - [`config`]: a configuration writer or watcher;
-//! - [`writer`]: plain acknowledged sequential creates, listed after a `sync` now and then.
+//! - [`writer`]: plain acknowledged sequential creates, listed after a `sync` now and then;
+//! - [`counter`]: a shared-counter adder;
+//! - [`queue`], [`locking_queue`]: queue producers and consumers;
+//! - [`lease`]: a time-limited lease holder;
+//! - [`partitioner`]: a set-partitioner member;
+//! - [`multi_lock`]: a multi-lock contender;
+//! - [`tree`]: a tree writer or a tree cache;
+//! - [`barrier`]: a simple barrier's keeper or waiter.
 //!
 //! Every role records each belief change into the history, and passes a pause point
 //! ([`History::pause_point`]) wherever a frozen application would stop before acting on what
@@ -24,6 +31,15 @@ pub mod party;
 pub mod rwlock;
 pub mod semaphore;
 pub mod writer;
+
+pub mod barrier;
+pub mod counter;
+pub mod lease;
+pub mod locking_queue;
+pub mod multi_lock;
+pub mod partitioner;
+pub mod queue;
+pub mod tree;
 
 use std::future::Future;
 use std::time::Duration;
@@ -88,6 +104,18 @@ pub async fn run(spec: ClientSpec, incarnation: u32) -> Result {
         Role::ConfigWriter => config::write(&spec, incarnation).await,
         Role::ConfigWatcher => config::watch(&spec, incarnation).await,
         Role::Writer => writer::run(&spec, incarnation).await,
+        Role::Counter => counter::run(&spec, incarnation).await,
+        Role::QueueProducer => queue::produce(&spec, incarnation).await,
+        Role::QueueConsumer => queue::consume(&spec, incarnation).await,
+        Role::LockingQueueProducer => locking_queue::produce(&spec, incarnation).await,
+        Role::LockingQueueConsumer => locking_queue::consume(&spec, incarnation).await,
+        Role::Lease => lease::run(&spec, incarnation).await,
+        Role::Partitioner => partitioner::run(&spec, incarnation).await,
+        Role::MultiLock => multi_lock::run(&spec, incarnation).await,
+        Role::TreeWriter => tree::write(&spec, incarnation).await,
+        Role::TreeCache => tree::cache(&spec, incarnation).await,
+        Role::BarrierKeeper => barrier::keep(&spec, incarnation).await,
+        Role::BarrierWaiter => barrier::wait(&spec, incarnation).await,
     }
 }
 
