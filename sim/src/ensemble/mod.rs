@@ -40,6 +40,7 @@ use std::time::Duration;
 use self::check::Checker;
 use self::log::Store;
 use self::peer::Role;
+use crate::scenario::{DEFAULT_INIT_LIMIT, DEFAULT_SYNC_LIMIT};
 use crate::server::ServerConfig;
 
 /// How an ensemble is set up.
@@ -49,15 +50,22 @@ pub struct EnsembleConfig {
     pub servers: u8,
     /// Seed of the servers (session ids, passwords).
     pub seed: u64,
-    /// How often servers send each other status.
+    /// How often servers send each other status (the leader's `PING`s, the followers'
+    /// replies, and the election's notifications).
     pub heartbeat: Duration,
-    /// A peer not heard from for this long is gone (its link is dropped; a leader without a
-    /// quorum within it steps down; a follower without its leader looks for another).
-    pub peer_timeout: Duration,
+    /// `syncLimit`, in ticks of [`ServerConfig::tick_time`]: a synced follower that has not
+    /// heard its leader for `sync_limit` ticks looks for another (`Learner`'s socket
+    /// timeout), and a leader counts a follower towards its quorum only while it heard it
+    /// within `sync_limit` ticks, checked once per tick (`LearnerHandler.synced`,
+    /// `Leader.lead`): a leader that has no such quorum steps down.
+    pub sync_limit: u32,
+    /// `initLimit`, in ticks: how long a follower waits for its sync and a prospective
+    /// leader for a quorum to sync (`Learner.connectToLeader`, `Leader.waitForEpochAck`,
+    /// `waitForNewLeaderAck`); a follower still syncing counts towards its leader's quorum
+    /// for `init_limit + sync_limit` ticks (`getTickOfInitialAckDeadline`).
+    pub init_limit: u32,
     /// How long a looking server listens before voting.
     pub election_wait: Duration,
-    /// How long a prospective leader waits for a quorum before looking again.
-    pub election_timeout: Duration,
     /// Fault: followers ack proposals before fsyncing them, so a crash loses the tail.
     pub ack_before_fsync: bool,
     /// Each server snapshots its committed state and drops the log it covers once this many
@@ -74,9 +82,9 @@ impl Default for EnsembleConfig {
             servers: 3,
             seed: 0,
             heartbeat: Duration::from_millis(100),
-            peer_timeout: Duration::from_millis(600),
+            sync_limit: DEFAULT_SYNC_LIMIT,
+            init_limit: DEFAULT_INIT_LIMIT,
             election_wait: Duration::from_millis(300),
-            election_timeout: Duration::from_millis(1500),
             ack_before_fsync: false,
             snapshot_every: 32,
             server: ServerConfig {
@@ -91,6 +99,22 @@ impl EnsembleConfig {
     /// Votes needed for a quorum.
     pub fn quorum(&self) -> usize {
         usize::from(self.servers) / 2 + 1
+    }
+
+    /// The tick (`tickTime`).
+    pub fn tick(&self) -> Duration {
+        self.server.tick_time
+    }
+
+    /// `syncLimit × tickTime`: how long a synced follower waits for its silent leader, and
+    /// how long a link carrying a synced follower's session may stay silent.
+    pub fn sync_timeout(&self) -> Duration {
+        self.tick().saturating_mul(self.sync_limit)
+    }
+
+    /// `initLimit × tickTime`: how long a sync may take, and a prospective leader wait.
+    pub fn init_timeout(&self) -> Duration {
+        self.tick().saturating_mul(self.init_limit)
     }
 }
 
