@@ -23,6 +23,44 @@
 //!
 //! zxid = (epoch << 32) | counter. Everything is deterministic for a seed: time from
 //! `tokio::time`, ordered maps, `biased` selects.
+//!
+//! # Fidelity to ZooKeeper 3.8
+//!
+//! The reference is ZooKeeper 3.8.0 with the project's fixture configuration (`scripts/zk`:
+//! `tickTime=500`, `initLimit=20`, `syncLimit=10`). What a client can tell apart:
+//!
+//! Modelled:
+//! - Zab's shape: election by `(current epoch, last zxid, id)`, a new epoch promised once,
+//!   `DIFF` / `TRUNC` / `SNAP` sync, quorum commit, commits applied in zxid order,
+//!   snapshots and log compaction, a crash losing what was not fsynced (as a fault);
+//! - failure detection in ticks, as `Learner`, `LearnerHandler.synced` and `Leader.lead`
+//!   do it ([`EnsembleConfig::sync_limit`], [`EnsembleConfig::init_limit`]): a follower cut
+//!   off from its leader keeps serving (reads, pings, session touches) for `syncLimit`
+//!   ticks, so its clients stay Connected while the leader, which no longer hears of their
+//!   sessions, expires them after their timeout; a leader steps down at the first tick
+//!   boundary at which fewer than a quorum were heard within `syncLimit` ticks;
+//! - a server without a quorum stops serving and closes its clients' connections;
+//! - sessions: created and closed as transactions, touched through the leader, expired by
+//!   the leader alone in tick buckets; timeouts negotiated within 2 to 20 ticks;
+//! - reads answered from the local (possibly stale) tree, writes and `sync` ordered by the
+//!   leader, replies to one connection in request order, a `sync` answered once what the
+//!   leader ordered before it is applied locally;
+//! - a server refuses a client that has seen a newer zxid than it has applied;
+//! - children and ephemerals listed in an unsorted order of each server's own
+//!   ([`crate::server::order`]), as a Java `HashSet` lists them.
+//!
+//! Not modelled (a client can tell):
+//! - TCP retransmission: turmoil drops what a partition catches and the stream stalls for
+//!   good, so a link carrying a replication session that a partition stalled ends when
+//!   `syncLimit` ticks pass even if the partition healed before (a real link resumes);
+//!   a link with only election traffic is dropped and dialed again after six heartbeats;
+//! - `FastLeaderElection`'s notifications and back-off: a looking server votes from the
+//!   statuses it heard in the last six heartbeats, after [`EnsembleConfig::election_wait`];
+//! - session ownership (`SESSIONMOVED`) and ordering per session across connections; a
+//!   follower validates a reconnecting session against its own tree, without asking the
+//!   leader (`REVALIDATE`); read-only mode; local sessions; idle-connection expiry;
+//! - `SyncLimitCheck` (a follower that acks proposals too slowly), observers, dynamic
+//!   reconfiguration, quotas, `leaderServes=no`, SASL and TLS.
 
 pub mod check;
 mod election;
