@@ -23,12 +23,12 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use proptest::prelude::*;
+use zkit::proto::Record as _;
 use zkit::{
     Acl, AddWatchMode, Client, CreateMode, CreateOptions, Error, Op, OpResult, Perms,
     PersistentWatcher, Stat, Watcher,
 };
 use zkit_sim::server::{Server, ServerConfig};
-use zkit::proto::Record as _;
 use zkit_tests::ZkServer;
 
 // ----- the model -----

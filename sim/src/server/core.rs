@@ -131,6 +131,12 @@ impl Core {
             .saturating_add(i64::try_from(now).unwrap_or(i64::MAX))
     }
 
+    /// Numbers the connections registered from now on from `first` on (see
+    /// [`Core::set_replica`]).
+    pub(crate) fn number_connections_from(&mut self, first: u64) {
+        self.next_conn = self.next_conn.max(first);
+    }
+
     /// Registers a new connection; its frames go to `tx`, `closed` is notified when the
     /// server closes it.
     pub(crate) fn register(
