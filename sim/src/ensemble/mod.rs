@@ -47,7 +47,11 @@
 //!   leader ordered before it is applied locally;
 //! - a server refuses a client that has seen a newer zxid than it has applied;
 //! - children and ephemerals listed in an unsorted order of each server's own
-//!   ([`crate::server::order`]), as a Java `HashSet` lists them.
+//!   ([`crate::server::order`]), as a Java `HashSet` lists them;
+//! - malformed input as 3.8.0 answers it: an unknown request type gets UNIMPLEMENTED and
+//!   the connection is closed, a create with unknown flags gets BADARGUMENTS (an error
+//!   transaction) and the connection stays open;
+//! - a commit answers only the request that asked for it, also after a restart.
 //!
 //! Not modelled (a client can tell):
 //! - TCP retransmission: turmoil drops what a partition catches and the stream stalls for
@@ -58,7 +62,10 @@
 //!   statuses it heard in the last six heartbeats, after [`EnsembleConfig::election_wait`];
 //! - session ownership (`SESSIONMOVED`) and ordering per session across connections; a
 //!   follower validates a reconnecting session against its own tree, without asking the
-//!   leader (`REVALIDATE`); read-only mode; local sessions; idle-connection expiry;
+//!   leader (`REVALIDATE`), so a reconnect to a follower cut off from the leader succeeds
+//!   where ZooKeeper's handshake stalls; read-only mode; local sessions; idle-connection
+//!   expiry; requests of a closing session are answered, not dropped; a create with
+//!   unknown flags inside a `multi` closes the connection;
 //! - `SyncLimitCheck` (a follower that acks proposals too slowly), observers, dynamic
 //!   reconfiguration, quotas, `leaderServes=no`, SASL and TLS.
 
