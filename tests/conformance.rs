@@ -3,7 +3,9 @@
 //! test binary, a fresh chroot per case) and against the simulated server (a fresh one per
 //! case, in process, same tick time). The two transcripts must be identical: return values,
 //! error codes, Stat fields except times (zxids compared by their rank within the case,
-//! ephemeral owners by session), sorted children, and the watch events each session received.
+//! ephemeral owners by session), children as sets, and the watch events each session
+//! received. Children are compared as sets because neither server sorts them; a separate
+//! test checks that the simulated server does not (a recipe must sort by sequence itself).
 //!
 //! Events are collected without sleeping: after each step, every live session does a `sync`
 //! round trip (ZooKeeper answers in order, so a notification the step caused has arrived
@@ -21,6 +23,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use proptest::prelude::*;
+use zkit::proto::Record as _;
 use zkit::{
     Acl, AddWatchMode, Client, CreateMode, CreateOptions, Error, Op, OpResult, Perms,
     PersistentWatcher, Stat, Watcher,
@@ -475,16 +478,12 @@ async fn run_case(hosts: &str, case: &Case) -> Vec<String> {
                 } else {
                     c.get_children(path).await
                 };
-                t.result(head, r, |_, l, mut kids| {
-                    kids.sort();
-                    l.push(Tok::Text(format!(" {kids:?}")));
-                });
+                t.result(head, r, |_, l, kids| l.push(Tok::Text(children(&kids))));
             }
             Step::ChildrenWithStat(_, p) => {
                 let r = c.get_children_with_stat(PATHS[*p]).await;
-                t.result(head, r, |t, l, (mut kids, s)| {
-                    kids.sort();
-                    l.push(Tok::Text(format!(" {kids:?}")));
+                t.result(head, r, |t, l, (kids, s)| {
+                    l.push(Tok::Text(children(&kids)));
                     t.stat(l, &s);
                 });
             }
@@ -600,6 +599,19 @@ async fn run_case(hosts: &str, case: &Case) -> Vec<String> {
         }
     }
     t.render()
+}
+
+/// A children list as the transcript shows it: as a set (ZooKeeper lists children in hash
+/// order, and the simulated server in its own unsorted order, so only the set can be
+/// compared), and how many names it repeats (none, on either server).
+fn children(kids: &[String]) -> String {
+    let set: BTreeSet<&String> = kids.iter().collect();
+    let repeated = kids.len() - set.len();
+    if repeated == 0 {
+        format!(" {set:?}")
+    } else {
+        format!(" {set:?} ({repeated} repeated)")
+    }
 }
 
 static CASE_NO: AtomicUsize = AtomicUsize::new(0);
@@ -718,4 +730,240 @@ fn regression_multi_create_results_per_mode() {
         .map(|mode| Step::Multi(0, vec![MultiStep::Create(plain(3 + mode % 3, mode))]))
         .collect();
     check_fixed(2, steps);
+}
+
+/// Children (and a session's ephemerals) of `/p` listed by a simulated server seeded with
+/// `seed`: eight sequential nodes, as a lock's contenders would create them.
+fn sim_listing(seed: u64) -> (Vec<String>, Vec<String>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    rt.block_on(async {
+        let config = ServerConfig {
+            tick_time: TICK,
+            seed,
+            ..ServerConfig::default()
+        };
+        let server = Server::bind("127.0.0.1:0", config)
+            .await
+            .expect("the simulated server binds");
+        let zk = connect(&server.connect_string(), 1).await;
+        zk.create("/p", b"", CreateMode::Persistent)
+            .await
+            .expect("create /p");
+        for _ in 0..8 {
+            zk.create("/p/n-", b"", CreateMode::EphemeralSequential)
+                .await
+                .expect("create a child");
+        }
+        let kids = zk.get_children("/p").await.expect("list /p");
+        let ephemerals = zk.get_ephemerals("/p").await.expect("list ephemerals");
+        zk.close().await;
+        server.shutdown().await;
+        (kids, ephemerals)
+    })
+}
+
+/// The simulated server does not list children or ephemerals sorted (ZooKeeper does not
+/// either): a recipe that forgets to sort by sequence number must fail in simulation. The
+/// order is the same for the same seed and differs between seeds (servers).
+#[test]
+fn the_simulated_server_does_not_list_children_sorted() {
+    let sorted = |v: &[String]| v.windows(2).all(|w| w[0] <= w[1]);
+    let mut unsorted = (0, 0);
+    let mut orders = BTreeSet::new();
+    for seed in 0..4 {
+        let (kids, ephemerals) = sim_listing(seed);
+        assert_eq!(kids.len(), 8, "{kids:?}");
+        assert_eq!(
+            kids.iter().collect::<BTreeSet<_>>().len(),
+            8,
+            "each child once: {kids:?}"
+        );
+        let mut paths: Vec<String> = kids.iter().map(|k| format!("/p/{k}")).collect();
+        let mut listed = ephemerals.clone();
+        paths.sort();
+        listed.sort();
+        assert_eq!(listed, paths, "the session's ephemerals are its children");
+        unsorted.0 += usize::from(!sorted(&kids));
+        unsorted.1 += usize::from(!sorted(&ephemerals));
+        assert_eq!(
+            sim_listing(seed),
+            (kids.clone(), ephemerals),
+            "seed {seed} replays"
+        );
+        orders.insert(kids);
+    }
+    assert!(
+        unsorted.0 >= 3 && unsorted.1 >= 3,
+        "sorted too often: {unsorted:?}"
+    );
+    assert!(orders.len() >= 3, "servers agree too often: {orders:?}");
+}
+
+/// A raw connection: frames written and read with `zkit::proto` alone.
+struct RawConn {
+    stream: tokio::net::TcpStream,
+    buf: bytes::BytesMut,
+    decoder: zkit::proto::FrameDecoder,
+}
+
+impl RawConn {
+    /// Connects to the first server of `hosts` and opens a session.
+    async fn open(hosts: &str) -> RawConn {
+        let addr = hosts.split(['/', ',']).next().expect("an address");
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let mut c = RawConn {
+            stream,
+            buf: bytes::BytesMut::new(),
+            decoder: zkit::proto::FrameDecoder::default(),
+        };
+        let hello = zkit::proto::ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            timeout: 4000,
+            session_id: 0,
+            passwd: vec![0; 16],
+            read_only: false,
+        };
+        c.send(|o| hello.encode(o))
+            .await
+            .expect("write the handshake");
+        let reply = c.frame().await.expect("a handshake reply");
+        let resp = zkit::proto::ConnectResponse::from_frame(&reply).expect("a connect response");
+        assert_ne!(resp.session_id, 0, "a session");
+        c
+    }
+
+    /// Writes one frame (an error once the server has closed the connection).
+    async fn send(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> std::io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let mut out = Vec::new();
+        zkit::proto::encode_frame(&mut out, write);
+        self.stream.write_all(&out).await
+    }
+
+    /// The next frame; `None` once the server closed the connection.
+    async fn frame(&mut self) -> Option<Vec<u8>> {
+        use tokio::io::AsyncReadExt;
+        loop {
+            if let Some(f) = self.decoder.decode(&mut self.buf).expect("a frame") {
+                return Some(f.to_vec());
+            }
+            let read = self.stream.read_buf(&mut self.buf);
+            match tokio::time::timeout(Duration::from_secs(10), read).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return None,
+                Ok(Ok(_)) => {}
+                Err(_) => panic!("no reply and no close within 10 s"),
+            }
+        }
+    }
+
+    /// Sends `frame` (header and body) and describes the reply: xid, error code and zxid
+    /// relative to `base` (`-1` is shown as is), or `closed`.
+    async fn ask(&mut self, frame: &[u8], base: i64) -> (String, i64) {
+        if self.send(|o| o.extend_from_slice(frame)).await.is_err() {
+            return ("closed".to_owned(), base);
+        }
+        match self.frame().await {
+            None => ("closed".to_owned(), base),
+            Some(f) => {
+                let h = zkit::proto::ReplyHeader::decode(&mut zkit::proto::Reader::new(&f))
+                    .expect("a reply header");
+                let zxid = if h.zxid == -1 {
+                    "-1".to_owned()
+                } else {
+                    format!("+{}", h.zxid - base)
+                };
+                (format!("xid {} err {} zxid {zxid}", h.xid, h.err), h.zxid)
+            }
+        }
+    }
+}
+
+/// Malformed requests, answered by `hosts`: a create with flags that name no mode (then a
+/// ping, then a look for the node), and a request type ZooKeeper does not take (then a
+/// ping, if the connection is still open).
+async fn malformed_transcript(hosts: &str, path: &str) -> Vec<String> {
+    use zkit::proto::{CreateRequest, Request, RequestHeader, WatchedRequest};
+    let mut c = RawConn::open(hosts).await;
+    let mut lines = Vec::new();
+    let frame = |request: &Request, xid: i32| {
+        let mut out = Vec::new();
+        request.encode(xid, &mut out);
+        out
+    };
+    let ping = frame(&Request::Ping, -2);
+    let (_, base) = c.ask(&ping, 0).await;
+    let mut create = frame(
+        &Request::Create(CreateRequest {
+            path: path.to_owned(),
+            data: vec![],
+            acl: Acl::open_unsafe(),
+            flags: CreateMode::Persistent,
+        }),
+        1,
+    );
+    let n = create.len();
+    create[n - 4..].copy_from_slice(&9i32.to_be_bytes());
+    let (line, base) = c.ask(&create, base).await;
+    lines.push(format!("create with flags 9 -> {line}"));
+    let (line, base) = c.ask(&ping, base).await;
+    lines.push(format!("ping -> {line}"));
+    let exists = frame(
+        &Request::Exists(WatchedRequest {
+            path: path.to_owned(),
+            watch: false,
+        }),
+        2,
+    );
+    let (line, base) = c.ask(&exists, base).await;
+    lines.push(format!("exists -> {line}"));
+    let mut unknown = Vec::new();
+    RequestHeader { xid: 3, op: 77 }.encode(&mut unknown);
+    let (line, base) = c.ask(&unknown, base).await;
+    lines.push(format!("opcode 77 -> {line}"));
+    let (line, _) = c.ask(&ping, base).await;
+    lines.push(format!("ping -> {line}"));
+    lines
+}
+
+/// Malformed input as ZooKeeper 3.8.0 (the fixture's version) answers it: a create with
+/// unknown flags gets BADARGUMENTS in an error transaction (a zxid taken) and the
+/// connection stays open; an unknown request type gets UNIMPLEMENTED with zxid -1 and the
+/// connection is closed. The simulated server answers the same.
+#[test]
+fn malformed_requests_are_answered_as_zookeeper_does() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let path = format!("/malformed-{}", std::process::id());
+    let real_hosts = real().connect_string().to_owned();
+    let (real, sim) = rt.block_on(async {
+        let real = malformed_transcript(&real_hosts, &path).await;
+        let config = ServerConfig {
+            tick_time: TICK,
+            ..ServerConfig::default()
+        };
+        let server = Server::bind("127.0.0.1:0", config)
+            .await
+            .expect("the simulated server binds");
+        let sim = malformed_transcript(&server.connect_string(), &path).await;
+        server.shutdown().await;
+        (real, sim)
+    });
+    assert_eq!(real, sim, "real ZooKeeper vs the simulated server");
+    assert_eq!(
+        real,
+        vec![
+            "create with flags 9 -> xid 1 err -8 zxid +1".to_owned(),
+            "ping -> xid -2 err 0 zxid +0".to_owned(),
+            "exists -> xid 2 err -101 zxid +0".to_owned(),
+            "opcode 77 -> xid 3 err -6 zxid -1".to_owned(),
+            "ping -> closed".to_owned(),
+        ],
+        "ZooKeeper 3.8.0's answers"
+    );
 }

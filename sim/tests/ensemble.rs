@@ -302,7 +302,7 @@ fn an_uncommitted_proposal_of_an_older_epoch_is_dropped_by_trunc() {
 }
 
 /// A client that has seen a write reconnects to a follower that has not applied it (its link
-/// to the leader is held, and a long peer timeout keeps it serving): the follower refuses
+/// to the leader is held, and a long `sync_limit` keeps it serving): the follower refuses
 /// the session, as ZooKeeper does, and the client moves on to a server that is up to date,
 /// with its session.
 #[test]
@@ -312,7 +312,7 @@ fn a_server_behind_the_client_refuses_it_and_the_client_moves_on_with_its_sessio
     let log: Log = Rc::new(RefCell::new(Vec::new()));
     let ens = Ensemble::new(EnsembleConfig {
         seed,
-        peer_timeout: Duration::from_secs(30),
+        sync_limit: 60,
         ..EnsembleConfig::default()
     });
     let mut sim = sim(seed, 120);
@@ -540,8 +540,9 @@ fn minority_server_drops_its_clients_who_move_with_their_sessions() {
     assert_eq!(ens.check(), Vec::<String>::new());
 }
 
-/// The bound on re-election after faults heal: a follower notices a silent leader within
-/// the peer timeout, listens for the election wait, then the sync takes a few round trips.
+/// The bound on re-election after faults heal (everybody was already looking): the links
+/// stalled by the partition are dialed again, a looking server listens for the election
+/// wait, then the sync takes a few round trips.
 const ELECTION_BOUND: Duration = Duration::from_secs(3);
 
 #[test]
@@ -557,7 +558,10 @@ fn election_converges_after_faults_heal_within_the_bound() {
         sim.partition("zk1", "zk2");
         sim.partition("zk2", "zk3");
         sim.partition("zk1", "zk3");
-        if !step_until(&mut sim, Duration::from_secs(5), || {
+        // Followers give up on a silent leader after syncLimit ticks, the leader on its
+        // followers at the next tick boundary after that.
+        let quorum_lost = ens.config().sync_timeout() + ens.config().tick() * 2;
+        if !step_until(&mut sim, quorum_lost, || {
             ens.status().values().all(|s| !s.serving)
         }) {
             fail(&ens, &log, "servers kept serving without a quorum");
@@ -723,5 +727,144 @@ fn leader_expires_the_session_of_a_client_cut_off_from_every_server() {
     if !step_until(&mut sim, Duration::from_secs(30), expired) {
         fail(&ens, &log, "session not expired");
     }
+    assert_eq!(ens.check(), Vec::<String>::new());
+}
+
+/// When each client event of [`a_client_on_a_cut_off_follower_outlives_its_session`]
+/// happened, in simulated time.
+type Times = Rc<RefCell<Vec<(Duration, String)>>>;
+
+fn at(times: &Times, what: &str) -> Option<Duration> {
+    times
+        .borrow()
+        .iter()
+        .find(|(_, w)| w == what)
+        .map(|(t, _)| *t)
+}
+
+fn mark(times: &Times, what: &str) {
+    let now = turmoil::sim_elapsed().unwrap_or_default();
+    times.borrow_mut().push((now, what.to_owned()));
+}
+
+/// ZooKeeper's most dangerous window, as the real ensemble has it: a follower cut off from
+/// the other servers (not from its client) keeps serving until it has not heard its leader
+/// for `syncLimit` ticks (10 × 500 ms, the fixture's), answering its client's pings, so the
+/// client stays Connected, while the leader, which no longer hears about the session, expires
+/// it after the session timeout (4 s) and another client sees its ephemeral node deleted.
+/// The stale client can still read its deleted node on its follower.
+#[test]
+fn a_client_on_a_cut_off_follower_outlives_its_session() {
+    let _serial = serial();
+    let seed = 51;
+    let ens = ensemble(seed);
+    let config = ens.config().clone();
+    let session_timeout = Duration::from_secs(4);
+    assert!(session_timeout < config.sync_timeout());
+    let mut sim = sim(seed, 60);
+    ens.register(&mut sim);
+    assert!(step_until(&mut sim, Duration::from_secs(10), || ens.converged()));
+    let leader = ens.leader().expect("a leader");
+    let follower = (1..=3).find(|&i| i != leader).expect("a follower");
+    let port = config.server.client_port;
+    let times: Times = Rc::new(RefCell::new(Vec::new()));
+    let t = times.clone();
+    let on_follower = format!("{}:{port}", Ensemble::host(follower));
+    sim.client("a", async move {
+        let zk = zkit::Client::builder(&on_follower)
+            .connector(zkit_sim::net::TurmoilConnector)
+            .seed(1)
+            .session_timeout(session_timeout)
+            .connect()
+            .await?;
+        zk.create("/owner", b"", CreateMode::Ephemeral).await?;
+        mark(&t, "a created");
+        let mut states = zk.state_changes();
+        loop {
+            tokio::select! {
+                biased;
+                s = states.recv() => {
+                    let s = s?;
+                    mark(&t, &format!("a {s:?}"));
+                    if s == zkit::State::Lost {
+                        break;
+                    }
+                }
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {
+                    if at(&t, "b deleted").is_some() && at(&t, "a read").is_none() {
+                        // Still Connected: the follower answers from its stale tree.
+                        zk.get_data("/owner").await?;
+                        mark(&t, "a read");
+                    }
+                }
+            }
+        }
+        park(zk).await;
+        Ok(())
+    });
+    let t = times.clone();
+    let on_leader = format!("{}:{port}", Ensemble::host(leader));
+    sim.client("b", async move {
+        let zk = zkit::Client::builder(&on_leader)
+            .connector(zkit_sim::net::TurmoilConnector)
+            .seed(2)
+            .session_timeout(Duration::from_secs(8))
+            .connect()
+            .await?;
+        while at(&t, "a created").is_none() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let (stat, watcher) = zk.exists_watch("/owner").await?;
+        assert!(stat.is_some());
+        let ev = watcher.await;
+        assert_eq!(ev.event_type, zkit::EventType::NodeDeleted);
+        mark(&t, "b deleted");
+        park(zk).await;
+        Ok(())
+    });
+    assert!(step_until(&mut sim, Duration::from_secs(10), || at(
+        &times,
+        "a created"
+    )
+    .is_some()));
+    // Let b set its watch, then cut the follower off from both other servers.
+    step_until(&mut sim, Duration::from_millis(500), || false);
+    for other in (1..=3).filter(|&o| o != follower) {
+        sim.partition(Ensemble::host(follower), Ensemble::host(other));
+    }
+    let cut = sim.elapsed();
+    let done = || at(&times, "a Lost").is_some() && at(&times, "b deleted").is_some();
+    let report = |what: &str| -> ! {
+        panic!(
+            "{what}\nclients: {:#?}\nservers: {:#?}",
+            times.borrow(),
+            ens.events()
+        )
+    };
+    if !step_until(&mut sim, Duration::from_secs(30), done) {
+        report("the session did not expire, or a never saw it");
+    }
+    let since = |what: &str| at(&times, what).map(|t| t.saturating_sub(cut));
+    let deleted = since("b deleted").expect("b saw the deletion");
+    let suspended = since("a Suspended").unwrap_or_else(|| report("a never suspended"));
+    let read = since("a read").unwrap_or_else(|| report("a did not read after the expiry"));
+    // The leader last heard of the session at most a heartbeat (plus latency) before the
+    // cut, and expires it in the first tick bucket past its timeout.
+    let tick = config.tick();
+    let slack = config.heartbeat * 2;
+    if deleted + slack < session_timeout || deleted > session_timeout + tick + slack {
+        report(&format!("expired {deleted:?} after the cut"));
+    }
+    // The follower gives up on its silent leader after syncLimit ticks of silence (checked
+    // every heartbeat), and only then drops its client.
+    let sync = config.sync_timeout();
+    if suspended + slack < sync || suspended > sync + slack {
+        report(&format!("a suspended {suspended:?} after the cut"));
+    }
+    assert!(
+        read < suspended && deleted < suspended,
+        "a was Connected after its session expired"
+    );
+    eprintln!("cut at {cut:?}: {:#?}", times.borrow());
     assert_eq!(ens.check(), Vec::<String>::new());
 }

@@ -509,3 +509,40 @@ fn a_schedule_printed_as_toml_parses_back_to_itself() {
         }
     }
 }
+
+/// `sync_limit` and `init_limit` default to the real fixture's (`scripts/zk`: 10 and 20
+/// ticks), are carried to a printed schedule, and must be positive.
+#[test]
+fn ensemble_limits_default_to_the_fixture_and_are_checked() {
+    let s = good();
+    assert_eq!((s.sync_limit, s.init_limit), (10, 20));
+    let fixture = std::fs::read_to_string(scenarios_dir().join("../scripts/zk"))
+        .expect("scripts/zk is readable");
+    assert!(fixture.contains("syncLimit=10") && fixture.contains("initLimit=20"));
+    let set = "session_timeout_ms = 4000\nsync_limit = 3\ninit_limit = 7";
+    let text = GOOD.replacen("session_timeout_ms = 4000", set, 1);
+    let s = scenario::parse("t.toml", "t", &text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((s.sync_limit, s.init_limit), (3, 7));
+    let back = scenario::parse("p.toml", "t", &s.to_toml_with(&s.faults))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((back.sync_limit, back.init_limit), (3, 7));
+    let limit = |key: &str, value: &str| {
+        let set = format!("session_timeout_ms = 4000\n{key} = {value}");
+        let text = GOOD.replacen("session_timeout_ms = 4000", &set, 1);
+        scenario::parse("t.toml", "t", &text)
+            .expect_err(&text)
+            .to_string()
+    };
+    let e = limit("sync_limit", "0");
+    assert!(
+        e.starts_with("t.toml:5:14: sync_limit = 0 is out of range"),
+        "{e}"
+    );
+    let e = limit("init_limit", "5000");
+    assert!(
+        e.starts_with("t.toml:5:14: init_limit = 5000 is out of range"),
+        "{e}"
+    );
+    let e = limit("init_limit", "-1");
+    assert!(e.starts_with("t.toml:5:14: "), "{e}");
+}

@@ -187,7 +187,7 @@ where
     let ens = Ensemble::new(EnsembleConfig {
         seed,
         // The held follower keeps serving.
-        peer_timeout: Duration::from_secs(30),
+        sync_limit: 15, // ticks of 2 s: 30 s
         ..EnsembleConfig::default()
     });
     let mut sim = sim(seed, 90);

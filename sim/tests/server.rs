@@ -194,10 +194,10 @@ async fn children_acl_sync_and_misc_reads() {
             .await
             .expect("create");
     }
-    assert_eq!(
-        c.children("/p", false).await,
-        Ok(vec!["a".into(), "b".into()])
-    );
+    // In the server's own (unsorted) order, as ZooKeeper's hash order.
+    let mut kids = c.children("/p", false).await.expect("children");
+    kids.sort();
+    assert_eq!(kids, vec!["a".to_owned(), "b".to_owned()]);
     assert_eq!(c.children("/nope", false).await, Err(ErrorCode::NoNode));
     match c
         .ask(Request::GetChildren2(WatchedRequest {
@@ -312,15 +312,9 @@ async fn children_acl_sync_and_misc_reads() {
         c.ask(Request::Reconfig(ReconfigRequest::default())).await,
         Err(ErrorCode::ReconfigDisabled)
     );
-    // An opcode ZooKeeper does not know: UNIMPLEMENTED, and the connection goes on.
-    let mut out = Vec::new();
-    encode_frame(&mut out, |b| RequestHeader { xid: 99, op: 77 }.encode(b));
-    c.send_raw(&out).await.expect("send");
-    let frame = c.read_frame().await.expect("read").expect("frame");
-    let hdr = ReplyHeader::from_bytes(&frame).expect("header only");
-    assert_eq!((hdr.xid, hdr.err), (99, ErrorCode::Unimplemented.code()));
-    c.ping().await;
-    // An unknown create flag: ZooKeeper 3.8 drops the connection.
+    // A create whose flags name no mode: ZooKeeper 3.8.0 refuses it with BADARGUMENTS (in an
+    // error transaction, which takes a zxid) and the connection goes on.
+    let before = c.call(&Request::Ping).await.0.zxid;
     let mut out = Vec::new();
     encode_frame(&mut out, |b| {
         Request::Create(CreateRequest {
@@ -334,6 +328,23 @@ async fn children_acl_sync_and_misc_reads() {
         b[n - 4..].copy_from_slice(&9i32.to_be_bytes());
     });
     c.send_raw(&out).await.expect("send");
+    let frame = c.read_frame().await.expect("read").expect("frame");
+    let hdr = ReplyHeader::from_bytes(&frame).expect("header only");
+    assert_eq!((hdr.xid, hdr.err), (100, ErrorCode::BadArguments.code()));
+    assert_eq!(hdr.zxid, before + 1, "the error transaction takes a zxid");
+    assert_eq!(c.exists("/f", false).await, Err(ErrorCode::NoNode));
+    c.ping().await;
+    // An opcode ZooKeeper does not take (`Request.isValid`): UNIMPLEMENTED, with the
+    // request's unset zxid, and the connection is closed.
+    let mut out = Vec::new();
+    encode_frame(&mut out, |b| RequestHeader { xid: 99, op: 77 }.encode(b));
+    c.send_raw(&out).await.expect("send");
+    let frame = c.read_frame().await.expect("read").expect("frame");
+    let hdr = ReplyHeader::from_bytes(&frame).expect("header only");
+    assert_eq!(
+        (hdr.xid, hdr.zxid, hdr.err),
+        (99, -1, ErrorCode::Unimplemented.code())
+    );
     assert!(c.closed().await);
 }
 

@@ -146,7 +146,13 @@ impl Node {
             return;
         };
         let leader = f.leader;
-        if !self.hears(leader) {
+        // `Learner`'s socket timeout: `initLimit` ticks while syncing, `syncLimit` after.
+        let silent_for = if f.synced {
+            self.config.sync_timeout()
+        } else {
+            self.config.init_timeout()
+        };
+        if !self.heard_within(leader, silent_for) {
             self.look("leader silent");
             return;
         }
@@ -159,7 +165,7 @@ impl Node {
             self.look("leader stepped down");
             return;
         }
-        if !f.synced && f.since.elapsed() > self.config.election_timeout {
+        if !f.synced && f.since.elapsed() > self.config.init_timeout() {
             self.look("no sync from leader");
             return;
         }

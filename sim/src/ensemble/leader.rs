@@ -10,7 +10,7 @@
 //! steps down when it no longer hears a quorum. A follower whose link is lost or replaced
 //! leaves the synced set (proposals may have been lost on the way) and is synced again.
 
-use tokio::time::Instant;
+use tokio::time::{Duration, Instant};
 use zkit::proto::Request;
 
 use super::log::{Entry, Store};
@@ -348,7 +348,7 @@ impl Node {
         };
         let epoch = l.epoch;
         if !l.established {
-            if l.since.elapsed() > self.config.election_timeout {
+            if l.since.elapsed() > self.config.init_timeout() {
                 self.look("no quorum for the new epoch");
                 return;
             }
@@ -369,9 +369,13 @@ impl Node {
             }
             return;
         }
-        let heard = l.acked_sync.iter().filter(|f| self.hears(**f)).count();
-        if heard + 1 < quorum && l.since.elapsed() > self.config.peer_timeout {
-            self.look("lost the quorum");
+        let synced = l
+            .synced
+            .iter()
+            .filter(|f| self.still_synced(l, **f))
+            .count();
+        if synced + 1 < quorum {
+            self.look("not sufficient followers synced");
             return;
         }
         // A follower that went looking (restarted, or lost us) is invited again.
@@ -399,6 +403,35 @@ impl Node {
             );
         }
         let _ = self.shared.lock().take_touched();
+    }
+}
+
+/// The number of whole ticks of `tick` in `d`.
+fn ticks(d: Duration, tick: Duration) -> u128 {
+    d.as_nanos() / tick.as_nanos().max(1)
+}
+
+impl Node {
+    /// Whether follower `f` still counts towards the quorum, as `LearnerHandler.synced`
+    /// decides: the leader counts ticks from its establishment, and a follower is synced
+    /// until the tick `sync_limit` after the one it was last heard in (`init_limit +
+    /// sync_limit` after the one it joined in while it has not logged its sync yet). The
+    /// answer changes only at tick boundaries, as the leader checks once per tick.
+    fn still_synced(&self, l: &LeaderState, f: u8) -> bool {
+        let tick = self.config.tick();
+        let tick_of = |at: Instant| ticks(at.saturating_duration_since(l.since), tick);
+        let now = ticks(l.since.elapsed(), tick);
+        let deadline = if l.acked_sync.contains(&f) {
+            self.heard_at(f)
+                .map(|at| tick_of(at) + u128::from(self.config.sync_limit))
+        } else {
+            l.joined.get(&f).map(|at| {
+                tick_of(*at)
+                    + u128::from(self.config.init_limit)
+                    + u128::from(self.config.sync_limit)
+            })
+        };
+        deadline.is_some_and(|d| now <= d)
     }
 }
 

@@ -23,6 +23,51 @@
 //!
 //! zxid = (epoch << 32) | counter. Everything is deterministic for a seed: time from
 //! `tokio::time`, ordered maps, `biased` selects.
+//!
+//! # Fidelity to ZooKeeper 3.8
+//!
+//! The reference is ZooKeeper 3.8.0 with the project's fixture configuration (`scripts/zk`:
+//! `tickTime=500`, `initLimit=20`, `syncLimit=10`). What a client can tell apart:
+//!
+//! Modelled:
+//! - Zab's shape: election by `(current epoch, last zxid, id)`, a new epoch promised once,
+//!   `DIFF` / `TRUNC` / `SNAP` sync, quorum commit, commits applied in zxid order,
+//!   snapshots and log compaction, a crash losing what was not fsynced (as a fault);
+//! - failure detection in ticks, as `Learner`, `LearnerHandler.synced` and `Leader.lead`
+//!   do it ([`EnsembleConfig::sync_limit`], [`EnsembleConfig::init_limit`]): a follower cut
+//!   off from its leader keeps serving (reads, pings, session touches) for `syncLimit`
+//!   ticks, so its clients stay Connected while the leader, which no longer hears of their
+//!   sessions, expires them after their timeout; a leader steps down at the first tick
+//!   boundary at which fewer than a quorum were heard within `syncLimit` ticks;
+//! - a server without a quorum stops serving and closes its clients' connections;
+//! - sessions: created and closed as transactions, touched through the leader, expired by
+//!   the leader alone in tick buckets; timeouts negotiated within 2 to 20 ticks;
+//! - reads answered from the local (possibly stale) tree, writes and `sync` ordered by the
+//!   leader, replies to one connection in request order, a `sync` answered once what the
+//!   leader ordered before it is applied locally;
+//! - a server refuses a client that has seen a newer zxid than it has applied;
+//! - children and ephemerals listed in an unsorted order of each server's own
+//!   ([`crate::server::order`]), as a Java `HashSet` lists them;
+//! - malformed input as 3.8.0 answers it: an unknown request type gets UNIMPLEMENTED and
+//!   the connection is closed, a create with unknown flags gets BADARGUMENTS (an error
+//!   transaction) and the connection stays open;
+//! - a commit answers only the request that asked for it, also after a restart.
+//!
+//! Not modelled (a client can tell):
+//! - TCP retransmission: turmoil drops what a partition catches and the stream stalls for
+//!   good, so a link carrying a replication session that a partition stalled ends when
+//!   `syncLimit` ticks pass even if the partition healed before (a real link resumes);
+//!   a link with only election traffic is dropped and dialed again after six heartbeats;
+//! - `FastLeaderElection`'s notifications and back-off: a looking server votes from the
+//!   statuses it heard in the last six heartbeats, after [`EnsembleConfig::election_wait`];
+//! - session ownership (`SESSIONMOVED`) and ordering per session across connections; a
+//!   follower validates a reconnecting session against its own tree, without asking the
+//!   leader (`REVALIDATE`), so a reconnect to a follower cut off from the leader succeeds
+//!   where ZooKeeper's handshake stalls; read-only mode; local sessions; idle-connection
+//!   expiry; requests of a closing session are answered, not dropped; a create with
+//!   unknown flags inside a `multi` closes the connection;
+//! - `SyncLimitCheck` (a follower that acks proposals too slowly), observers, dynamic
+//!   reconfiguration, quotas, `leaderServes=no`, SASL and TLS.
 
 pub mod check;
 mod election;
@@ -41,6 +86,7 @@ use self::check::Checker;
 use self::log::Store;
 use self::peer::Role;
 use crate::history::{Event, History};
+use crate::scenario::{DEFAULT_INIT_LIMIT, DEFAULT_SYNC_LIMIT};
 use crate::server::ServerConfig;
 
 /// How an ensemble is set up.
@@ -50,15 +96,22 @@ pub struct EnsembleConfig {
     pub servers: u8,
     /// Seed of the servers (session ids, passwords).
     pub seed: u64,
-    /// How often servers send each other status.
+    /// How often servers send each other status (the leader's `PING`s, the followers'
+    /// replies, and the election's notifications).
     pub heartbeat: Duration,
-    /// A peer not heard from for this long is gone (its link is dropped; a leader without a
-    /// quorum within it steps down; a follower without its leader looks for another).
-    pub peer_timeout: Duration,
+    /// `syncLimit`, in ticks of [`ServerConfig::tick_time`]: a synced follower that has not
+    /// heard its leader for `sync_limit` ticks looks for another (`Learner`'s socket
+    /// timeout), and a leader counts a follower towards its quorum only while it heard it
+    /// within `sync_limit` ticks, checked once per tick (`LearnerHandler.synced`,
+    /// `Leader.lead`): a leader that has no such quorum steps down.
+    pub sync_limit: u32,
+    /// `initLimit`, in ticks: how long a follower waits for its sync and a prospective
+    /// leader for a quorum to sync (`Learner.connectToLeader`, `Leader.waitForEpochAck`,
+    /// `waitForNewLeaderAck`); a follower still syncing counts towards its leader's quorum
+    /// for `init_limit + sync_limit` ticks (`getTickOfInitialAckDeadline`).
+    pub init_limit: u32,
     /// How long a looking server listens before voting.
     pub election_wait: Duration,
-    /// How long a prospective leader waits for a quorum before looking again.
-    pub election_timeout: Duration,
     /// Fault: followers ack proposals before fsyncing them, so a crash loses the tail.
     pub ack_before_fsync: bool,
     /// Each server snapshots its committed state and drops the log it covers once this many
@@ -75,9 +128,9 @@ impl Default for EnsembleConfig {
             servers: 3,
             seed: 0,
             heartbeat: Duration::from_millis(100),
-            peer_timeout: Duration::from_millis(600),
+            sync_limit: DEFAULT_SYNC_LIMIT,
+            init_limit: DEFAULT_INIT_LIMIT,
             election_wait: Duration::from_millis(300),
-            election_timeout: Duration::from_millis(1500),
             ack_before_fsync: false,
             snapshot_every: 32,
             server: ServerConfig {
@@ -92,6 +145,22 @@ impl EnsembleConfig {
     /// Votes needed for a quorum.
     pub fn quorum(&self) -> usize {
         usize::from(self.servers) / 2 + 1
+    }
+
+    /// The tick (`tickTime`).
+    pub fn tick(&self) -> Duration {
+        self.server.tick_time
+    }
+
+    /// `syncLimit × tickTime`: how long a synced follower waits for its silent leader, and
+    /// how long a link carrying a synced follower's session may stay silent.
+    pub fn sync_timeout(&self) -> Duration {
+        self.tick().saturating_mul(self.sync_limit)
+    }
+
+    /// `initLimit × tickTime`: how long a sync may take, and a prospective leader wait.
+    pub fn init_timeout(&self) -> Duration {
+        self.tick().saturating_mul(self.init_limit)
     }
 }
 

@@ -227,18 +227,45 @@ impl Node {
         }
     }
 
-    /// Whether `peer` was heard from within the peer timeout.
-    pub(super) fn hears(&self, peer: u8) -> bool {
-        self.links
-            .get(&peer)
-            .is_some_and(|l| l.heard.elapsed() <= self.config.peer_timeout)
+    /// When `peer` was last heard on the current link (`None`: there is no link).
+    pub(super) fn heard_at(&self, peer: u8) -> Option<Instant> {
+        self.links.get(&peer).map(|l| l.heard)
     }
 
-    /// Peer statuses heard within the peer timeout.
+    /// Whether `peer` was heard on the current link within `within`.
+    pub(super) fn heard_within(&self, peer: u8, within: Duration) -> bool {
+        self.heard_at(peer).is_some_and(|at| at.elapsed() <= within)
+    }
+
+    /// How long a peer's status counts for the election (six heartbeats). This is not
+    /// ZooKeeper's failure detection (that is [`link_timeout`](Self::link_timeout)): it
+    /// only keeps a looking server from voting with servers it no longer hears.
+    fn status_timeout(&self) -> Duration {
+        self.config.heartbeat.saturating_mul(6)
+    }
+
+    /// How long the link to `peer` may stay silent before it is dropped. A link carrying
+    /// a replication session lives as long as ZooKeeper's socket would: `initLimit` ticks
+    /// while the follower syncs, `syncLimit` ticks once it has (`Learner`, `LearnerHandler`
+    /// set those socket timeouts). Any other link carries only election traffic and is
+    /// dropped and dialed again after the status timeout: turmoil's TCP never retransmits,
+    /// so a stream stalled by a partition stays stalled, where a real one would resume.
+    fn link_timeout(&self, peer: u8) -> Duration {
+        match &self.state {
+            State::Following(f) if f.leader == peer && f.synced => self.config.sync_timeout(),
+            State::Following(f) if f.leader == peer => self.config.init_timeout(),
+            State::Leading(l) if l.acked_sync.contains(&peer) => self.config.sync_timeout(),
+            State::Leading(l) if l.synced.contains(&peer) => self.config.init_timeout(),
+            _ => self.status_timeout(),
+        }
+    }
+
+    /// Peer statuses heard within the status timeout, on a live link.
     pub(super) fn fresh_statuses(&self) -> Vec<(u8, PeerStatus)> {
+        let fresh = self.status_timeout();
         self.statuses
             .iter()
-            .filter(|(id, s)| s.at.elapsed() <= self.config.peer_timeout && self.hears(**id))
+            .filter(|(id, s)| s.at.elapsed() <= fresh && self.heard_within(**id, fresh))
             .map(|(id, s)| (*id, *s))
             .collect()
     }
@@ -406,13 +433,15 @@ impl Node {
 
     /// Drops silent links and dials the higher-id peers we have no link to.
     fn maintain_links(&mut self) {
-        let timeout = self.config.peer_timeout;
         let silent: Vec<u8> = self
             .links
             .iter()
-            .filter(|(_, l)| l.heard.elapsed() > timeout)
+            .filter(|(id, l)| l.heard.elapsed() > self.link_timeout(**id))
             .map(|(id, _)| *id)
             .collect();
+        // A dial that gets no answer is given up after the status timeout and tried again
+        // (turmoil drops a SYN sent into a partition, where TCP would send it again).
+        let timeout = self.status_timeout();
         for peer in silent {
             if let Some(l) = self.links.remove(&peer) {
                 l.kill.notify_one();

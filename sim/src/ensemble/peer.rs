@@ -3,8 +3,9 @@
 //! Every pair of servers shares one connection: the lower id dials the higher one (port
 //! [`PEER_PORT`]) and says who it is with [`Msg::Hello`]. Frames are length-prefixed like the
 //! client protocol. turmoil TCP never retransmits, so a partition can stall a stream
-//! silently: the node drops a link it has not heard from within the peer timeout, and the
-//! dialing side dials again. Frames sent while there is no link are dropped, and frames
+//! silently: the node drops a link it has not heard from for long enough (`initLimit` or
+//! `syncLimit` ticks for a link carrying a replication session, as ZooKeeper's socket
+//! timeouts; six heartbeats otherwise), and the dialing side dials again. Frames sent while there is no link are dropped, and frames
 //! queued on a replaced link may never arrive, so a new link never continues the stream of
 //! the old one: a replication session ends with its link (`Node::check_session_link`).
 

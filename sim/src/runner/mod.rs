@@ -130,6 +130,8 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: &Options) -> Outcome {
     let ens = Ensemble::new(EnsembleConfig {
         servers: scenario.servers,
         seed,
+        sync_limit: scenario.sync_limit,
+        init_limit: scenario.init_limit,
         server: ServerConfig {
             tick_time: scenario.tick,
             ..EnsembleConfig::default().server

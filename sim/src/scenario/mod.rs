@@ -8,6 +8,8 @@
 //! servers = 3
 //! tick_ms = 500
 //! session_timeout_ms = 4000
+//! sync_limit = 10           # ticks (ZooKeeper's syncLimit; the default, as scripts/zk)
+//! init_limit = 20           # ticks (initLimit; the default)
 //!
 //! [network]
 //! latency_ms = [0, 100]     # every message takes this long (the default)
@@ -68,6 +70,10 @@ pub struct Scenario {
     pub tick: Duration,
     /// The session timeout the clients ask for.
     pub session_timeout: Duration,
+    /// `syncLimit`, in ticks: how long followers and leaders wait for a silent peer.
+    pub sync_limit: u32,
+    /// `initLimit`, in ticks: how long a sync and a prospective leader may take.
+    pub init_limit: u32,
     /// Every message's latency, drawn uniformly from this range.
     pub latency: (Duration, Duration),
     /// The chance, per link and step, that a link drops its messages for a while.
@@ -109,9 +115,11 @@ impl Scenario {
         let _ = writeln!(s, "tick_ms = {}", self.tick.as_millis());
         let _ = writeln!(
             s,
-            "session_timeout_ms = {}\n",
+            "session_timeout_ms = {}",
             self.session_timeout.as_millis()
         );
+        let _ = writeln!(s, "sync_limit = {}", self.sync_limit);
+        let _ = writeln!(s, "init_limit = {}\n", self.init_limit);
         let _ = writeln!(s, "[network]");
         let _ = writeln!(
             s,
@@ -152,6 +160,11 @@ impl Scenario {
 /// far below every timeout in play (ticks of 500 ms, sessions of seconds, 0-100 ms latency).
 pub const DEFAULT_STEP_MS: u64 = 5;
 
+/// `syncLimit` of the project's real ensemble (`scripts/zk`): 10 ticks.
+pub const DEFAULT_SYNC_LIMIT: u32 = 10;
+/// `initLimit` of the project's real ensemble (`scripts/zk`): 20 ticks.
+pub const DEFAULT_INIT_LIMIT: u32 = 20;
+
 /// The file being parsed, for locating errors.
 pub(crate) struct Ctx<'t> {
     file: &'t str,
@@ -187,6 +200,8 @@ struct RawEnsemble {
     servers: Spanned<u64>,
     tick_ms: Option<Spanned<u64>>,
     session_timeout_ms: Option<Spanned<u64>>,
+    sync_limit: Option<Spanned<u64>>,
+    init_limit: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -273,6 +288,18 @@ pub fn parse(file: &str, default_name: &str, text: &str) -> Result<Scenario, Sce
         Some(t) => *t.get_ref(),
         None => 4000.clamp(2 * tick_ms, 20 * tick_ms),
     };
+    let sync_limit = limit(
+        &ctx,
+        "sync_limit",
+        &raw.ensemble.sync_limit,
+        DEFAULT_SYNC_LIMIT,
+    )?;
+    let init_limit = limit(
+        &ctx,
+        "init_limit",
+        &raw.ensemble.init_limit,
+        DEFAULT_INIT_LIMIT,
+    )?;
     let (latency, loss) = network(&ctx, raw.network)?;
     let duration_s = *raw.run.duration_s.get_ref();
     if !(1..=3600).contains(&duration_s) {
@@ -335,6 +362,8 @@ pub fn parse(file: &str, default_name: &str, text: &str) -> Result<Scenario, Sce
         servers,
         tick: Duration::from_millis(tick_ms),
         session_timeout: Duration::from_millis(session_ms),
+        sync_limit,
+        init_limit,
         latency,
         loss,
         duration: Duration::from_secs(duration_s),
@@ -354,6 +383,29 @@ fn targets(workloads: &[Workload], servers: u8) -> Targets {
         servers,
     }
 }
+
+/// `sync_limit` or `init_limit` of `[ensemble]`: a positive number of ticks.
+fn limit(
+    ctx: &Ctx<'_>,
+    key: &str,
+    raw: &Option<Spanned<u64>>,
+    default: u32,
+) -> Result<u32, ScenarioError> {
+    match raw {
+        Some(v) => match u32::try_from(*v.get_ref()) {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            _ => Err(ctx.err(
+                v.span(),
+                format!("{key} = {} is out of range", v.get_ref()),
+                "use 1 to 1000 ticks",
+            )),
+        },
+        None => Ok(default),
+    }
+}
+
+/// The largest `sync_limit` or `init_limit`, in ticks.
+const MAX_LIMIT: u32 = 1000;
 
 /// The `[network]` section (defaults: turmoil's 0 to 100 ms latency, no loss).
 fn network(

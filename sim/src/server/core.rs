@@ -15,11 +15,13 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, Notify};
 use zkit::proto::{
-    encode_frame, ConnectRequest, ConnectResponse, DecodeError, ErrorCode, OpCode, Record,
-    ReplyHeader, Request, Response, NOTIFICATION_XID,
+    encode_frame, Acl, ConnectRequest, ConnectResponse, CreateMode, CreateTtlRequest, DecodeError,
+    ErrorCode, OpCode, Reader, Record, ReplyHeader, Request, RequestHeader, Response,
+    NOTIFICATION_XID,
 };
 
 use super::acl::{check_acl, AuthInfo};
+use super::order::ListOrder;
 use super::prep::{prepare_delete_container, PrepContext};
 use super::replica::Replica;
 use super::session::{negotiate_timeout, SessionTracker, PASSWORD_LEN};
@@ -80,6 +82,8 @@ pub(crate) struct Core {
     /// Set when this server is one member of a replicated ensemble: writes, session
     /// creation and expiry then go through the quorum instead of [`Core::commit`].
     pub(crate) replica: Option<Replica>,
+    /// The order children and ephemerals are listed in (seeded per server).
+    pub(crate) list_order: ListOrder,
 }
 
 /// Builds a reply frame: header, then the body when there is one.
@@ -104,6 +108,7 @@ impl Core {
     pub(crate) fn new(config: ServerConfig) -> Core {
         let tick = u64::try_from(config.tick_time.as_millis()).unwrap_or(u64::MAX);
         let sessions = SessionTracker::new(config.server_id, tick, config.seed);
+        let list_order = ListOrder::new(config.seed);
         Core {
             config,
             tree: DataTree::new(),
@@ -115,6 +120,7 @@ impl Core {
             packets_received: 0,
             packets_sent: 0,
             replica: None,
+            list_order,
         }
     }
 
@@ -123,6 +129,12 @@ impl Core {
         self.config
             .epoch_ms
             .saturating_add(i64::try_from(now).unwrap_or(i64::MAX))
+    }
+
+    /// Numbers the connections registered from now on from `first` on (see
+    /// [`Core::set_replica`]).
+    pub(crate) fn number_connections_from(&mut self, first: u64) {
+        self.next_conn = self.next_conn.max(first);
     }
 
     /// Registers a new connection; its frames go to `tx`, `closed` is notified when the
@@ -403,23 +415,80 @@ impl Core {
             r.touched.insert(session_id);
         }
         let header = {
-            let mut r = zkit::proto::Reader::new(frame);
-            zkit::proto::RequestHeader::decode(&mut r)?
+            let mut r = Reader::new(frame);
+            RequestHeader::decode(&mut r)?
         };
-        if OpCode::try_from(header.op).is_err() {
-            // ZooKeeper answers an unknown opcode with UNIMPLEMENTED and goes on.
-            let zxid = self.tree.last_zxid();
+        if !valid_request_type(header.op) {
+            // ZooKeeper 3.8.0 (`Request.isValid`, `UnimplementedRequestProcessor`) answers a
+            // request of a type it does not take with UNIMPLEMENTED, in a header carrying
+            // the request's unset zxid (-1), and closes the connection.
+            tracing::info!(
+                conn,
+                op = header.op,
+                "unknown request type: connection closed"
+            );
             self.send(
                 conn,
-                reply_frame(header.xid, zxid, ErrorCode::Unimplemented, None),
+                reply_frame(header.xid, -1, ErrorCode::Unimplemented, None),
             );
-            return Ok(Flow::Continue);
+            return Ok(Flow::Close);
         }
-        // A frame that does not decode (an unknown create flag included: ZooKeeper closes the
-        // connection for that too) ends the connection.
+        // A frame that does not decode ends the connection, except a create whose flags
+        // name no mode: ZooKeeper 3.8.0 decodes the flags as a plain int and refuses them
+        // (`CreateMode.fromFlag`) before any other check, with BADARGUMENTS in an error
+        // transaction, and the connection goes on. Such a create is rewritten into a
+        // request that `prep` refuses the same way first (see [`unknown_create_flags`]).
+        let rewritten = unknown_create_flags(frame);
+        let frame = rewritten.as_deref().unwrap_or(frame);
         let (header, request) = Request::decode_frame(frame)?;
         Ok(self.process(conn, session_id, header.xid, request, frame, now))
     }
+}
+
+/// Whether a client may send a request of type `op` (ZooKeeper 3.8.0's `Request.isValid`,
+/// plus `auth` and `sasl`, which it handles before asking): every opcode but
+/// `notification` and `error`.
+fn valid_request_type(op: i32) -> bool {
+    OpCode::try_from(op).is_ok_and(|op| !matches!(op, OpCode::Notification | OpCode::Error))
+}
+
+/// A create of any kind (`create`, `create2`, `createContainer`, `createTTL`) whose flags
+/// name no [`CreateMode`], rewritten as a `createTTL` of a persistent node with no TTL:
+/// the first check that request meets refuses it with BADARGUMENTS, which is what
+/// ZooKeeper 3.8.0 answers the original with (before looking at anything else). `None` for
+/// every other frame. (A create inside a `multi` with such flags still closes the
+/// connection, where ZooKeeper fails the `multi` with BADARGUMENTS.)
+fn unknown_create_flags(frame: &[u8]) -> Option<Vec<u8>> {
+    let mut r = Reader::new(frame);
+    let header = RequestHeader::decode(&mut r).ok()?;
+    let op = OpCode::try_from(header.op).ok()?;
+    if !matches!(
+        op,
+        OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl
+    ) {
+        return None;
+    }
+    r.read_string().ok()?;
+    r.read_buffer().ok()?;
+    r.read_vec(12, <Acl as Record>::decode).ok()?;
+    let flags = r.read_i32().ok()?;
+    if CreateMode::try_from(flags).is_ok() {
+        return None;
+    }
+    if op == OpCode::CreateTtl {
+        r.read_i64().ok()?;
+    }
+    r.finish().ok()?;
+    let refused = Request::CreateTtl(CreateTtlRequest {
+        path: "/".to_owned(),
+        data: Vec::new(),
+        acl: Vec::new(),
+        flags: CreateMode::Persistent,
+        ttl: -1,
+    });
+    let mut out = Vec::new();
+    refused.encode(header.xid, &mut out);
+    Some(out)
 }
 
 /// The ConnectResponse frame of a handshake (`timeout` 0 and session 0 refuse the session).

@@ -10,6 +10,7 @@
 //! - [`session`]: session ids, passwords, timeouts and expiry buckets;
 //! - `core` / `process`: the state behind one lock and the answer to each request
 //!   (`FinalRequestProcessor`);
+//! - [`order`]: the (unsorted, per-server) order of listed children and ephemerals;
 //! - `connection`: the per-connection task; `four_letter`: the text commands.
 //!
 //! Everything is deterministic for a given [`ServerConfig::seed`] and schedule: time comes
@@ -19,6 +20,7 @@ pub mod acl;
 mod connection;
 mod core;
 pub mod four_letter;
+pub mod order;
 pub mod prep;
 mod process;
 pub(crate) mod replica;

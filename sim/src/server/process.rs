@@ -172,11 +172,10 @@ impl Core {
             Request::GetEphemerals(r) => {
                 let prefix = r.path.trim();
                 let all = self.tree.ephemerals(session_id);
-                let ephemerals = if prefix.is_empty() || prefix == "/" {
-                    all
-                } else {
-                    all.into_iter().filter(|p| p.starts_with(&r.path)).collect()
-                };
+                let mine = all
+                    .iter()
+                    .filter(|p| prefix.is_empty() || prefix == "/" || p.starts_with(&r.path));
+                let ephemerals = self.list_order.list(mine);
                 Ok(Response::GetEphemerals(GetEphemeralsResponse {
                     ephemerals,
                 }))
@@ -279,7 +278,7 @@ impl Core {
     ) -> Result<(Vec<String>, zkit::proto::Stat), ErrorCode> {
         let node = self.tree.node(&r.path).ok_or(ErrorCode::NoNode)?;
         check_acl(auth, &node.acl, Perms::READ)?;
-        let reply = (node.children.iter().cloned().collect(), node.client_stat());
+        let reply = (self.list_order.list(&node.children), node.client_stat());
         if watch && r.watch {
             self.watches.add_child_watch(&r.path, conn);
         }

@@ -93,6 +93,8 @@ enum Queued {
 #[derive(Debug)]
 pub(crate) struct Replica {
     pub(crate) server_id: u8,
+    /// This server's boot count (its connection ids are numbered from it).
+    incarnation: u32,
     /// Whether clients are served (the member sees a quorum and is synced).
     pub(crate) serving: bool,
     /// Whether this member is the established leader (it alone expires sessions).
@@ -120,6 +122,7 @@ impl Replica {
             (i64::from(server_id) << 56) | (i64::from(incarnation & 0xff_ffff) << 24) | 1;
         Replica {
             server_id,
+            incarnation,
             serving: false,
             leading: false,
             secret,
@@ -143,7 +146,14 @@ pub fn session_password(secret: u64, id: i64) -> [u8; PASSWORD_LEN] {
 
 impl Core {
     /// Makes this core an ensemble member (it serves nobody until told to).
+    ///
+    /// A committed write is matched to the request waiting for it by its [`Origin`]
+    /// (server, connection, xid), and a commit can arrive after the server restarted (the
+    /// leader answers what it ordered before): connection ids are therefore numbered from
+    /// the incarnation up (`incarnation << 32`), so that no connection of one boot has the
+    /// id of one of an earlier boot.
     pub(crate) fn set_replica(&mut self, replica: Replica) {
+        self.number_connections_from(u64::from(replica.incarnation) << 32 | 1);
         self.replica = Some(replica);
     }
 
@@ -355,7 +365,13 @@ impl Core {
                 self.send(o.conn, connect_frame(timeout, session_id, pw, old_client));
                 self.drain(o.conn, now);
             }
-            Some(&Queued::Write { xid, close }) if xid == o.xid => {
+            Some(&Queued::Write { xid, close })
+                if xid == o.xid
+                    && self
+                        .connections
+                        .get(&o.conn)
+                        .is_some_and(|c| c.session_id == o.session_id) =>
+            {
                 self.pop_head(o.conn);
                 let frame = match write_answer(applied.result) {
                     Ok(body) => reply_frame(xid, header.zxid, ErrorCode::Ok, Some(&body)),
@@ -527,5 +543,94 @@ impl Core {
             self.sessions
                 .insert(id, timeout, session_password(secret, id), now);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::sync::{mpsc, Notify};
+    use zkit::proto::{Request, SetDataRequest};
+
+    use super::super::core::{Core, Flow, Outbound};
+    use super::{Origin, Replica};
+    use crate::server::txn::{Txn, TxnHeader};
+    use crate::server::ServerConfig;
+
+    /// A member core in boot `incarnation`, with one connection of session `session` whose
+    /// `setData` (xid 1) waits for its commit; the connection's id and its outbound frames.
+    fn member_waiting(
+        incarnation: u32,
+        session: i64,
+    ) -> (Core, u64, mpsc::UnboundedReceiver<Outbound>) {
+        let (submit, _) = mpsc::unbounded_channel();
+        let mut core = Core::new(ServerConfig::default());
+        core.set_replica(Replica::new(1, incarnation, 7, submit));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let peer = "127.0.0.1:1".parse().expect("an address");
+        let conn = core.register(peer, tx, Arc::new(Notify::new()));
+        if let Some(c) = core.connections.get_mut(&conn) {
+            c.session_id = session;
+        }
+        let request = Request::SetData(SetDataRequest {
+            path: "/".into(),
+            data: vec![],
+            version: -1,
+        });
+        let mut frame = Vec::new();
+        request.encode(1, &mut frame);
+        assert_eq!(
+            core.replica_process(conn, 1, &request, &frame),
+            Some(Flow::Continue)
+        );
+        (core, conn, rx)
+    }
+
+    fn commit(core: &mut Core, zxid: i64, origin: Origin) {
+        let header = TxnHeader {
+            session_id: origin.session_id,
+            cxid: origin.xid,
+            zxid,
+            time: 0,
+        };
+        let txn = Txn::Check { path: "/".into() };
+        core.apply_committed(&header, &txn, Some(origin), 0);
+    }
+
+    /// A write ordered before the server restarted commits after: it must not answer the
+    /// request of a new connection that happens to wait for the same xid.
+    #[test]
+    fn a_commit_for_a_connection_of_an_earlier_boot_answers_nobody() {
+        let (_, old_conn, _) = member_waiting(1, 0xa);
+        let (mut core, conn, mut rx) = member_waiting(2, 0xb);
+        assert_ne!(conn, old_conn, "connection ids do not repeat across boots");
+        let old = Origin {
+            server: 1,
+            conn: old_conn,
+            xid: 1,
+            session_id: 0xa,
+        };
+        commit(&mut core, 5, old);
+        assert!(
+            rx.try_recv().is_err(),
+            "the new connection got the old answer"
+        );
+        // The same connection id and xid from another session answer nobody either.
+        commit(&mut core, 6, Origin { conn, ..old });
+        assert!(rx.try_recv().is_err(), "another session's commit answered");
+        commit(
+            &mut core,
+            7,
+            Origin {
+                conn,
+                session_id: 0xb,
+                ..old
+            },
+        );
+        assert!(
+            matches!(rx.try_recv(), Ok(Outbound::Bytes(_))),
+            "its own commit answers it"
+        );
     }
 }

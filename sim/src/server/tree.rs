@@ -249,7 +249,8 @@ impl DataTree {
         self.nodes.len()
     }
 
-    /// The ephemeral nodes of `session_id`, sorted.
+    /// The ephemeral nodes of `session_id`, sorted (clients get them in the server's
+    /// [`ListOrder`](super::order::ListOrder)).
     pub fn ephemerals(&self, session_id: i64) -> Vec<String> {
         self.ephemerals
             .get(&session_id)
