@@ -114,6 +114,8 @@ pub(crate) struct Config {
 pub struct Builder {
     hosts: String,
     config: Config,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::TlsConfig>,
 }
 
 impl Builder {
@@ -140,6 +142,8 @@ impl Builder {
                 backoff_max: Duration::from_secs(1),
                 renew_session: false,
             },
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -210,6 +214,16 @@ impl Builder {
         self
     }
 
+    /// Connects with TLS (ZooKeeper's `secureClientPort`), over the connector set with
+    /// [`Builder::connector`] (tokio TCP by default). The certificate files are checked when
+    /// the client is built ([`Error::Tls`] if one is missing or garbled) and read again for
+    /// every connection. Feature `tls`.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::tls::TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// How many requests may wait to be sent before callers wait in turn. Default 4096.
     pub fn request_queue(mut self, n: usize) -> Self {
         self.config.request_queue = n.max(1);
@@ -240,6 +254,13 @@ impl Builder {
 
     pub(crate) fn into_config(mut self) -> Result<Config> {
         self.config.connect = ConnectString::parse(&self.hosts)?;
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.tls.take() {
+            let inner = self.config.connector.clone();
+            let connector = crate::tls::TlsConnector::over(tls, inner)
+                .map_err(|e| Error::Tls(e.to_string()))?;
+            self.config.connector = Arc::new(connector);
+        }
         if self.config.session_timeout.is_zero() {
             return Err(Error::InvalidArgument("session timeout must be > 0".into()));
         }
@@ -257,16 +278,22 @@ impl Builder {
         Ok(crate::Client::start(self.into_config()?))
     }
 
-    /// Starts the client and waits until it is connected, or fails with
-    /// [`Error::Timeout`] after the session timeout (the client is then closed).
+    /// Starts the client and waits until it is connected, or fails after the session
+    /// timeout (the client is then closed) with [`Error::ConnectFailed`] if the connector knows
+    /// why (a TLS handshake refused), else [`Error::Timeout`].
     pub async fn connect(self) -> Result<crate::Client> {
         let timeout = self.config.session_timeout;
-        let client = self.build()?;
+        let config = self.into_config()?;
+        let connector = config.connector.clone();
+        let client = crate::Client::start(config);
         match tokio::time::timeout(timeout, client.wait_connected()).await {
             Ok(Ok(())) => Ok(client),
             Ok(Err(e)) => Err(e),
             Err(_) => {
                 client.close().await;
+                if let Some(why) = connector.last_error() {
+                    return Err(Error::ConnectFailed(why));
+                }
                 Err(Error::Timeout(
                     "no server answered within the session timeout",
                 ))
