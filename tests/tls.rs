@@ -281,6 +281,13 @@ async fn mutual_tls_with_and_without_a_client_certificate() {
         .await
         .unwrap();
     assert!(client.exists("/mtls").await.unwrap().is_some());
+    // The server saw the certificate: the session carries its x509 identity.
+    let ids = client.who_am_i().await.unwrap();
+    assert!(
+        ids.iter()
+            .any(|id| id.auth_scheme == "x509" && id.user.contains("zkit client")),
+        "{ids:?}"
+    );
     client.close().await;
 
     let without = builder(&hosts, TlsConfig::with_ca_file(&pki().ca))

@@ -7,7 +7,8 @@
 //! disk (a rotated client certificate, a new CA bundle) takes effect at the next reconnect,
 //! without restarting the client. A file that cannot be read or parsed then fails that attempt
 //! with a [`TlsError`] (logged, and reported by [`Connector::last_error`]); the client keeps
-//! trying, so a rotation caught half-written heals on the next attempt.
+//! trying, so a rotation caught half-written heals on the next attempt. (The files are small
+//! and read with plain blocking reads.)
 //!
 //! rustls with the `ring` provider: TLS 1.2 and 1.3, no OpenSSL.
 
