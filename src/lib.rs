@@ -116,6 +116,28 @@ pub enum Kind {
     Ensemble,
 }
 
+/// Whether a TLS server asks clients for a certificate (ZooKeeper's `ssl.clientAuth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// No client certificate asked for.
+    None,
+    /// Asked for, not required.
+    Want,
+    /// Required: a client without a trusted certificate is refused (mutual TLS).
+    Need,
+}
+
+/// The files of a server's TLS client port (see [`ZkServer::standalone_tls`]).
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    /// PEM file with the server's private key (PKCS#8) and certificate chain.
+    pub keystore: PathBuf,
+    /// PEM file with the CA certificates that client certificates must chain to.
+    pub truststore: PathBuf,
+    /// Whether client certificates are required.
+    pub client_auth: ClientAuth,
+}
+
 /// A running real ZooKeeper (standalone or ensemble) on 127.0.0.1.
 ///
 /// Server settings (see `scripts/zk`): `tickTime=500` (sessions 1 s..10 s),
@@ -129,6 +151,7 @@ pub struct ZkServer {
     dir: PathBuf,
     connect: String,
     addrs: Vec<SocketAddr>,
+    secure: Option<String>,
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -150,9 +173,19 @@ fn run_script(args: &[&str]) -> Result<String, FixtureError> {
 
 /// Runs `scripts/zk ARGS...` with extra zoo.cfg lines (`ZK_EXTRA_CFG`).
 fn run_script_with(args: &[&str], extra_cfg: &str) -> Result<String, FixtureError> {
+    run_script_env(args, extra_cfg, &[])
+}
+
+/// Runs `scripts/zk ARGS...` with extra zoo.cfg lines and environment variables.
+fn run_script_env(
+    args: &[&str],
+    extra_cfg: &str,
+    env: &[(&str, &Path)],
+) -> Result<String, FixtureError> {
     let script = zk_script();
     let output = Command::new(&script)
         .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
         .env("ZK_EXTRA_CFG", extra_cfg)
         .env("ZK_OWNER_PID", std::process::id().to_string())
         .output()
@@ -253,7 +286,27 @@ impl ZkServer {
         Self::start(Kind::Ensemble, n.max(1), extra_cfg)
     }
 
+    /// A standalone server that also serves TLS on a secure client port (Netty connection
+    /// factory); see [`ZkServer::secure_connect_string`]. The plain port stays open.
+    pub fn standalone_tls(tls: &ServerTls) -> Result<ZkServer, FixtureError> {
+        Self::start_tls(Kind::Standalone, 1, "", Some(tls))
+    }
+
+    /// An `n`-member ensemble whose members also serve TLS (see [`ZkServer::standalone_tls`]).
+    pub fn ensemble_tls(n: usize, tls: &ServerTls) -> Result<ZkServer, FixtureError> {
+        Self::start_tls(Kind::Ensemble, n.max(1), "", Some(tls))
+    }
+
     fn start(kind: Kind, n: usize, extra_cfg: &str) -> Result<ZkServer, FixtureError> {
+        Self::start_tls(kind, n, extra_cfg, None)
+    }
+
+    fn start_tls(
+        kind: Kind,
+        n: usize,
+        extra_cfg: &str,
+        tls: Option<&ServerTls>,
+    ) -> Result<ZkServer, FixtureError> {
         let fallback = match kind {
             Kind::Standalone => "standalone".to_owned(),
             Kind::Ensemble => format!("ensemble{n}"),
@@ -271,9 +324,24 @@ impl ZkServer {
         ));
         let dir_str = dir.to_string_lossy().into_owned();
         let n_str = n.to_string();
+        let auth = Path::new(match tls.map(|t| t.client_auth) {
+            Some(ClientAuth::Want) => "want",
+            Some(ClientAuth::Need) => "need",
+            _ => "none",
+        });
+        let env: Vec<(&str, &Path)> = match tls {
+            Some(t) => vec![
+                ("ZK_TLS_KEYSTORE", t.keystore.as_path()),
+                ("ZK_TLS_TRUSTSTORE", t.truststore.as_path()),
+                ("ZK_TLS_CLIENT_AUTH", auth),
+            ],
+            None => Vec::new(),
+        };
         let stdout = match kind {
-            Kind::Standalone => run_script_with(&["start-standalone", &dir_str], extra_cfg)?,
-            Kind::Ensemble => run_script_with(&["start-ensemble", &dir_str, &n_str], extra_cfg)?,
+            Kind::Standalone => run_script_env(&["start-standalone", &dir_str], extra_cfg, &env)?,
+            Kind::Ensemble => {
+                run_script_env(&["start-ensemble", &dir_str, &n_str], extra_cfg, &env)?
+            }
         };
         let connect = stdout.trim().to_owned();
         // From here on, Drop cleans up even if parsing fails.
@@ -282,10 +350,20 @@ impl ZkServer {
             dir,
             connect: connect.clone(),
             addrs: Vec::new(),
+            secure: None,
         };
         server.addrs = parse_connect_string(&connect)?;
         if server.addrs.len() != n {
             return Err(FixtureError::BadConnectString(connect));
+        }
+        if tls.is_some() {
+            let secure = std::fs::read_to_string(server.dir.join("secure_connect"))
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_default();
+            if parse_connect_string(&secure).map(|a| a.len()).ok() != Some(n) {
+                return Err(FixtureError::BadConnectString(secure));
+            }
+            server.secure = Some(secure);
         }
         Ok(server)
     }
@@ -303,6 +381,12 @@ impl ZkServer {
     /// The connect string, `127.0.0.1:P1[,127.0.0.1:P2...]`.
     pub fn connect_string(&self) -> &str {
         &self.connect
+    }
+
+    /// The connect string of the TLS client ports (servers started with
+    /// [`ZkServer::standalone_tls`] or [`ZkServer::ensemble_tls`]), else `None`.
+    pub fn secure_connect_string(&self) -> Option<&str> {
+        self.secure.as_deref()
     }
 
     /// Client addresses of all members, in member order.

@@ -117,6 +117,8 @@ pub struct Builder {
     config: Config,
     /// The seed set with [`Builder::seed`]; without one, the client draws its own.
     seed: Option<u64>,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::TlsConfig>,
 }
 
 impl Builder {
@@ -145,6 +147,8 @@ impl Builder {
                 renew_session: false,
             },
             seed: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -218,6 +222,16 @@ impl Builder {
         self
     }
 
+    /// Connects with TLS (ZooKeeper's `secureClientPort`), over the connector set with
+    /// [`Builder::connector`] (tokio TCP by default). The certificate files are checked when
+    /// the client is built ([`Error::Tls`] if one is missing or garbled) and read again for
+    /// every connection. Feature `tls`.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::tls::TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// How many requests may wait to be sent before callers wait in turn. Default 4096.
     pub fn request_queue(mut self, n: usize) -> Self {
         self.config.request_queue = n.max(1);
@@ -274,6 +288,13 @@ impl Builder {
     pub(crate) fn into_config(mut self) -> Result<Config> {
         self.config.connect = ConnectString::parse(&self.hosts)?;
         self.config.seed = self.seed.unwrap_or_else(default_seed);
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.tls.take() {
+            let inner = self.config.connector.clone();
+            let connector = crate::tls::TlsConnector::over(tls, inner)
+                .map_err(|e| Error::Tls(e.to_string()))?;
+            self.config.connector = Arc::new(connector);
+        }
         if self.config.session_timeout.is_zero() {
             return Err(Error::InvalidArgument("session timeout must be > 0".into()));
         }
@@ -291,16 +312,22 @@ impl Builder {
         Ok(crate::Client::start(self.into_config()?))
     }
 
-    /// Starts the client and waits until it is connected, or fails with
-    /// [`Error::Timeout`] after the session timeout (the client is then closed).
+    /// Starts the client and waits until it is connected, or fails after the session
+    /// timeout (the client is then closed) with [`Error::ConnectFailed`] if the connector knows
+    /// why (a TLS handshake refused), else [`Error::Timeout`].
     pub async fn connect(self) -> Result<crate::Client> {
         let timeout = self.config.session_timeout;
-        let client = self.build()?;
+        let config = self.into_config()?;
+        let connector = config.connector.clone();
+        let client = crate::Client::start(config);
         match tokio::time::timeout(timeout, client.wait_connected()).await {
             Ok(Ok(())) => Ok(client),
             Ok(Err(e)) => Err(e),
             Err(_) => {
                 client.close().await;
+                if let Some(why) = connector.last_error() {
+                    return Err(Error::ConnectFailed(why));
+                }
                 Err(Error::Timeout(
                     "no server answered within the session timeout",
                 ))

@@ -1,6 +1,7 @@
 //! The one seam between the client and the network: a [`Connector`] opens a byte stream to a
 //! server. [`TcpConnector`] (tokio TCP) is the default; the simulation supplies one over
-//! turmoil's network. The client does no other I/O.
+//! turmoil's network; `TlsConnector` (feature `tls`, in `tls.rs`) wraps another connector.
+//! The client does no other I/O.
 
 use std::future::Future;
 use std::io;
@@ -23,6 +24,13 @@ pub type ConnectFuture<'a> = Pin<Box<dyn Future<Output = io::Result<BoxStream>> 
 pub trait Connector: Send + Sync + 'static {
     /// Connects to `addr` (`host:port`, IPv6 hosts in brackets).
     fn connect<'a>(&'a self, addr: &'a str) -> ConnectFuture<'a>;
+
+    /// Why the latest connection failed, when the connector knows more than "connection
+    /// lost" (a TLS handshake refused, say). [`Builder::connect`](crate::Builder::connect)
+    /// reports it when no server could be reached. Default: nothing.
+    fn last_error(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Connects over tokio TCP with `TCP_NODELAY` set (requests are already batched).

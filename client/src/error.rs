@@ -117,6 +117,12 @@ pub enum Error {
     /// The client was closed.
     #[error("client closed")]
     Closed,
+    /// TLS could not be set up: a certificate or key file is missing or garbled.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// No server could be reached, and the connector knows why (a refused TLS handshake, say).
+    #[error("could not connect: {0}")]
+    ConnectFailed(String),
 }
 
 impl Error {

@@ -17,6 +17,7 @@
 //! - [`proto`]: ZooKeeper's jute wire protocol, every record both ways, and the frame codec.
 //! - [`path`]: path validation exactly as ZooKeeper's `PathUtils`.
 //! - [`connector`]: the network seam (tokio TCP here, turmoil in the simulation).
+//! - `tls`: TLS connections (feature `tls`, on by default), `Builder::tls`.
 //! - [`retry`]: retry policies.
 //! - [`recipe`]: coordination recipes: locks, semaphores, leader election, membership,
 //!   barriers, configuration watches, counters, queues, leases, partitioning, tree cache.
@@ -33,6 +34,8 @@ pub mod recipe;
 pub mod retry;
 mod session;
 mod state;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod watch;
 
 pub use client::{Client, CreateOptions};
@@ -44,4 +47,6 @@ pub use proto::{Acl, AddWatchMode, CreateMode, EventType, KeeperState, Perms, St
 pub use retry::RetryPolicy;
 pub use session::SessionInfo;
 pub use state::State;
+#[cfg(feature = "tls")]
+pub use tls::{TlsConfig, TlsConnector, TlsError};
 pub use watch::{PersistentWatcher, WatchedEvent, Watcher};
