@@ -45,7 +45,7 @@ fn is_recipe(file: &Path) -> bool {
 }
 
 /// Runs `files` over `seeds` seeds through the CLI; checks that every scenario reported,
-/// failed no seed (but for the violations [`KNOWN_BUGS`] expects), fired its faults, and
+/// failed no seed, fired its faults, and
 /// provoked what `must_happen` says it exists to provoke.
 fn sweep(files: &[PathBuf], seeds: &str, must_happen: &[(&str, &[&str])]) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_zkit-sim"));
@@ -64,44 +64,23 @@ fn sweep(files: &[PathBuf], seeds: &str, must_happen: &[(&str, &[&str])]) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}");
-    let mut known_failures = 0;
+    assert!(
+        out.status.success(),
+        "zkit-sim run failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
     // Every scenario reported, with no failure, and its faults fired.
     for file in files {
         let s = scenario::load(file).unwrap_or_else(|e| panic!("{e}"));
         let row = stdout
             .lines()
             .find(|l| l.split_whitespace().next() == Some(s.name.as_str()))
-            .unwrap_or_else(|| {
-                panic!(
-                    "no summary row for {}:
-{stdout}",
-                    s.name
-                )
-            });
+            .unwrap_or_else(|| panic!("no summary row for {}:\n{stdout}", s.name));
         let cols: Vec<&str> = row.split_whitespace().collect();
-        match KNOWN_BUGS.iter().find(|(name, ..)| *name == s.name) {
-            None => assert_eq!(cols.get(2), Some(&"0"), "{}: {row}", s.name),
-            Some((_, expected, _)) => {
-                // Every violation printed for it is the known one.
-                let block = stdout
-                    .lines()
-                    .skip_while(|l| *l != row)
-                    .skip(2)
-                    .take_while(|l| l.starts_with("  "));
-                for line in block.filter(|l| l.trim_start().starts_with("seed ")) {
-                    assert!(line.contains(expected), "{}: unexpected: {line}", s.name);
-                    known_failures += 1;
-                }
-            }
-        }
+        assert_eq!(cols.get(2), Some(&"0"), "{}: {row}", s.name);
         let fired: usize = cols.get(3).and_then(|c| c.parse().ok()).unwrap_or(0);
         assert!(fired > 0, "{}: no fault ever fired: {row}", s.name);
     }
-    assert!(
-        out.status.success() || known_failures > 0,
-        "zkit-sim run failed ({}):\n{stdout}\n{stderr}",
-        out.status
-    );
     // What each scenario exists to provoke did happen (summed over its seeds).
     for (name, wanted) in must_happen {
         let line = stdout
@@ -269,20 +248,6 @@ const RECIPES: &[(&str, &[&str])] = &[
         &["creates acknowledged", "fault:split", "fault:crash"],
     ),
 ];
-
-/// Scenarios that find a real bug in a recipe not fixed yet: (scenario, the text every
-/// violation they report contains, why). Their failing seeds are reported, not failed; any
-/// other violation still fails the sweep.
-const KNOWN_BUGS: &[(&str, &str, &str)] = &[(
-    // LockingQueue::consume, after a lost reply, takes the lock node's absence as proof that
-    // its transaction applied; when the session expired meanwhile, the node went with the
-    // session and another consumer consumed the entry too (seeds 1, 3, 15, 16 and 19 of
-    // 0..20; e.g. seed 1: c4 consumed c1.0.12 at 25.19 s after its session expired while it
-    // held the entry, which c3 had consumed at 20.62 s).
-    "locking_queue_consumers_fail",
-    "took already",
-    "LockingQueue::consume reports an entry consumed whose lock went with an expired session",
-)];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

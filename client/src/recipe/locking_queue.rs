@@ -203,7 +203,10 @@ impl LockedEntry {
 
     /// Removes the entry from the queue for good (entry and lock in one transaction).
     /// `false` if the lock was lost first (the session ended, so the entry went back to the
-    /// queue for another consumer).
+    /// queue for another consumer). When the reply is lost and the session ends before the
+    /// outcome can be read, the error (`SessionExpired`, or the session's end) means the
+    /// entry may or may not have been consumed by this call; an entry still queued is
+    /// reported as `false`.
     pub async fn consume(mut self) -> Result<bool> {
         let Some(lock) = self.lock.path().map(str::to_owned) else {
             return Ok(false);
@@ -223,11 +226,18 @@ impl LockedEntry {
             match self.client.multi(&ops).await {
                 Ok(_) => break Ok(true),
                 Err(Error::ConnectionLoss) => {
-                    if self.client.wait_connected().await.is_err() {
-                        break Ok(false);
+                    // The transaction may have applied: until we know, the outcome is an
+                    // error, never a guess.
+                    if let Err(e) = self.client.wait_connected().await {
+                        break Err(e);
                     }
-                    // Only this transaction deletes our lock: gone means it applied (read
-                    // after a sync: a lagging follower may still show it).
+                    if self.client.session_id() != self.session_id {
+                        // Our lock went with the expired session whether or not the
+                        // transaction applied, so only the entry can tell.
+                        break self.outcome_in_new_session().await;
+                    }
+                    // In our session only this transaction deletes our lock: gone means it
+                    // applied (read after a sync: a lagging follower may still show it).
                     let read = match catch_up(&self.client, &lock).await {
                         Ok(()) => retry_on_loss(&self.client, || self.client.exists(&lock)).await,
                         Err(e) => Err(e),
@@ -236,8 +246,7 @@ impl LockedEntry {
                         Ok(None) => break Ok(true),
                         Ok(Some(s)) if s.ephemeral_owner == self.session_id => continue,
                         Ok(Some(_)) => break Ok(false),
-                        Err(Error::SessionExpired | Error::Closed) => break Ok(false),
-                        Err(e) => return Err(e),
+                        Err(e) => break Err(e),
                     }
                 }
                 Err(Error::MultiFailed { index: 1, .. }) => break Ok(false),
@@ -252,6 +261,18 @@ impl LockedEntry {
         };
         self.lock.forget();
         consumed
+    }
+
+    /// What a consume whose reply was lost did, once the client is in a new session (the
+    /// old one, and our lock with it, expired): the entry still there means it was not
+    /// consumed (`false`); gone, it was consumed by us or, after our lock expired, by another
+    /// consumer, which cannot be told apart: `SessionExpired`, the outcome unknown.
+    async fn outcome_in_new_session(&self) -> Result<bool> {
+        catch_up(&self.client, &self.entry).await?;
+        match retry_on_loss(&self.client, || self.client.exists(&self.entry)).await? {
+            Some(_) => Ok(false),
+            None => Err(Error::SessionExpired),
+        }
     }
 
     /// Gives the entry back to the queue and waits until the lock is gone. Dropping this

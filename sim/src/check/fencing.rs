@@ -75,7 +75,7 @@ pub fn check(records: &[Record], scenario: &Scenario) -> (Vec<Violation>, Vec<Fi
                             checker: CHECKER,
                             at: r.at,
                             message: format!(
-                                "{message}; c{client} was paused at {:.6} s",
+                                "{message}; c{client} was stale (paused, or its session killed or expired) from {:.6} s",
                                 t.as_secs_f64()
                             ),
                         }),

@@ -33,7 +33,10 @@
 //! believing what it believed until it next looks: from its `Paused` until its belief next
 //! ends (released, lost, stepped down, crashed) it is *pause-tainted*. A client whose session
 //! the harness expired ([`Event::Killed`]) is tainted the same way: it cannot know until its
-//! connection drops. An overlap that
+//! connection drops; and so is a client whose session the ensemble expired
+//! ([`Event::SessionExpired`]) while it believed: on a follower cut off from the quorum it
+//! stays `Connected` for up to `syncLimit` ticks after that, as with a real ZooKeeper
+//! (how soon it must give up is the [`policy`] checker's business). An overlap that
 //! involves a tainted client is what a pause does to any lease-based recipe: it is not a
 //! violation but a [`Finding`] (the fenced resource must still reject the stale writes, which
 //! [`fencing`] checks).
@@ -281,12 +284,20 @@ pub(crate) fn last_healed(records: &[Record]) -> Option<Duration> {
         .map(|r| r.at)
 }
 
-/// Tracks pause taint per client: set at [`Event::Paused`], cleared when the client's belief
+/// Tracks pause taint per client: set at [`Event::Paused`], [`Event::Killed`], or an
+/// [`Event::SessionExpired`] of the client's current session; cleared when the client's belief
 /// ends (`ends` says which events end it for the role being checked) or its host crashes or
 /// restarts.
 #[derive(Debug, Default)]
 pub(crate) struct Taint {
     tainted: BTreeMap<usize, Duration>,
+    /// Clients whose current session the ensemble expired, since when (until they are in a
+    /// new session, or their belief ends).
+    expired: BTreeMap<usize, Duration>,
+    /// Which client each session belongs to (from [`Event::Session`]).
+    owners: BTreeMap<i64, usize>,
+    /// Each client's current session.
+    current: BTreeMap<usize, i64>,
 }
 
 impl Taint {
@@ -296,20 +307,38 @@ impl Taint {
             Event::Paused { client } | Event::Killed { client } => {
                 self.tainted.entry(client).or_insert(r.at);
             }
+            Event::Session { client, session } => {
+                self.owners.insert(session, client);
+                self.current.insert(client, session);
+                self.expired.remove(&client);
+            }
+            Event::SessionExpired { session } => {
+                if let Some(&client) = self.owners.get(&session) {
+                    if self.current.get(&client) == Some(&session) {
+                        self.expired.entry(client).or_insert(r.at);
+                    }
+                }
+            }
             Event::Crashed { client } | Event::Started { client, .. } => {
                 self.tainted.remove(&client);
+                self.expired.remove(&client);
             }
             ref e if ends(e) => {
                 if let Some(c) = client_of(e) {
                     self.tainted.remove(&c);
+                    self.expired.remove(&c);
                 }
             }
             _ => {}
         }
     }
 
-    /// When client `c` was paused, if it is tainted now.
+    /// Since when client `c` has been tainted (paused, killed, or its session expired on the
+    /// ensemble), if it is now.
     pub(crate) fn since(&self, c: usize) -> Option<Duration> {
-        self.tainted.get(&c).copied()
+        match (self.tainted.get(&c), self.expired.get(&c)) {
+            (Some(a), Some(b)) => Some(*a.min(b)),
+            (a, b) => a.or(b).copied(),
+        }
     }
 }

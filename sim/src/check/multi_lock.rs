@@ -53,7 +53,7 @@ pub fn check(records: &[Record], scenario: &Scenario) -> (Vec<Violation>, Vec<Fi
                                 checker: "multi-lock",
                                 at: r.at,
                                 message: format!(
-                                    "{message}; c{p} was paused at {:.6} s and has not \
+                                    "{message}; c{p} was stale (paused, or its session killed or expired) from {:.6} s and has not \
                                      looked since",
                                     t.as_secs_f64()
                                 ),

@@ -87,7 +87,7 @@ pub fn check(records: &[Record], scenario: &Scenario) -> (Vec<Violation>, Vec<Fi
                     checker: "mutual-exclusion",
                     at: r.at,
                     message: format!(
-                        "{message}; c{c} was paused at {:.6} s and has not looked since",
+                        "{message}; c{c} was stale (paused, or its session killed or expired) from {:.6} s and has not looked since",
                         t.as_secs_f64()
                     ),
                 }),
