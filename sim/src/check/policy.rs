@@ -14,9 +14,11 @@
 //! - **Lost in time**: when the ensemble expires a session ([`Event::SessionExpired`]), the
 //!   client whose session it is (from its [`Event::Session`] records) reports `Lost` (or
 //!   moves to another session, or its host crashes or restarts) no later than
-//!   [`lost_bound`] after. The client's own timer runs from when it last heard a server,
-//!   which is at most a message's flight after the server last heard it, so only the
-//!   scenario's latency (and a tick of rounding) separates the two.
+//!   [`lost_bound`] after. The client's own timer runs from when its server last answered
+//!   it. A server that hears the leader answers at most a message's flight after the
+//!   ensemble last heard of the session; but a follower cut off from the quorum keeps
+//!   answering its clients' pings for up to `syncLimit` ticks (as a real ZooKeeper does)
+//!   while the leader expires their sessions, so the bound includes that too.
 //!
 //! The workloads all use the default policy ([`check`]); [`check_with`] takes another.
 
@@ -36,11 +38,15 @@ const CHECKER: &str = "connection-policy";
 pub const GRACE: Duration = Duration::from_millis(50);
 
 /// How long after the ensemble expires a session its client may report `Lost`: the
-/// scenario's largest message latency, twice (the reply that last touched the session, and
-/// slack for the follower's report of it to the leader), plus one tick of the server's
-/// deadline rounding and a second for latency faults.
+/// `syncLimit` ticks a cut-off follower goes on answering the client, the scenario's largest
+/// message latency, twice (the reply that last touched the session, and slack for the
+/// follower's report of it to the leader), plus one tick of the server's deadline rounding
+/// and a second for latency faults.
 pub fn lost_bound(scenario: &Scenario) -> Duration {
-    scenario.latency.1 * 2 + scenario.tick + Duration::from_secs(1)
+    scenario.tick * scenario.sync_limit
+        + scenario.latency.1 * 2
+        + scenario.tick
+        + Duration::from_secs(1)
 }
 
 /// Whether `state` (a client state record) means the session is not to be trusted under
