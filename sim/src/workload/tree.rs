@@ -1,6 +1,6 @@
 //! Tree roles on the subtree at `path`:
 //!
-//! - the writer ([`write`]) owns four nodes `{path}/c{client}/k0`..`k3` and, a random `hold`
+//! - the writer ([`write()`]) owns four nodes `{path}/c{client}/k0`..`k3` and, a random `hold`
 //!   apart, creates a missing one or sets or deletes a present one, with unique values
 //!   `c{client}.{incarnation}.{n}`. It records each write as it starts
 //!   ([`Event::TreeWriting`]) and what it then knows of the node ([`Event::TreeWritten`]):
