@@ -868,3 +868,114 @@ fn a_client_on_a_cut_off_follower_outlives_its_session() {
     eprintln!("cut at {cut:?}: {:#?}", times.borrow());
     assert_eq!(ens.check(), Vec::<String>::new());
 }
+
+/// ZooKeeper's session owner: a client's create, stuck on a follower cut off from the leader,
+/// must not apply after the session has moved to another member and written there. The
+/// leader refuses the late forward (SESSIONMOVED) and the old member closes the connection
+/// instead of answering, as ZooKeeper 3.8 does (`PrepRequestProcessor`, ZOOKEEPER-710).
+#[test]
+fn a_write_forwarded_after_its_session_moved_is_refused_and_its_connection_closed() {
+    let _serial = serial();
+    let seed = 43;
+    let log: Log = Rc::new(RefCell::new(Vec::new()));
+    let ens = ensemble(seed);
+    let mut sim = sim(seed, 60);
+    ens.register(&mut sim);
+    assert!(step_until(&mut sim, Duration::from_secs(10), || ens.converged()));
+    let leader = ens.leader().expect("leader");
+    let old = (1..=3).find(|&i| i != leader).expect("a follower");
+    let new = (1..=3).find(|&i| i != leader && i != old).expect("another");
+    let port = ens.config().server.client_port;
+    let old_host = format!("{}:{port}", Ensemble::host(old));
+    let new_host = format!("{}:{port}", Ensemble::host(new));
+    let credentials: Rc<RefCell<Option<(i64, Vec<u8>)>>> = Rc::default();
+
+    let (l, c) = (log.clone(), credentials.clone());
+    sim.client("first", async move {
+        let zk = client(&old_host, 1).await?;
+        *c.borrow_mut() = Some(zk.session_credentials());
+        note(&l, "first", "connected".to_owned());
+        while count(&l, "sim: held") == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let outcome = zk.create("/late", b"x", CreateMode::Persistent).await;
+        note(&l, "first", format!("create answered {outcome:?}"));
+        park(zk).await;
+        Ok(())
+    });
+    let (l, c) = (log.clone(), credentials.clone());
+    sim.client("moved", async move {
+        while count(&l, "sim: moving") == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let (id, password) = c.borrow().clone().expect("the first client's session");
+        let zk = zkit::Client::builder(new_host.as_str())
+            .connector(zkit_sim::net::TurmoilConnector)
+            .seed(2)
+            .session_timeout(Duration::from_secs(8))
+            .resume_session(id, &password)
+            .connect()
+            .await?;
+        assert_eq!(
+            zk.session_id(),
+            id,
+            "the session moved, it was not replaced"
+        );
+        zk.create("/moved", b"x", CreateMode::Persistent).await?;
+        note(&l, "moved", "created /moved".to_owned());
+        park(zk).await;
+        Ok(())
+    });
+    // A third session looks: the two connections of the moved one now fight over it (each
+    // reconnect moves it back), as two ZooKeeper clients sharing a session would.
+    let (l, look_host) = (log.clone(), format!("{}:{port}", Ensemble::host(new)));
+    sim.client("observer", async move {
+        while count(&l, "first: create answered") == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let zk = client(&look_host, 3).await?;
+        zk.sync("/").await?;
+        let late = zk.exists("/late").await?;
+        note(
+            &l,
+            "observer",
+            format!("after the heal /late exists: {}", late.is_some()),
+        );
+        park(zk).await;
+        Ok(())
+    });
+    assert!(step_until(&mut sim, Duration::from_secs(10), || count(
+        &log,
+        "first: connected"
+    ) == 1));
+    sim.hold(Ensemble::host(leader), Ensemble::host(old));
+    log.borrow_mut().push("sim: held".to_owned());
+    // The create reaches the held link before the session moves.
+    step_until(&mut sim, Duration::from_millis(200), || false);
+    log.borrow_mut().push("sim: moving".to_owned());
+    if !step_until(&mut sim, Duration::from_secs(3), || {
+        count(&log, "moved: created /moved") == 1
+    }) {
+        fail(&ens, &log, "the moved session did not write");
+    }
+    sim.release(Ensemble::host(leader), Ensemble::host(old));
+    log.borrow_mut().push("sim: released".to_owned());
+    if !step_until(&mut sim, Duration::from_secs(10), || {
+        count(&log, "after the heal") == 1 && count(&log, "create answered") == 1
+    }) {
+        fail(&ens, &log, "no verdict after the heal");
+    }
+    assert_eq!(
+        count(&log, "after the heal /late exists: false"),
+        1,
+        "the write sent on the old connection applied after the move: {:#?}",
+        log.borrow()
+    );
+    assert_eq!(
+        count(&log, "create answered Err(ConnectionLoss)"),
+        1,
+        "the old member must close the connection rather than answer: {:#?}",
+        log.borrow()
+    );
+    assert_eq!(ens.check(), Vec::<String>::new());
+}

@@ -70,6 +70,7 @@ impl Node {
             counter: 0,
             prep: Default::default(),
             pending_syncs: Vec::new(),
+            owners: Default::default(),
         };
         self.become_state(
             State::Leading(Box::new(leader)),

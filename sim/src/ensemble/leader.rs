@@ -11,7 +11,7 @@
 //! leaves the synced set (proposals may have been lost on the way) and is synced again.
 
 use tokio::time::{Duration, Instant};
-use zkit::proto::Request;
+use zkit::proto::{ErrorCode, Request};
 
 use super::log::{Entry, Store};
 use super::node::{LeaderState, Node, State};
@@ -278,7 +278,28 @@ impl Node {
             return;
         };
         let o = sub.origin;
+        // A client's request forwarded by a member that no longer owns its session (the
+        // client has moved to another member since) fails with SESSIONMOVED, as ZooKeeper's
+        // PrepRequestProcessor answers it: it must never apply after what the client sends on
+        // its new connection.
+        let moved = o.conn != 0
+            && l.owners
+                .get(&o.session_id)
+                .is_some_and(|&owner| owner != o.server);
+        if moved {
+            tracing::debug!(
+                session = format_args!("0x{:x}", o.session_id),
+                from = o.server,
+                "session moved: a request from its old member refused"
+            );
+        }
         let txn = match sub.kind {
+            SubmitKind::Revalidate => {
+                l.owners.insert(o.session_id, o.server);
+                return;
+            }
+            SubmitKind::Sync | SubmitKind::CloseSession if moved => return,
+            SubmitKind::Request { .. } if moved => Txn::Error(ErrorCode::SessionMoved),
             SubmitKind::Sync => {
                 if committed >= last {
                     self.sync_reached(o);
@@ -299,10 +320,13 @@ impl Node {
                 };
                 prepare(&l.prep, &ctx, &request)
             }
-            SubmitKind::CreateSession { timeout_ms } => Txn::CreateSession {
-                session_id: o.session_id,
-                timeout_ms,
-            },
+            SubmitKind::CreateSession { timeout_ms } => {
+                l.owners.insert(o.session_id, o.server);
+                Txn::CreateSession {
+                    session_id: o.session_id,
+                    timeout_ms,
+                }
+            }
             SubmitKind::CloseSession => {
                 if !l.prep.has_session(o.session_id) {
                     return;

@@ -75,6 +75,11 @@ pub(super) struct LeaderState {
     pub(super) prep: DataTree,
     /// Syncs waiting for a commit point: (zxid to reach, origin).
     pub(super) pending_syncs: Vec<(i64, crate::server::Origin)>,
+    /// The member each session's client is connected to, as this leader last learnt it
+    /// (ZooKeeper's session owner, set by REVALIDATE): a request of the session that another
+    /// member forwards is refused (SESSIONMOVED), so a write sent on a connection the client
+    /// has left is never applied after what it sends on its new one.
+    pub(super) owners: BTreeMap<i64, u8>,
 }
 
 /// The role.

@@ -176,6 +176,7 @@ fn put_submission(out: &mut Vec<u8>, s: &Submission) {
             out.put_string(path);
         }
         SubmitKind::Sync => out.put_i32(4),
+        SubmitKind::Revalidate => out.put_i32(5),
     }
 }
 
@@ -194,6 +195,7 @@ fn get_submission(r: &mut Reader<'_>) -> Result<Submission, DecodeError> {
             path: r.read_string()?,
         },
         4 => SubmitKind::Sync,
+        5 => SubmitKind::Revalidate,
         value => {
             return Err(DecodeError::UnknownValue {
                 kind: "submission",

@@ -61,6 +61,9 @@ pub enum SubmitKind {
     },
     /// A client's `sync`: answered once everything ordered before it is applied here.
     Sync,
+    /// The origin's session reconnected to the origin's server, which now owns it
+    /// (ZooKeeper's REVALIDATE: the leader records the new owner).
+    Revalidate,
 }
 
 /// One submission.
@@ -239,6 +242,10 @@ impl Core {
             }
             self.sessions.set_timeout(id, timeout, now);
             self.session_conn.insert(id, conn);
+            // Requests the client sent on its old connection, to another member, must not
+            // be applied after what it sends on this one.
+            let origin = self.origin(conn, 0, id);
+            self.submit(origin, SubmitKind::Revalidate);
             if let Some(c) = self.connections.get_mut(&conn) {
                 c.session_id = id;
             }
@@ -373,6 +380,12 @@ impl Core {
                         .is_some_and(|c| c.session_id == o.session_id) =>
             {
                 self.pop_head(o.conn);
+                if matches!(txn, Txn::Error(ErrorCode::SessionMoved)) {
+                    // ZooKeeper answers SESSIONMOVED by closing the connection, not with a
+                    // reply (ZOOKEEPER-710): the client reconnects and learns its state anew.
+                    self.close_connection(o.conn);
+                    return;
+                }
                 let frame = match write_answer(applied.result) {
                     Ok(body) => reply_frame(xid, header.zxid, ErrorCode::Ok, Some(&body)),
                     Err(code) => reply_frame(xid, header.zxid, code, None),
