@@ -979,3 +979,83 @@ fn a_write_forwarded_after_its_session_moved_is_refused_and_its_connection_close
     );
     assert_eq!(ens.check(), Vec::<String>::new());
 }
+
+/// `REVALIDATE`: a session reconnecting to a follower is resumed only once the leader says
+/// it lives, so the handshake stalls on a follower cut off from its leader (which still
+/// serves for `syncLimit` ticks) and completes once the link heals, as in ZooKeeper 3.8.
+#[test]
+fn a_reconnect_to_a_follower_cut_off_from_its_leader_stalls_until_the_leader_answers() {
+    let _serial = serial();
+    let seed = 47;
+    let log: Log = Rc::new(RefCell::new(Vec::new()));
+    let ens = ensemble(seed);
+    let mut sim = sim(seed, 60);
+    ens.register(&mut sim);
+    assert!(step_until(&mut sim, Duration::from_secs(10), || ens.converged()));
+    let leader = ens.leader().expect("leader");
+    let follower = (1..=3).find(|&i| i != leader).expect("a follower");
+    let port = ens.config().server.client_port;
+    let leader_host = format!("{}:{port}", Ensemble::host(leader));
+    let follower_host = format!("{}:{port}", Ensemble::host(follower));
+    let credentials: Rc<RefCell<Option<(i64, Vec<u8>)>>> = Rc::default();
+
+    let (l, c) = (log.clone(), credentials.clone());
+    sim.client("first", async move {
+        let zk = client(&leader_host, 1).await?;
+        *c.borrow_mut() = Some(zk.session_credentials());
+        note(&l, "first", "connected".to_owned());
+        park(zk).await;
+        Ok(())
+    });
+    let (l, c) = (log.clone(), credentials.clone());
+    sim.client("moved", async move {
+        while count(&l, "sim: held") == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let (id, password) = c.borrow().clone().expect("the first client's session");
+        let zk = zkit::Client::builder(follower_host.as_str())
+            .connector(zkit_sim::net::TurmoilConnector)
+            .seed(2)
+            .session_timeout(Duration::from_secs(8))
+            .resume_session(id, &password)
+            .connect()
+            .await?;
+        assert_eq!(
+            zk.session_id(),
+            id,
+            "the session resumed, it was not replaced"
+        );
+        note(&l, "moved", "resumed".to_owned());
+        park(zk).await;
+        Ok(())
+    });
+    assert!(step_until(&mut sim, Duration::from_secs(10), || count(
+        &log,
+        "first: connected"
+    ) == 1));
+    sim.hold(Ensemble::host(leader), Ensemble::host(follower));
+    log.borrow_mut().push("sim: held".to_owned());
+    // Well within syncLimit (5 s): the follower still serves, but cannot revalidate.
+    step_until(&mut sim, Duration::from_secs(2), || false);
+    assert_eq!(
+        count(&log, "moved: resumed"),
+        0,
+        "the handshake completed without the leader: {:#?}",
+        log.borrow()
+    );
+    assert!(
+        ens.status()[&follower].serving,
+        "the follower must still serve while it waits for its leader"
+    );
+    sim.release(Ensemble::host(leader), Ensemble::host(follower));
+    if !step_until(&mut sim, Duration::from_secs(10), || {
+        count(&log, "moved: resumed") == 1
+    }) {
+        fail(
+            &ens,
+            &log,
+            "the session did not resume once the link healed",
+        );
+    }
+    assert_eq!(ens.check(), Vec::<String>::new());
+}

@@ -141,6 +141,15 @@ impl Node {
         }
     }
 
+    pub(super) fn on_revalidated(&mut self, peer: u8, conn: u64, session_id: i64, valid: bool) {
+        if let State::Following(f) = &self.state {
+            if f.leader == peer && f.synced {
+                let now = self.now_ms();
+                self.shared.lock().revalidated(conn, session_id, valid, now);
+            }
+        }
+    }
+
     pub(super) fn follower_tick(&mut self) {
         let State::Following(f) = &self.state else {
             return;

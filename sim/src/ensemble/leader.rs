@@ -253,6 +253,25 @@ impl Node {
         }
     }
 
+    /// Answers a `REVALIDATE`: to this member's own core, or to the follower that asked.
+    fn revalidated(&mut self, o: Origin, valid: bool) {
+        if o.server == self.id {
+            let now = self.now_ms();
+            self.shared
+                .lock()
+                .revalidated(o.conn, o.session_id, valid, now);
+        } else {
+            self.send(
+                o.server,
+                &Msg::Revalidated {
+                    conn: o.conn,
+                    session_id: o.session_id,
+                    valid,
+                },
+            );
+        }
+    }
+
     pub(super) fn on_forward(&mut self, _peer: u8, sub: Submission) {
         if matches!(&self.state, State::Leading(l) if l.established) {
             self.lead_submission(sub);
@@ -269,10 +288,8 @@ impl Node {
     /// Orders one submission (established leader only).
     pub(super) fn lead_submission(&mut self, sub: Submission) {
         let extended_types = self.config.server.extended_types;
-        let wall = {
-            let now = self.now_ms();
-            self.shared.lock().wall(now)
-        };
+        let now = self.now_ms();
+        let wall = self.shared.lock().wall(now);
         let (committed, last) = self.with_store(|s| (s.committed, s.last_zxid()));
         let State::Leading(l) = &mut self.state else {
             return;
@@ -294,8 +311,16 @@ impl Node {
             );
         }
         let txn = match sub.kind {
-            SubmitKind::Revalidate => {
-                l.owners.insert(o.session_id, o.server);
+            SubmitKind::Revalidate { timeout_ms } => {
+                let valid = l.prep.has_session(o.session_id)
+                    && self
+                        .shared
+                        .lock()
+                        .revalidate_session(o.session_id, timeout_ms, now);
+                if valid {
+                    l.owners.insert(o.session_id, o.server);
+                }
+                self.revalidated(o, valid);
                 return;
             }
             SubmitKind::Sync | SubmitKind::CloseSession if moved => return,

@@ -52,8 +52,10 @@
 //!   the connection is closed, a create with unknown flags gets BADARGUMENTS (an error
 //!   transaction) and the connection stays open;
 //! - a commit answers only the request that asked for it, also after a restart;
-//! - session ownership: a session that reconnects to a member makes it the owner on the
-//!   leader (`REVALIDATE`), and a request another member forwards for it later fails with
+//! - session ownership: a session that reconnects to a member is resumed once the leader
+//!   says it lives (`REVALIDATE`; the handshake stalls on a follower cut off from its
+//!   leader, and a session the follower has not applied yet is not refused), and that
+//!   member becomes its owner; a request another member forwards for it later fails with
 //!   `SESSIONMOVED`, which that member answers by closing the connection (ZOOKEEPER-710), so
 //!   a write sent on a connection the client has left never applies after what it sends on
 //!   its new one.
@@ -65,9 +67,7 @@
 //!   a link with only election traffic is dropped and dialed again after six heartbeats;
 //! - `FastLeaderElection`'s notifications and back-off: a looking server votes from the
 //!   statuses it heard in the last six heartbeats, after [`EnsembleConfig::election_wait`];
-//! - the handshake does not wait for the leader's answer to `REVALIDATE`: a follower
-//!   validates a reconnecting session against its own tree, so a reconnect to a follower cut off from the leader succeeds
-//!   where ZooKeeper's handshake stalls; read-only mode; local sessions; idle-connection
+//! - read-only mode; local sessions; idle-connection
 //!   expiry; requests of a closing session are answered, not dropped; a create with
 //!   unknown flags inside a `multi` closes the connection;
 //! - `SyncLimitCheck` (a follower that acks proposals too slowly), observers, dynamic

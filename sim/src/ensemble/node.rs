@@ -393,6 +393,11 @@ impl Node {
             Msg::Commit { epoch, zxid } => self.on_commit(peer, epoch, zxid),
             Msg::Forward(sub) => self.on_forward(peer, sub),
             Msg::SyncDone { conn, xid } => self.on_sync_done(peer, conn, xid),
+            Msg::Revalidated {
+                conn,
+                session_id,
+                valid,
+            } => self.on_revalidated(peer, conn, session_id, valid),
             Msg::Touch(ids) => self.on_touch(peer, &ids),
         }
     }

@@ -153,6 +153,15 @@ pub enum Msg {
     },
     /// Sessions active on a follower since its last report.
     Touch(Vec<i64>),
+    /// The leader's answer to a `REVALIDATE` of the session reconnecting on `conn`.
+    Revalidated {
+        /// The connection on the follower.
+        conn: u64,
+        /// The session.
+        session_id: i64,
+        /// Whether the session lives (the handshake completes) or not (expired).
+        valid: bool,
+    },
 }
 
 fn put_submission(out: &mut Vec<u8>, s: &Submission) {
@@ -176,7 +185,10 @@ fn put_submission(out: &mut Vec<u8>, s: &Submission) {
             out.put_string(path);
         }
         SubmitKind::Sync => out.put_i32(4),
-        SubmitKind::Revalidate => out.put_i32(5),
+        SubmitKind::Revalidate { timeout_ms } => {
+            out.put_i32(5);
+            out.put_i32(*timeout_ms);
+        }
     }
 }
 
@@ -195,7 +207,9 @@ fn get_submission(r: &mut Reader<'_>) -> Result<Submission, DecodeError> {
             path: r.read_string()?,
         },
         4 => SubmitKind::Sync,
-        5 => SubmitKind::Revalidate,
+        5 => SubmitKind::Revalidate {
+            timeout_ms: r.read_i32()?,
+        },
         value => {
             return Err(DecodeError::UnknownValue {
                 kind: "submission",
@@ -323,6 +337,16 @@ impl Msg {
                     b.put_i64(*id);
                 }
             }
+            Msg::Revalidated {
+                conn,
+                session_id,
+                valid,
+            } => {
+                b.put_i32(12);
+                b.put_i64(i64::try_from(*conn).unwrap_or(0));
+                b.put_i64(*session_id);
+                b.put_bool(*valid);
+            }
         }
     }
 
@@ -417,6 +441,11 @@ impl Msg {
                 xid: r.read_i32()?,
             },
             11 => Msg::Touch(r.read_vec(8, |r| r.read_i64())?),
+            12 => Msg::Revalidated {
+                conn: u64::try_from(r.read_i64()?).unwrap_or(0),
+                session_id: r.read_i64()?,
+                valid: r.read_bool()?,
+            },
             value => {
                 return Err(DecodeError::UnknownValue {
                     kind: "peer message",

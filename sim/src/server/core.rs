@@ -277,7 +277,7 @@ impl Core {
         now: u64,
     ) -> Option<(Vec<u8>, Flow)> {
         if self.replica.is_some() {
-            return self.replica_connect(conn, req, old_client, now);
+            return self.replica_connect(conn, req, old_client);
         }
         if req.last_zxid_seen > self.tree.last_zxid() {
             tracing::info!(

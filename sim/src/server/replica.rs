@@ -61,9 +61,13 @@ pub enum SubmitKind {
     },
     /// A client's `sync`: answered once everything ordered before it is applied here.
     Sync,
-    /// The origin's session reconnected to the origin's server, which now owns it
-    /// (ZooKeeper's REVALIDATE: the leader records the new owner).
-    Revalidate,
+    /// The origin's session reconnects to the origin's server (ZooKeeper's `REVALIDATE`):
+    /// the leader says whether it lives, touches it with the new timeout and records the
+    /// server as its owner.
+    Revalidate {
+        /// The negotiated timeout, in milliseconds.
+        timeout_ms: i32,
+    },
 }
 
 /// One submission.
@@ -88,6 +92,12 @@ enum Queued {
     Write { xid: i32, close: bool },
     /// A sync submitted to the leader.
     Sync { xid: i32, path: String },
+    /// The handshake of a resumed session, until the leader has revalidated it.
+    Revalidate {
+        session_id: i64,
+        timeout: i32,
+        old_client: bool,
+    },
     /// A request received behind one of the above.
     Request { frame: Vec<u8> },
 }
@@ -176,13 +186,13 @@ impl Core {
     }
 
     /// The handshake of a member: refused when not serving or behind the client; a new
-    /// session is answered once its creation commits (an empty reply means "pending").
+    /// session is answered once its creation commits, a resumed one once the leader has
+    /// revalidated it (an empty reply means "pending").
     pub(crate) fn replica_connect(
         &mut self,
         conn: u64,
         req: &ConnectRequest,
         old_client: bool,
-        now: u64,
     ) -> Option<(Vec<u8>, Flow)> {
         let r = self.replica.as_mut()?;
         if !r.serving {
@@ -233,35 +243,79 @@ impl Core {
                 self.close_connection(old);
             }
         }
-        let ok = self.tree.has_session(id)
-            && !closing
-            && session_password(secret, id)[..] == req.passwd[..];
-        if ok {
-            if let Some(r) = self.replica.as_mut() {
-                r.touched.insert(id);
-            }
-            self.sessions.set_timeout(id, timeout, now);
-            self.session_conn.insert(id, conn);
-            // Requests the client sent on its old connection, to another member, must not
-            // be applied after what it sends on this one.
-            let origin = self.origin(conn, 0, id);
-            self.submit(origin, SubmitKind::Revalidate);
-            if let Some(c) = self.connections.get_mut(&conn) {
-                c.session_id = id;
-            }
-            tracing::info!(
-                conn,
-                session = format_args!("0x{id:x}"),
-                "session resumed on member"
-            );
-            let pw = session_password(secret, id).to_vec();
-            Some((connect_frame(timeout, id, pw, old_client), Flow::Continue))
-        } else {
-            Some((
+        if closing || session_password(secret, id)[..] != req.passwd[..] {
+            return Some((
                 connect_frame(0, 0, vec![0; PASSWORD_LEN], old_client),
                 Flow::Close,
-            ))
+            ));
         }
+        // As ZooKeeper's `Learner.validateSession`: the password is checked here, whether
+        // the session lives is the leader's to say (`REVALIDATE`), and the handshake waits
+        // for its answer; the leader also makes this member the session's owner.
+        if let Some(r) = self.replica.as_mut() {
+            r.queues
+                .entry(conn)
+                .or_default()
+                .push_back(Queued::Revalidate {
+                    session_id: id,
+                    timeout,
+                    old_client,
+                });
+        }
+        let origin = self.origin(conn, 0, id);
+        self.submit(
+            origin,
+            SubmitKind::Revalidate {
+                timeout_ms: timeout,
+            },
+        );
+        Some((Vec::new(), Flow::Continue))
+    }
+
+    /// The leader's answer to the `REVALIDATE` of `(conn, session_id)`: the handshake
+    /// completes (the session resumes here) or is refused as expired.
+    pub(crate) fn revalidated(&mut self, conn: u64, session_id: i64, valid: bool, now: u64) {
+        let head = self
+            .replica
+            .as_mut()
+            .and_then(|r| r.queues.get_mut(&conn))
+            .and_then(|q| q.front());
+        let (timeout, old_client) = match head {
+            Some(&Queued::Revalidate {
+                session_id: id,
+                timeout,
+                old_client,
+            }) if id == session_id => (timeout, old_client),
+            _ => return,
+        };
+        self.pop_head(conn);
+        if !valid {
+            tracing::info!(
+                conn,
+                session = format_args!("0x{session_id:x}"),
+                "the leader says the session is gone: refused as expired"
+            );
+            self.send(conn, connect_frame(0, 0, vec![0; PASSWORD_LEN], old_client));
+            self.close_connection(conn);
+            return;
+        }
+        let Some(r) = self.replica.as_mut() else {
+            return;
+        };
+        r.touched.insert(session_id);
+        let pw = session_password(r.secret, session_id).to_vec();
+        self.sessions.set_timeout(session_id, timeout, now);
+        self.session_conn.insert(session_id, conn);
+        if let Some(c) = self.connections.get_mut(&conn) {
+            c.session_id = session_id;
+        }
+        tracing::info!(
+            conn,
+            session = format_args!("0x{session_id:x}"),
+            "session resumed on member"
+        );
+        self.send(conn, connect_frame(timeout, session_id, pw, old_client));
+        self.drain(conn, now);
     }
 
     /// Routes a request of a member: queued behind pending work, submitted (writes, sync),
@@ -498,6 +552,12 @@ impl Core {
     }
 
     /// The leader pushes back the deadlines of sessions active on another member.
+    /// The leader's side of `REVALIDATE`: whether the session lives here (the leader's
+    /// tracker); if so it is touched with its new timeout.
+    pub(crate) fn revalidate_session(&mut self, id: i64, timeout_ms: i32, now: u64) -> bool {
+        self.sessions.set_timeout(id, timeout_ms, now)
+    }
+
     pub(crate) fn touch_sessions(&mut self, ids: &[i64], now: u64) {
         for id in ids {
             self.sessions.touch(*id, now);
