@@ -888,7 +888,7 @@ fn a_write_forwarded_after_its_session_moved_is_refused_and_its_connection_close
     let port = ens.config().server.client_port;
     let old_host = format!("{}:{port}", Ensemble::host(old));
     let new_host = format!("{}:{port}", Ensemble::host(new));
-    let credentials: Rc<RefCell<Option<(i64, Vec<u8>)>>> = Rc::default();
+    let credentials = Credentials::default();
 
     let (l, c) = (log.clone(), credentials.clone());
     sim.client("first", async move {
@@ -908,14 +908,7 @@ fn a_write_forwarded_after_its_session_moved_is_refused_and_its_connection_close
         while count(&l, "sim: moving") == 0 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        let (id, password) = c.borrow().clone().expect("the first client's session");
-        let zk = zkit::Client::builder(new_host.as_str())
-            .connector(zkit_sim::net::TurmoilConnector)
-            .seed(2)
-            .session_timeout(Duration::from_secs(8))
-            .resume_session(id, &password)
-            .connect()
-            .await?;
+        let (id, zk) = resume(&new_host, 2, &c).await?;
         assert_eq!(
             zk.session_id(),
             id,
@@ -997,7 +990,7 @@ fn a_reconnect_to_a_follower_cut_off_from_its_leader_stalls_until_the_leader_ans
     let port = ens.config().server.client_port;
     let leader_host = format!("{}:{port}", Ensemble::host(leader));
     let follower_host = format!("{}:{port}", Ensemble::host(follower));
-    let credentials: Rc<RefCell<Option<(i64, Vec<u8>)>>> = Rc::default();
+    let credentials = Credentials::default();
 
     let (l, c) = (log.clone(), credentials.clone());
     sim.client("first", async move {
@@ -1012,14 +1005,7 @@ fn a_reconnect_to_a_follower_cut_off_from_its_leader_stalls_until_the_leader_ans
         while count(&l, "sim: held") == 0 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        let (id, password) = c.borrow().clone().expect("the first client's session");
-        let zk = zkit::Client::builder(follower_host.as_str())
-            .connector(zkit_sim::net::TurmoilConnector)
-            .seed(2)
-            .session_timeout(Duration::from_secs(8))
-            .resume_session(id, &password)
-            .connect()
-            .await?;
+        let (id, zk) = resume(&follower_host, 2, &c).await?;
         assert_eq!(
             zk.session_id(),
             id,

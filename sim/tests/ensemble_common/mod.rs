@@ -82,6 +82,30 @@ pub async fn client(hosts: &str, seed: u64) -> zkit::Result<Client> {
         .await
 }
 
+/// A session's id and password, handed from the client that opened it to one that resumes
+/// it.
+pub type Credentials = Rc<RefCell<Option<(i64, Vec<u8>)>>>;
+
+/// Resumes the session in `credentials` on `host` (seeded with `seed`): its id and client.
+pub async fn resume(
+    host: &str,
+    seed: u64,
+    credentials: &Credentials,
+) -> zkit::Result<(i64, Client)> {
+    let (id, password) = credentials
+        .borrow()
+        .clone()
+        .expect("the session to resume was opened");
+    let zk = Client::builder(host)
+        .connector(TurmoilConnector)
+        .seed(seed)
+        .session_timeout(Duration::from_secs(8))
+        .resume_session(id, &password)
+        .connect()
+        .await?;
+    Ok((id, zk))
+}
+
 /// Steps until `done`; false if the simulation ended or `limit` of simulated time passed.
 pub fn step_until(sim: &mut turmoil::Sim<'_>, limit: Duration, done: impl Fn() -> bool) -> bool {
     let until = sim.elapsed() + limit;
