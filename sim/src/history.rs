@@ -238,6 +238,13 @@ pub enum Event {
         /// The session id.
         session: i64,
     },
+    /// A client's closeSession of `session` (its own close, a renewing client closing the
+    /// session its timer gave up, or the harness's takeover-and-close) was committed and
+    /// applied: its ephemeral nodes are gone.
+    SessionClosed {
+        /// The session id.
+        session: i64,
+    },
     /// The session the recipe says the belief the client just recorded (an acquisition,
     /// a lease) was made in: the session owning its node (`LockGuard::session_id`).
     HeldIn {
@@ -460,7 +467,8 @@ impl Event {
             Event::Fault { .. }
             | Event::Healed
             | Event::Note { .. }
-            | Event::SessionExpired { .. } => None,
+            | Event::SessionExpired { .. }
+            | Event::SessionClosed { .. } => None,
         }
     }
 }
@@ -733,6 +741,7 @@ pub fn render_record(r: &Record) -> String {
         Event::Note { who, what } => format!("{who}: {what}"),
         Event::Session { client, session } => format!("c{client}: in session {session:#x}"),
         Event::SessionExpired { session } => format!("ensemble: session {session:#x} expired"),
+        Event::SessionClosed { session } => format!("ensemble: session {session:#x} closed"),
         Event::HeldIn { client, session } => {
             format!("c{client}: holds in session {session:#x}")
         }

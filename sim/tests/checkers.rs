@@ -1375,3 +1375,87 @@ fn config_allows_the_one_write_in_flight_but_no_other_unwritten_value() {
     assert_eq!(checkers(&v), vec!["config"]);
     assert!(v[0].message.contains("nobody wrote"), "{}", v[0]);
 }
+
+// ---- lingering session ----
+
+fn session(ms: u64, client: usize, session: i64) -> (u64, Event) {
+    (ms, Event::Session { client, session })
+}
+
+fn held_in(ms: u64, client: usize, session: i64) -> (u64, Event) {
+    (ms, Event::HeldIn { client, session })
+}
+
+/// c1 holds in session 0xa, its client renews into 0xb (its timer ran out), and its release
+/// deletes the node from 0xb: c2 acquires while 0xa, with every other ephemeral of the old
+/// holder, is alive (issue 11, item 11).
+#[test]
+fn lingering_session_fires_when_a_node_is_deleted_from_a_newer_session() {
+    let r = h(vec![
+        session(1, 1, 0xa),
+        session(1, 2, 0xc),
+        acquired(2, 1, 10),
+        held_in(2, 1, 0xa),
+        session(5, 1, 0xb),
+        (6, Event::Released { client: 1 }),
+        acquired(7, 2, 11),
+        held_in(7, 2, 0xc),
+        (9, Event::SessionExpired { session: 0xa }),
+    ]);
+    let v = check::all(&r, &lock2());
+    assert_eq!(checkers(&v), vec!["lingering-session"], "{v:#?}");
+    assert!(v[0].message.contains("session 0xa"), "{}", v[0]);
+}
+
+/// The same with the old session left to expire before anyone acquires, or closed by the
+/// renewing client before its belief learnt of the renewal: the safe default.
+#[test]
+fn lingering_session_holds_when_the_old_session_ends_first() {
+    for ending in [
+        Event::SessionExpired { session: 0xa },
+        Event::SessionClosed { session: 0xa },
+    ] {
+        let r = h(vec![
+            session(1, 1, 0xa),
+            session(1, 2, 0xc),
+            acquired(2, 1, 10),
+            held_in(2, 1, 0xa),
+            (4, ending.clone()),
+            session(5, 1, 0xb),
+            (6, Event::Lost { client: 1 }),
+            acquired(7, 2, 11),
+            held_in(7, 2, 0xc),
+        ]);
+        let v = check::all(&r, &lock2());
+        assert_eq!(v, vec![], "after {ending:?}");
+    }
+    // A release in the holder's own session deletes its node there.
+    let r = h(vec![
+        session(1, 1, 0xa),
+        session(1, 2, 0xc),
+        acquired(2, 1, 10),
+        held_in(2, 1, 0xa),
+        (3, Event::Released { client: 1 }),
+        session(5, 1, 0xb),
+        acquired(7, 2, 11),
+        held_in(7, 2, 0xc),
+    ]);
+    assert_eq!(check::all(&r, &lock2()), vec![]);
+}
+
+/// A crashed holder deletes nothing: acquiring before its session expires means someone
+/// else deleted its node.
+#[test]
+fn lingering_session_fires_when_a_crashed_holders_node_goes_before_its_session() {
+    let r = h(vec![
+        session(1, 1, 0xa),
+        session(1, 2, 0xc),
+        acquired(2, 1, 10),
+        held_in(2, 1, 0xa),
+        (3, Event::Crashed { client: 1 }),
+        acquired(4, 2, 11),
+        held_in(4, 2, 0xc),
+    ]);
+    let v = check::all(&r, &lock2());
+    assert_eq!(checkers(&v), vec!["lingering-session"], "{v:#?}");
+}

@@ -20,6 +20,8 @@
 //! - [`policy`]: beliefs end when the connection policy says the session is in doubt, and a
 //!   client reports `Lost` soon after the ensemble expires its session;
 //! - [`session`]: every acquisition is made in the client's current session;
+//! - [`lingering`]: nobody acquires a lock while an earlier holder's session, left behind
+//!   with its node, is alive (no node is deleted from a session other than its own);
 //! - [`counter`]: a shared counter counts every acknowledged add, none twice;
 //! - [`queue`]: queue items are taken at most once (where promised) and none acknowledged
 //!   is lost;
@@ -45,6 +47,7 @@ pub mod barrier;
 pub mod config;
 pub mod fencing;
 pub mod leader;
+pub mod lingering;
 pub mod liveness;
 pub mod mutex;
 pub mod policy;
@@ -143,6 +146,7 @@ pub fn report(records: &[Record], scenario: &Scenario) -> Report {
     r.violations.extend(writes::check(records, scenario));
     r.violations.extend(policy::check(records, scenario));
     r.add(session::check(records));
+    r.violations.extend(lingering::check(records, scenario));
     r.violations.extend(counter::check(records, scenario));
     r.violations.extend(queue::check(records, scenario));
     r.violations.extend(lease::check(records, scenario));

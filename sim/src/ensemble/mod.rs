@@ -196,8 +196,8 @@ pub(crate) struct World {
     pub(crate) status: BTreeMap<u8, ServerStatus>,
     pub(crate) events: Vec<String>,
     pub(crate) checker: Checker,
-    /// Where session expiries go (see [`Ensemble::record_expiries`]), and the sessions
-    /// already recorded there.
+    /// Where session expiries and closes go (see [`Ensemble::record_expiries`]), and the
+    /// sessions already recorded there.
     pub(crate) history: Option<History>,
     pub(crate) expired: BTreeSet<i64>,
 }
@@ -209,6 +209,15 @@ impl World {
         if let Some(h) = &self.history {
             if self.expired.insert(session) {
                 h.record(Event::SessionExpired { session });
+            }
+        }
+    }
+
+    /// Records in the history, once, that a client's closeSession of `session` applied.
+    pub(crate) fn session_closed(&mut self, session: i64) {
+        if let Some(h) = &self.history {
+            if self.expired.insert(session) {
+                h.record(Event::SessionClosed { session });
             }
         }
     }
@@ -303,8 +312,9 @@ impl Ensemble {
         sim.bounce(Ensemble::host(id));
     }
 
-    /// Records every session the ensemble expires into `history`
-    /// ([`Event::SessionExpired`]), for the checkers that hold clients' beliefs against it.
+    /// Records every session the ensemble expires ([`Event::SessionExpired`]) or a client
+    /// closes ([`Event::SessionClosed`]) into `history`, for the checkers that hold clients'
+    /// beliefs against it.
     pub fn record_expiries(&self, history: History) {
         lock(&self.world).history = Some(history);
     }

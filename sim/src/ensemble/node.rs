@@ -517,6 +517,8 @@ impl Node {
                 if let Txn::CloseSession { session_id } = e.txn {
                     if e.origin.is_some_and(|o| o.conn == 0) {
                         w.session_expired(session_id);
+                    } else {
+                        w.session_closed(session_id);
                     }
                 }
             }
