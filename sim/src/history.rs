@@ -490,6 +490,8 @@ struct Inner {
     paused: BTreeSet<usize>,
     /// Each client's current session (id and password), for `expire` faults.
     sessions: BTreeMap<usize, (i64, Vec<u8>)>,
+    /// Sessions the ensemble expired or a client closed.
+    ended: BTreeSet<i64>,
 }
 
 /// The shared log (cheap to clone; all clones append to one log, in the order events
@@ -517,7 +519,16 @@ impl History {
 
     /// Records `event` at `at` (from the runner, outside any host).
     pub fn record_at(&self, at: Duration, event: Event) {
-        self.lock().records.push(Record { at, event });
+        let mut inner = self.lock();
+        if let Event::SessionExpired { session } | Event::SessionClosed { session } = event {
+            inner.ended.insert(session);
+        }
+        inner.records.push(Record { at, event });
+    }
+
+    /// Whether the ensemble has expired `session`, or a client closed it.
+    pub fn session_ended(&self, session: i64) -> bool {
+        self.lock().ended.contains(&session)
     }
 
     /// Records a note by `who`.

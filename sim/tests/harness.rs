@@ -398,6 +398,37 @@ fn fault_options_are_checked_against_the_kind() {
         (19, 9),
         "cannot last",
     );
+    error(
+        "kind = \"crash\"\ntarget = \"server:2\"",
+        "kind = \"lag\"\ntarget = \"client:1\"\nfor_s = 2",
+        (18, 10),
+        "a lag fault needs a server target",
+    );
+    error(
+        "kind = \"crash\"\ntarget = \"server:2\"",
+        "kind = \"lag\"\ntarget = \"server:2\"",
+        (17, 8),
+        "a lag needs to say how long it lasts",
+    );
+    error(
+        "kind = \"crash\"\ntarget = \"server:2\"",
+        "kind = \"crash\"\ntarget = \"server:2\"\nmode = \"timeout\"",
+        (19, 8),
+        "mode only applies to an expire fault",
+    );
+    error(
+        "kind = \"crash\"\ntarget = \"server:2\"",
+        "kind = \"expire\"\ntarget = \"client:1\"\nfor_s = 2",
+        (19, 9),
+        "cannot last",
+    );
+    // An expire by timeout may name a cap.
+    let capped = GOOD.replace(
+        "kind = \"crash\"\ntarget = \"server:2\"",
+        "kind = \"expire\"\nmode = \"timeout\"\ntarget = \"waiter\"\nfor_s = 20",
+    );
+    let parsed = scenario::parse("t.toml", "t", &capped).expect("an expire by timeout with a cap");
+    assert!(parsed.faults[0].to_toml().contains("mode = \"timeout\""));
     let one = GOOD
         .replace("servers = 3", "servers = 1")
         .replace("\"server:2\"", "\"random-follower\"");

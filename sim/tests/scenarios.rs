@@ -130,6 +130,15 @@ const MUST_HAPPEN: &[(&str, &[&str])] = &[
     ("lock_holder_crashes", &["lock handoffs"]),
     ("lock_holder_session_expires", &["sessions killed"]),
     (
+        "lagging_follower_waiters",
+        &[
+            "fault:lag",
+            "fault:expire",
+            "ensemble expiries",
+            "lock handoffs",
+        ],
+    ),
+    (
         "lock_holder_paused",
         &[
             "stale writes rejected",

@@ -19,7 +19,7 @@ use crate::ensemble::peer::Role;
 use crate::ensemble::Ensemble;
 use crate::history::Event;
 use crate::net::TurmoilConnector;
-use crate::scenario::{Direction, Fault, FaultKind, Target};
+use crate::scenario::{Direction, ExpireMode, Fault, FaultKind, Target};
 
 /// A host a target resolved to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -76,6 +76,8 @@ pub(crate) struct Faults {
     down: BTreeSet<Host>,
     /// Sessions expired so far (names the helper hosts that expire them).
     expirations: usize,
+    /// Expire-by-timeout faults in force: fault id → the session whose expiry ends it.
+    until_expired: BTreeMap<u64, i64>,
     /// Whether any fault fired since the last [`Event::Healed`].
     unhealed: bool,
     /// Faults fired, by kind.
@@ -95,6 +97,7 @@ impl Faults {
             crashed: BTreeMap::new(),
             down: BTreeSet::new(),
             expirations: 0,
+            until_expired: BTreeMap::new(),
             unhealed: false,
             fired: BTreeMap::new(),
             skipped: 0,
@@ -158,6 +161,20 @@ impl Run<'_, '_> {
                 let up = self.up_servers(None);
                 one(up.choose(&mut self.faults.rng).copied())
             }
+            Target::Waiter => one(self.wait_for(end, |r| {
+                let holders = r.history.holders();
+                let waiting: Vec<Host> = crate::check::workload_of(r.scenario)
+                    .into_iter()
+                    .filter(|(c, w)| w.role.holds_lock() && !holders.contains_key(c))
+                    .map(|(c, _)| Host::Client(c))
+                    .filter(|h| !r.faults.down.contains(h))
+                    .collect();
+                // A waiter exists only behind a holder.
+                if holders.is_empty() {
+                    return None;
+                }
+                waiting.choose(&mut r.faults.rng).copied()
+            })),
             Target::RandomClient => {
                 let up: Vec<Host> = self
                     .clients()
@@ -273,6 +290,43 @@ impl Run<'_, '_> {
                 }
                 None
             }
+            FaultKind::Expire if fault.mode == ExpireMode::Timeout => {
+                let Some(Host::Client(c)) = hosts.as_ref().and_then(|h| h.first().copied()) else {
+                    return;
+                };
+                let Some((session, _)) = self.history.session(c).filter(|(id, _)| *id != 0) else {
+                    self.faults.skipped += 1;
+                    self.note(format!("expire{target} skipped: no session yet"));
+                    return;
+                };
+                let cut = self.partition(vec![Host::Client(c)], Direction::Both);
+                self.record_fault(format!(
+                    "expire the session {session:#x} of{target} by timeout: {} links cut until \
+                     the ensemble expires it{lasts}",
+                    cut.len()
+                ));
+                self.faults
+                    .until_expired
+                    .insert(self.faults.next_id, session);
+                Some(Undo::Repair(cut))
+            }
+            FaultKind::Lag => {
+                let hosts = hosts.unwrap_or_default();
+                let peers: Vec<Host> = self
+                    .servers()
+                    .into_iter()
+                    .filter(|h| !hosts.contains(h))
+                    .collect();
+                let links = self.hold(&hosts, &peers);
+                self.record_fault(format!(
+                    "lag{target}{lasts}: its {} links to other servers held, clients served",
+                    links.len()
+                ));
+                Some(Undo::Release {
+                    links,
+                    resume: None,
+                })
+            }
             FaultKind::Expire => {
                 let Some(Host::Client(c)) = hosts.as_ref().and_then(|h| h.first().copied()) else {
                     return;
@@ -358,8 +412,25 @@ impl Run<'_, '_> {
         self.healed_check();
     }
 
-    /// Undoes every fault whose time is up.
+    /// Undoes every fault whose time is up, and every expire-by-timeout fault whose session
+    /// the ensemble has expired.
     pub(super) fn undo_due(&mut self) {
+        if !self.faults.until_expired.is_empty() {
+            let expired: Vec<u64> = self
+                .faults
+                .until_expired
+                .iter()
+                .filter(|(_, s)| self.history.session_ended(**s))
+                .map(|(id, _)| *id)
+                .collect();
+            for id in expired {
+                self.faults.until_expired.remove(&id);
+                if let Some((kind, undo)) = self.faults.active.remove(&id) {
+                    self.undo(kind, undo);
+                }
+                self.healed_check();
+            }
+        }
         let now = self.sim.elapsed();
         while let Some(&(at, id)) = self.faults.due.first() {
             if at > now {

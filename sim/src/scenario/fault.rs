@@ -6,7 +6,10 @@
 //! kind = "partition"        # see FaultKind
 //! target = "lock-holder"    # see Target
 //! direction = "inbound"     # partitions only: both (default) | outbound | inbound
-//! for_s = 5                 # optional: undo it after this long (required for pause)
+//! for_s = 5                 # optional: undo it after this long (required for pause,
+//!                           # hold and lag; for an expire by timeout, a cap)
+//! mode = "timeout"          # expire only: close (default, a takeover-and-close) | timeout
+//!                           # (the client is cut off until the leader expires its session)
 //! ```
 
 use std::fmt::Write as _;
@@ -46,6 +49,10 @@ pub enum FaultKind {
     Latency,
     /// Drop messages on the target's links at a rate (every link without a target).
     Loss,
+    /// Hold the target server's links to the other servers (replication and election), not
+    /// to clients, until the fault ends: a follower keeps serving clients from a tree that
+    /// falls behind (until `syncLimit` ticks pass and it gives up on its leader).
+    Lag,
 }
 
 impl FaultKind {
@@ -62,6 +69,7 @@ impl FaultKind {
             FaultKind::Hold => "hold",
             FaultKind::Latency => "latency",
             FaultKind::Loss => "loss",
+            FaultKind::Lag => "lag",
         }
     }
 }
@@ -77,6 +85,18 @@ pub enum Direction {
     Outbound,
     /// The target hears nothing; its own messages still arrive.
     Inbound,
+}
+
+/// How an `expire` fault ends the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExpireMode {
+    /// Another connection takes the session over and closes it (Curator's `KillSession`).
+    #[default]
+    Close,
+    /// The client's traffic is cut off until the leader expires the session on its own
+    /// timer (then the link is repaired).
+    Timeout,
 }
 
 /// One fault of the timeline.
@@ -97,6 +117,8 @@ pub struct Fault {
     pub latency: Option<Duration>,
     /// A loss fault's drop rate, in (0, 1].
     pub rate: Option<f64>,
+    /// How an expire fault ends the session.
+    pub mode: ExpireMode,
 }
 
 impl Fault {
@@ -118,6 +140,9 @@ impl Fault {
         }
         if let Some(r) = self.rate {
             let _ = writeln!(s, "rate = {r}");
+        }
+        if self.mode == ExpireMode::Timeout {
+            s.push_str("mode = \"timeout\"\n");
         }
         if let Some(l) = self.lasts {
             let _ = writeln!(s, "for_s = {}", secs(l));
@@ -151,6 +176,7 @@ pub(super) struct RawFault {
     for_s: Option<Spanned<f64>>,
     ms: Option<Spanned<u64>>,
     rate: Option<Spanned<f64>>,
+    mode: Option<Spanned<ExpireMode>>,
 }
 
 /// Checks one raw fault against the scenario (what its workloads offer as `targets`,
@@ -192,10 +218,10 @@ pub(super) fn fault(
                         &format!("the ensemble has servers 1 to {servers}"),
                     ))
                 }
-                Target::LockHolder if !targets.lock_holder => {
+                Target::LockHolder | Target::Waiter if !targets.lock_holder => {
                     return Err(ctx.err(
                         t.span(),
-                        "target lock-holder, but no workload contends for a lock".to_owned(),
+                        format!("target {target}, but no workload contends for a lock"),
                         "add a lock workload, or target \"random-client\" or \"client:N\"",
                     ))
                 }
@@ -226,6 +252,7 @@ pub(super) fn fault(
             | FaultKind::Expire
             | FaultKind::Pause
             | FaultKind::Hold
+            | FaultKind::Lag
     );
     if needs_target && target.is_none() {
         return Err(ctx.err(
@@ -239,10 +266,28 @@ pub(super) fn fault(
             return Err(ctx.err(
                 span.clone(),
                 format!("a {} fault needs a client target, not {t}", kind.name()),
-                "use \"lock-holder\", \"leader-candidate\", \"random-client\" or \"client:N\"",
+                "use \"lock-holder\", \"leader-candidate\", \"waiter\", \"random-client\" or \"client:N\"",
+            ));
+        }
+        if kind == FaultKind::Lag && !t.is_server() {
+            return Err(ctx.err(
+                span.clone(),
+                format!("a lag fault needs a server target, not {t}"),
+                "use \"random-follower\" or \"server:N\"",
             ));
         }
     }
+    let mode = match &f.mode {
+        Some(m) if kind != FaultKind::Expire => {
+            return Err(ctx.err(
+                m.span(),
+                "mode only applies to an expire fault".to_owned(),
+                "remove the key",
+            ))
+        }
+        Some(m) => *m.get_ref(),
+        None => ExpireMode::Close,
+    };
     let direction = match &f.direction {
         Some(d) if kind != FaultKind::Partition => {
             return Err(ctx.err(
@@ -256,10 +301,8 @@ pub(super) fn fault(
     };
     let lasts = match &f.for_s {
         Some(l)
-            if matches!(
-                kind,
-                FaultKind::Heal | FaultKind::Restart | FaultKind::Expire
-            ) =>
+            if matches!(kind, FaultKind::Heal | FaultKind::Restart)
+                || (kind == FaultKind::Expire && mode == ExpireMode::Close) =>
         {
             return Err(ctx.err(
                 l.span(),
@@ -275,7 +318,7 @@ pub(super) fn fault(
             ))
         }
         Some(l) => Some(millis(*l.get_ref())),
-        None if matches!(kind, FaultKind::Pause | FaultKind::Hold) => {
+        None if matches!(kind, FaultKind::Pause | FaultKind::Hold | FaultKind::Lag) => {
             return Err(ctx.err(
                 f.kind.span(),
                 format!("a {} needs to say how long it lasts", kind.name()),
@@ -346,5 +389,6 @@ pub(super) fn fault(
         direction,
         latency,
         rate,
+        mode,
     })
 }

@@ -54,7 +54,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use self::error::ScenarioError;
-pub use self::fault::{Direction, Fault, FaultKind};
+pub use self::fault::{Direction, ExpireMode, Fault, FaultKind};
 pub use self::swarm::{Swarm, Targets};
 pub use self::target::{Target, TARGET_NAMES};
 pub use self::workload::{Role, Workload};

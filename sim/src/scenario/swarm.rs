@@ -4,7 +4,7 @@
 //!
 //! ```toml
 //! [swarm]
-//! kinds = ["partition", "split", "crash", "expire", "pause", "hold", "latency", "loss"]
+//! kinds = ["partition", "split", "crash", "expire", "pause", "hold", "latency", "loss", "lag"]
 //! faults = [2, 8]     # how many faults a seed gets, drawn uniformly
 //! for_s = [1, 8]      # how long each lasts
 //! from_s = 2          # none starts before
@@ -18,7 +18,7 @@ use rand::Rng;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::fault::{millis, Direction, Fault, FaultKind};
+use super::fault::{millis, Direction, ExpireMode, Fault, FaultKind};
 use super::{Ctx, ScenarioError, Target};
 
 /// A parsed `[swarm]` section.
@@ -76,6 +76,7 @@ impl Swarm {
                 direction: Direction::Both,
                 latency: None,
                 rate: None,
+                mode: ExpireMode::Close,
             };
             match kind {
                 FaultKind::Partition => {
@@ -101,6 +102,13 @@ impl Swarm {
                 FaultKind::Loss => {
                     fault.rate = Some(f64::from(rng.random_range(1u32..=20)) / 100.0);
                     fault.target = pick(rng, &[Target::RandomClient, Target::RandomServer]);
+                }
+                FaultKind::Lag => {
+                    fault.target = Some(if targets.servers >= 3 {
+                        Target::RandomFollower
+                    } else {
+                        Target::RandomServer
+                    });
                 }
                 FaultKind::Split => {}
                 // Not drawn (validated away): every drawn fault undoes itself.

@@ -18,6 +18,9 @@ pub enum Target {
     RandomServer,
     /// Any running client drawn from the run's fault stream.
     RandomClient,
+    /// A lock contender queued behind the holder when the fault fires (a running client of
+    /// a lock-holding role that does not hold), drawn from the run's fault stream.
+    Waiter,
     /// Every server.
     Servers,
     /// A minority of the servers (the largest one), drawn from the run's fault stream.
@@ -30,7 +33,7 @@ pub enum Target {
 
 /// Every target name the parser accepts, for hints.
 pub const TARGET_NAMES: &str = "\"lock-holder\", \"leader-candidate\", \"leader-server\", \
-     \"random-follower\", \"random-server\", \"random-client\", \"servers\", \"minority\", \
+     \"random-follower\", \"random-server\", \"random-client\", \"waiter\", \"servers\", \"minority\", \
      \"client:N\" or \"server:N\"";
 
 impl Target {
@@ -43,6 +46,7 @@ impl Target {
             "random-follower" => Some(Target::RandomFollower),
             "random-server" => Some(Target::RandomServer),
             "random-client" => Some(Target::RandomClient),
+            "waiter" => Some(Target::Waiter),
             "servers" => Some(Target::Servers),
             "minority" => Some(Target::Minority),
             _ => None,
@@ -69,7 +73,22 @@ impl Target {
     pub fn is_client(self) -> bool {
         matches!(
             self,
-            Target::LockHolder | Target::LeaderCandidate | Target::RandomClient | Target::Client(_)
+            Target::LockHolder
+                | Target::LeaderCandidate
+                | Target::RandomClient
+                | Target::Waiter
+                | Target::Client(_)
+        )
+    }
+
+    /// Whether the target names one server.
+    pub fn is_server(self) -> bool {
+        matches!(
+            self,
+            Target::LeaderServer
+                | Target::RandomFollower
+                | Target::RandomServer
+                | Target::Server(_)
         )
     }
 }
@@ -83,6 +102,7 @@ impl fmt::Display for Target {
             Target::RandomFollower => f.write_str("random-follower"),
             Target::RandomServer => f.write_str("random-server"),
             Target::RandomClient => f.write_str("random-client"),
+            Target::Waiter => f.write_str("waiter"),
             Target::Servers => f.write_str("servers"),
             Target::Minority => f.write_str("minority"),
             Target::Client(n) => write!(f, "client:{n}"),
