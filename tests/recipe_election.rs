@@ -1,7 +1,8 @@
 //! The leader latch against a real ZooKeeper 3.8: one leader among five, handover on close
 //! (also when the close is cancelled while offline), participants, the 3-node ensemble losing
 //! the leader's server, and `NotLeader` published when a latch or selector that leads is closed
-//! or dropped, a latch whose election path is deleted, and a data change of the leader's node.
+//! or dropped, a latch whose election path is deleted, a data change of the leader's node, and
+//! a selector interrupted as soon as it is elected.
 
 mod common;
 
@@ -440,4 +441,92 @@ async fn a_data_change_of_the_leaders_node_does_not_flicker_leadership() {
     latch.close().await.unwrap();
     client.close().await;
     admin.close().await;
+}
+
+/// Holds up the thread that logs a selector's "leading" (right after it publishes
+/// `Elected`), widening the moment between the publication and whatever the selector does
+/// next to a few milliseconds.
+struct SlowLeading;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for SlowLeading {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Message(bool);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" && format!("{value:?}") == "leading" {
+                    self.0 = true;
+                }
+            }
+        }
+        if !event
+            .metadata()
+            .target()
+            .starts_with("zkit::recipe::leader_selector")
+        {
+            return;
+        }
+        let mut leading = Message(false);
+        event.record(&mut leading);
+        if leading.0 {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Issue 11 item 10.3: `interrupt_leadership` called as soon as `Elected` is seen always ends
+/// that term. The selector used to start listening for interrupts only after publishing
+/// `Elected`, and `Notify::notify_waiters` wakes only listeners already there: an interrupt in
+/// between was lost and the term went on. The window is widened here (the selector's thread
+/// is held up in its "leading" log line, right after the publication), so the old code loses
+/// the interrupt every time.
+#[test]
+fn an_interrupt_right_after_elected_always_ends_the_term() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .on_thread_start(|| {
+            let subscriber = tracing_subscriber::registry().with(SlowLeading);
+            // For the worker's whole life (the guard would restore the previous default).
+            std::mem::forget(tracing::subscriber::set_default(subscriber));
+        })
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let hosts = standalone().connect_string();
+        let client = connect(hosts).await;
+        let path = "/recipes/selector-interrupt";
+        client.delete_recursive(path).await.unwrap();
+        let selector = LeaderSelector::builder(&client, path, "interrupted")
+            .unwrap()
+            .auto_requeue(true)
+            .start(|_ctx| std::future::pending::<()>());
+        let mut events = selector.events();
+        let mut last = 0;
+        for term in 0..8 {
+            let elected = within(
+                "elected",
+                events.wait_for(|e| matches!(e, LeaderEvent::Elected { epoch } if *epoch > last)),
+            )
+            .await
+            .map(|e| *e)
+            .unwrap();
+            selector.interrupt_leadership();
+            let LeaderEvent::Elected { epoch } = elected else {
+                unreachable!()
+            };
+            last = epoch;
+            let ended = tokio::time::timeout(
+                Duration::from_secs(5),
+                events.wait_for(|e| *e == LeaderEvent::NotLeader),
+            )
+            .await;
+            assert!(
+                ended.is_ok(),
+                "term {term}: the interrupt issued on seeing Elected was lost"
+            );
+        }
+        selector.close().await;
+        client.close().await;
+    });
 }
