@@ -1,6 +1,7 @@
 //! Counter, Queue, LockingQueue, NonBlockingLease, SetPartitioner and TreeCache against a real
 //! ZooKeeper 3.8: concurrent writers, consumers that die, time on the server's clock,
-//! membership changes, and a mirror that resyncs after a connection cut.
+//! membership changes, a partition lock lost under its holder, and a mirror that resyncs after
+//! a connection cut.
 
 mod common;
 
@@ -383,9 +384,9 @@ async fn partitioner_divides_and_redivides_on_membership_change() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitioner_releases_when_an_item_lock_is_lost() {
     let path = "/recipes/partition-lost";
-    let admin = client(650).await;
+    let admin = client(655).await;
     admin.delete_recursive(path).await.unwrap();
-    let c = client(651).await;
+    let c = client(656).await;
     let all = ["a", "b"];
     let p = SetPartitioner::start(&c, path, "solo", all).await.unwrap();
     let whole = PartitionState::Acquired(vec!["a".to_owned(), "b".to_owned()]);
