@@ -1,6 +1,7 @@
 //! Counter, Queue, LockingQueue, NonBlockingLease, SetPartitioner and TreeCache against a real
 //! ZooKeeper 3.8: concurrent writers, consumers that die, time on the server's clock,
-//! membership changes, and a mirror that resyncs after a connection cut.
+//! membership changes, a partition lock lost under its holder, and a mirror that resyncs after
+//! a connection cut.
 
 mod common;
 
@@ -372,6 +373,55 @@ async fn partitioner_divides_and_redivides_on_membership_change() {
         p.finish().await.unwrap();
         c.close().await;
     }
+    admin.close().await;
+}
+
+/// Issue 11 item 10.4: a partitioner whose hold on an item's lock is lost (here its lock node
+/// is deleted behind its back, which is what the lock's `lost()` reports) stops telling its
+/// owner it holds the item: it leaves `Acquired` (`Release`), then divides the set again and
+/// takes the lock anew. It used to watch only the membership and the connection, and went on
+/// reporting `Acquired` for an item nobody held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioner_releases_when_an_item_lock_is_lost() {
+    let path = "/recipes/partition-lost";
+    let admin = client(655).await;
+    admin.delete_recursive(path).await.unwrap();
+    let c = client(656).await;
+    let all = ["a", "b"];
+    let p = SetPartitioner::start(&c, path, "solo", all).await.unwrap();
+    let whole = PartitionState::Acquired(vec!["a".to_owned(), "b".to_owned()]);
+    wait_for_state(&p, &whole).await;
+    let mut states = p.states();
+    states.mark_unchanged();
+
+    let lock = zkit::recipe::Lock::new(&admin, &format!("{path}/a")).unwrap();
+    let held = lock.contenders().await.unwrap();
+    assert_eq!(held.len(), 1, "one holder of a: {held:?}");
+    admin
+        .delete(&format!("{path}/a/{}", held[0]), None)
+        .await
+        .unwrap();
+    let left = tokio::time::timeout(
+        Duration::from_secs(10),
+        states.wait_for(|s| !matches!(s, PartitionState::Acquired(_))),
+    )
+    .await
+    .map(|s| s.map(|s| s.clone()));
+    assert!(
+        matches!(
+            left,
+            Ok(Ok(PartitionState::Release | PartitionState::Allocating))
+        ),
+        "still reporting {:?} after the lock of a was lost ({left:?})",
+        p.state()
+    );
+    // It divides again and holds both items, each lock with a live holder node of its own.
+    wait_for_state(&p, &whole).await;
+    let again = lock.contenders().await.unwrap();
+    assert_eq!(again.len(), 1, "one holder of a: {again:?}");
+    assert_ne!(again[0], held[0], "a new lock node");
+    p.finish().await.unwrap();
+    c.close().await;
     admin.close().await;
 }
 

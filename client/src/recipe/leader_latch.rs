@@ -2,12 +2,16 @@
 //! ephemeral sequential node under the election path; the lowest sequence leads. A candidate
 //! watches only its predecessor. Leadership is given up as soon as the connection is
 //! suspended (per [`ConnectionPolicy`]); after a reconnect the candidate re-checks its node,
-//! and creates a new one if its session changed.
+//! and creates a new one if its session changed. A candidate whose node is deleted (with the
+//! election path, even) creates a new one, with the parents, as Curator's does; a data change
+//! of its node changes nothing. A round that fails otherwise is retried after a pause that
+//! grows while the failures go on.
 //!
 //! The leader's epoch (its node's creation zxid) increases with every new leader and can be
 //! used as a fencing token.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -23,9 +27,16 @@ use crate::error::{Error, Result};
 use crate::path::validate_path;
 use crate::proto::EventType;
 use crate::state::State;
+use crate::watch::Watcher;
 
 /// The marker before the sequence in a candidate's node name.
 const MARKER: &str = "latch-";
+
+/// The pause after a failed round of the candidate's loop, the first time.
+const MIN_PAUSE: Duration = Duration::from_millis(100);
+
+/// The longest pause between failed rounds.
+const MAX_PAUSE: Duration = Duration::from_secs(5);
 
 /// A change of leadership as one candidate sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,8 +239,15 @@ impl Candidate {
     async fn run(self) {
         // (node path, its czxid, the session that made it)
         let mut mine: Option<(String, i64, i64)> = None;
+        // The pause after a failed round: doubled on each failure in a row (a path this
+        // client may not create under, say), so a persistent failure is retried, not spun on.
+        let mut pause = MIN_PAUSE;
         loop {
-            match self.round(&mut mine).await {
+            let round = self.round(&mut mine).await;
+            if round.is_ok() {
+                pause = MIN_PAUSE;
+            }
+            match round {
                 Ok(Round::Again) => {}
                 Ok(Round::Done) => break,
                 Err(Error::ConnectionLoss) => {}
@@ -238,8 +256,9 @@ impl Candidate {
                 Err(Error::SessionExpired) if !self.client.is_finished() => {}
                 Err(Error::SessionExpired) | Err(Error::Closed) | Err(Error::AuthFailed) => break,
                 Err(e) => {
-                    tracing::warn!(path = %self.path, error = %e, "leader latch round failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    tracing::warn!(path = %self.path, error = %e, ?pause, "leader latch round failed");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(MAX_PAUSE);
                 }
             }
         }
@@ -282,7 +301,18 @@ impl Candidate {
             }
         };
         let name = node.rsplit('/').next().unwrap_or_default();
-        let contenders = sorted_contenders(client.get_children(&self.path).await?, MARKER);
+        let children = match client.get_children(&self.path).await {
+            Ok(children) => children,
+            // The election path was deleted, and this candidate's node with it: the next
+            // round creates a new one (with the parents), as Curator's latch does.
+            Err(Error::NoNode { .. }) => {
+                tracing::debug!(path = %self.path, "election path gone: joining again");
+                *mine = None;
+                return Ok(Round::Again);
+            }
+            Err(e) => return Err(e),
+        };
+        let contenders = sorted_contenders(children, MARKER);
         let Some(index) = contenders.iter().position(|c| c == name) else {
             *mine = None;
             return Ok(Round::Again);
@@ -300,15 +330,7 @@ impl Candidate {
             }
             self.set(LeaderEvent::Elected { epoch: czxid });
             tracing::info!(path = %self.path, id = %self.id, epoch = czxid, "elected");
-            tokio::select! {
-                biased;
-                () = trust.lost() => {}
-                event = watcher => {
-                    if event.event_type == EventType::NodeDeleted {
-                        *mine = None;
-                    }
-                }
-            }
+            self.lead(client, &node, &mut trust, watcher, mine).await;
             self.set(LeaderEvent::NotLeader);
             tracing::info!(path = %self.path, id = %self.id, "leadership given up");
             return Ok(Round::Again);
@@ -329,6 +351,47 @@ impl Candidate {
             }
             Err(Error::NoNode { .. }) => Ok(Round::Again),
             Err(e) => Err(e),
+        }
+    }
+
+    /// Leads until the connection or the node says otherwise: returns once the trust in the
+    /// session is lost, or the node is deleted (then `mine` is cleared) or cannot be watched
+    /// any more. A data change of the node (a `set_data` on it) fires its watch but changes
+    /// nothing about the leadership: the node is watched again.
+    async fn lead(
+        &self,
+        client: &Client,
+        node: &str,
+        trust: &mut TrustWatch,
+        mut watcher: Watcher,
+        mine: &mut Option<(String, i64, i64)>,
+    ) {
+        loop {
+            let event = tokio::select! {
+                biased;
+                () = trust.lost() => return,
+                event = &mut watcher => event,
+            };
+            if event.event_type == EventType::NodeDeleted {
+                *mine = None;
+                return;
+            }
+            if event.event_type != EventType::NodeDataChanged {
+                // A session event (or anything unexpected): look again.
+                return;
+            }
+            tracing::debug!(path = %node, "leader's node changed: watching it again");
+            match client.exists_watch(node).await {
+                Ok((Some(_), next)) => watcher = next,
+                Ok((None, _)) => {
+                    *mine = None;
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(path = %node, error = %e, "leader's node not watched again");
+                    return;
+                }
+            }
         }
     }
 }

@@ -221,7 +221,8 @@ impl LeaderSelector {
             .send_if_modified(|q| !std::mem::replace(q, true))
     }
 
-    /// Ends the current term, if any: the callback is dropped and the lock released.
+    /// Ends the current term, if any: the callback is dropped and the lock released. A call
+    /// made once [`events`](Self::events) reads `Elected` always ends that term.
     pub fn interrupt_leadership(&self) {
         self.interrupt.notify_waiters();
     }
@@ -333,11 +334,14 @@ impl Runner {
                 token: guard.fencing_token(),
                 term,
             };
+            // Listening before `Elected` is published: an interrupt issued by whoever sees
+            // it ends this term (`notify_waiters` wakes a `Notified` from its creation on,
+            // polled or not; one made after the publication could miss it).
+            let interrupted = self.interrupt.notified();
             self.state.set(LeaderEvent::Elected {
                 epoch: ctx.fencing_token(),
             });
             tracing::info!(id = %self.id, term, token = ctx.fencing_token(), "leading");
-            let interrupted = self.interrupt.notified();
             let work = leading(ctx);
             // Biased: a lock already lost (or a stop) wins before the work is polled again.
             let end = tokio::select! {

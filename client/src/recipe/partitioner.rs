@@ -7,12 +7,17 @@
 //!
 //! The partitioner runs on its own task and publishes its [`PartitionState`]: `Allocating`
 //! while it computes and locks its share, `Acquired(items)` once it holds them all, `Release`
-//! when the membership changed (a [`ChildrenWatch`] on the party) or the connection was
-//! suspended, after which it drops its locks and allocates again, and `Failure` once the
-//! session has ended. Work on a share must stop as soon as the state leaves `Acquired`.
+//! when the membership changed (a [`ChildrenWatch`] on the party), the connection was
+//! suspended or any of its item locks was lost ([`LockGuard::lost`]: its node deleted, or the
+//! connection no longer trusted), after which it drops its locks and allocates again, and
+//! `Failure` once the session has ended. Work on a share must stop as soon as the state leaves
+//! `Acquired`.
 //!
 //! Member ids must be unique within the party: two members with one id would claim one share.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -33,8 +38,8 @@ pub enum PartitionState {
     Allocating,
     /// Holding the locks of these items (sorted): work on them.
     Acquired(Vec<String>),
-    /// The membership changed or the connection was suspended: stop working on the share;
-    /// the locks are being dropped and the set will be divided again.
+    /// The membership changed, the connection was suspended or an item's lock was lost: stop
+    /// working on the share; the locks are being dropped and the set will be divided again.
     Release,
     /// The session the member joined with ended (even if the client renewed its session):
     /// the partitioner has stopped; start a new one to join again.
@@ -232,7 +237,8 @@ async fn next_listing(members: &mut ChildrenWatch) -> Option<Vec<String>> {
 enum RoundEnd {
     /// The membership changed to this listing.
     Changed(Vec<String>),
-    /// The connection was suspended (or a lock could not be taken): wait for a reconnect.
+    /// The connection was suspended, a lock could not be taken or a held one was lost: wait
+    /// for a reconnect (if need be) and divide again.
     Disconnected,
     /// The session ended.
     Failed,
@@ -269,7 +275,7 @@ async fn run(ctx: Ctx, mut members: ChildrenWatch) {
         let end = match acquire_share(&ctx, &share, &mut members).await {
             Ok(guards) => {
                 ctx.tx.send_replace(PartitionState::Acquired(share));
-                let end = hold(&ctx, &mut members).await;
+                let end = hold(&ctx, &mut members, &guards).await;
                 ctx.tx.send_replace(PartitionState::Release);
                 drop(guards);
                 end
@@ -328,8 +334,9 @@ async fn acquire_share(
     Ok(guards)
 }
 
-/// Holds the share until the membership changes or the connection is suspended.
-async fn hold(ctx: &Ctx, members: &mut ChildrenWatch) -> RoundEnd {
+/// Holds the share until the membership changes, the connection is suspended or any lock of
+/// the share is lost.
+async fn hold(ctx: &Ctx, members: &mut ChildrenWatch, guards: &[LockGuard]) -> RoundEnd {
     let info = ctx.client.session_info();
     tokio::select! {
         biased;
@@ -341,7 +348,31 @@ async fn hold(ctx: &Ctx, members: &mut ChildrenWatch) -> RoundEnd {
                 RoundEnd::Disconnected
             }
         }
+        () = any_lost(guards) => {
+            tracing::info!(id = %ctx.id, "a partition lock was lost: dividing again");
+            if ctx.session_over() {
+                RoundEnd::Failed
+            } else {
+                RoundEnd::Disconnected
+            }
+        }
     }
+}
+
+/// Resolves as soon as any of `guards` is lost (never, if there are none).
+async fn any_lost(guards: &[LockGuard]) {
+    let mut each: Vec<Pin<Box<dyn Future<Output = ()> + Send + '_>>> = guards
+        .iter()
+        .map(|g| Box::pin(g.lost()) as Pin<Box<dyn Future<Output = ()> + Send + '_>>)
+        .collect();
+    std::future::poll_fn(|cx| {
+        if each.iter_mut().any(|f| f.as_mut().poll(cx).is_ready()) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
 }
 
 #[cfg(test)]
