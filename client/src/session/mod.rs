@@ -1,7 +1,8 @@
 //! The session task: one per client, it owns the connection and never runs user code.
 //!
 //! It finds a server (shuffled hosts, backoff with jitter between passes), handshakes with the
-//! session's id, password and last zxid seen, replays credentials, restores watches, then
+//! session's id, password and last zxid seen, authenticates with SASL if configured (on every
+//! connection: a resumed session authenticates again), replays credentials, restores watches, then
 //! pipelines requests and matches replies in order ([`connection`]). When the connection
 //! drops it fails what was in flight with `ConnectionLoss`, publishes `Suspended`, and starts
 //! again, until the server says the session expired, the client's own timer passes the
@@ -29,6 +30,7 @@ use crate::proto::{
     AddWatchMode, AuthPacket, ConnectRequest, ErrorCode, FrameDecoder, KeeperState, OpCode,
     Response,
 };
+use crate::sasl::{self, DigestMd5};
 use crate::state::State;
 use crate::watch::{WatchRegistry, WatchedEvent};
 
@@ -377,7 +379,10 @@ impl Session {
                         self.negotiated = Duration::from_millis(resp.timeout as u64);
                         self.acked = hs.sent;
                         tracing::debug!(host, timeout = resp.timeout, "handshake done");
-                        return Ok(hs);
+                        let mut hs = hs;
+                        if self.authenticate(&mut hs, &host, per_host).await? {
+                            return Ok(hs);
+                        }
                     }
                     Ok(Err(e)) => tracing::debug!(host, error = %e, "connection attempt failed"),
                     Err(_) => tracing::debug!(host, "connection attempt timed out"),
@@ -388,6 +393,51 @@ impl Session {
                 let max = self.config.backoff_max.as_millis().max(1) as u64;
                 let pause = Duration::from_millis(self.rng.random_range(0..=max));
                 self.offline(tokio::time::sleep(pause)).await?;
+            }
+        }
+    }
+
+    /// Runs the SASL exchange on a connection just handshaken, if the client has SASL
+    /// credentials: true once authenticated (or without credentials), false if the connection
+    /// failed on the way (try another); the session ends with [`End::AuthFailed`] if the
+    /// server refused the credentials or the exchange cannot succeed.
+    async fn authenticate(
+        &mut self,
+        hs: &mut handshake::Handshaken,
+        host: &str,
+        wait: Duration,
+    ) -> Result<bool, End> {
+        let Some(credentials) = self.config.sasl.clone() else {
+            return Ok(true);
+        };
+        // The client nonce comes from the session's seeded generator: a seeded run replays.
+        let cnonce = format!(
+            "{:016x}{:016x}",
+            self.rng.random::<u64>(),
+            self.rng.random::<u64>()
+        );
+        let mut mech = DigestMd5::new(&credentials, sasl::PROTOCOL, sasl::SERVER_NAME, cnonce);
+        let mut xid = self.xid;
+        let decoder = self.decoder;
+        let attempt = tokio::time::timeout(wait, handshake::sasl(hs, decoder, &mut mech, &mut xid));
+        let outcome = self.offline(attempt).await;
+        self.xid = xid;
+        match outcome? {
+            Ok(Ok(())) => {
+                tracing::debug!(host, user = %credentials.user, "SASL DIGEST-MD5 authenticated");
+                Ok(true)
+            }
+            Ok(Err(handshake::SaslFailure::Refused(why))) => {
+                tracing::warn!(host, user = %credentials.user, %why, "SASL authentication failed");
+                Err(End::AuthFailed)
+            }
+            Ok(Err(handshake::SaslFailure::Connection(e))) => {
+                tracing::debug!(host, error = %e, "connection failed during SASL");
+                Ok(false)
+            }
+            Err(_) => {
+                tracing::debug!(host, "SASL exchange timed out");
+                Ok(false)
             }
         }
     }
