@@ -154,7 +154,8 @@ impl DigestMd5 {
             }
         }
         let utf8 = find(&fields, "charset").is_some_and(|c| c.eq_ignore_ascii_case("utf-8"));
-        if !utf8 && !(self.user.is_ascii() && self.password.is_ascii()) {
+        let ascii = self.user.is_ascii() && self.password.is_ascii();
+        if !(utf8 || ascii) {
             // Without charset=utf-8 the server reads names as ISO 8859-1; only ASCII agrees.
             return Err(SaslError::Unsupported(
                 "non-ASCII credentials and no charset=utf-8".into(),
