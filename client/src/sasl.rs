@@ -193,7 +193,7 @@ impl DigestMd5 {
 
 /// The `response` value and the `rspauth` the server must send, both lowercase hex
 /// (RFC 2831 2.1.2.1, algorithm md5-sess, qop auth, no authzid).
-fn digests(
+pub(crate) fn digests(
     user: &str,
     realm: &str,
     password: &str,
@@ -228,7 +228,7 @@ fn quote(s: &str) -> String {
 }
 
 /// The value of the first directive named `name` (case-insensitive).
-fn find<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn find<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
     fields
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -238,7 +238,7 @@ fn find<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
 /// Parses `name=value, name="quoted, \"value\"", ...` (RFC 2831 `#(digest-challenge)`):
 /// directives separated by commas and optional white space, values tokens or quoted strings
 /// with backslash escapes. Empty list elements are skipped.
-fn parse_directives(token: &[u8]) -> Result<Vec<(String, String)>, SaslError> {
+pub(crate) fn parse_directives(token: &[u8]) -> Result<Vec<(String, String)>, SaslError> {
     let text = std::str::from_utf8(token)
         .map_err(|_| SaslError::Malformed("challenge is not UTF-8".into()))?;
     let mut out = Vec::new();
