@@ -20,6 +20,17 @@
 //! #                       --data-size N --servers real,sim --clients zkit,peer
 //! #                       --real-connect HOST:PORT (an already running ZooKeeper)
 //! ```
+//!
+//! Client `zkit-tls` is zkit over TLS (the real server only): with it in `--clients`, the
+//! real ZooKeeper is started with a TLS client port beside the plain one (the Netty
+//! connection factory then serves both, so plain and TLS clients meet the same server
+//! code), with a throwaway CA and server certificate made here (rcgen). TLS against plain
+//! TCP, in one run:
+//!
+//! ```sh
+//! cargo bench -p zkit-tests --features bench-peers --bench client -- \
+//!     --servers real --clients zkit-tls,zkit
+//! ```
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -201,16 +212,19 @@ const PHASES: [&str; 6] = [
 /// Results of one client against one server, one sample per phase.
 type Results = Vec<Sample>;
 
-async fn bench_zkit(connect: &str, o: &Options) -> Results {
+async fn bench_zkit(connect: &str, tls: Option<zkit::TlsConfig>, o: &Options) -> Results {
     use zkit::{Client, CreateMode};
-    let client = Client::builder(connect)
-        .session_timeout(Duration::from_secs(30))
-        .connect()
-        .await
-        .expect("zkit connects");
+    let mut builder = Client::builder(connect).session_timeout(Duration::from_secs(30));
+    if let Some(tls) = tls.clone() {
+        builder = builder.tls(tls);
+    }
+    let client = builder.connect().await.expect("zkit connects");
     let data = vec![b'x'; o.data_size];
-    let root = "/bench-zkit";
-    let node = "/bench-zkit/node";
+    let (root, node) = if tls.is_some() {
+        ("/bench-zkit-tls", "/bench-zkit-tls/node")
+    } else {
+        ("/bench-zkit", "/bench-zkit/node")
+    };
     // (The nodes may exist already when --real-connect reuses a server.)
     for (path, value) in [(root, &b""[..]), (node, &data[..])] {
         match client.create(path, value, CreateMode::Persistent).await {
@@ -417,6 +431,37 @@ fn serve_sim() {
     });
 }
 
+/// A throwaway CA and a server certificate for 127.0.0.1 and localhost, as PEM files in
+/// `dir`: the server's key store (key and certificate) and the CA file clients trust.
+fn bench_pki(dir: &std::path::Path) -> zkit_tests::ServerTls {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    std::fs::create_dir_all(dir).expect("certificate dir");
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "zkit bench CA");
+    let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
+    let key = KeyPair::generate().expect("server key");
+    let mut params = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+        .expect("server params");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "zk bench server");
+    let cert = params
+        .signed_by(&key, &ca_cert, &ca_key)
+        .expect("server certificate");
+    let keystore = dir.join("server.pem");
+    let truststore = dir.join("ca.pem");
+    std::fs::write(&keystore, format!("{}{}", key.serialize_pem(), cert.pem())).expect("write");
+    std::fs::write(&truststore, ca_cert.pem()).expect("write");
+    zkit_tests::ServerTls {
+        keystore,
+        truststore,
+        client_auth: zkit_tests::ClientAuth::None,
+    }
+}
+
 /// The 1-minute load average (other work on the machine skews the numbers).
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -450,22 +495,39 @@ fn main() {
         .build()
         .expect("runtime");
 
-    // Servers: (label, connect string, keep-alive guard).
-    let mut servers: Vec<(String, String, Box<dyn std::any::Any>)> = Vec::new();
+    // Servers: (label, connect string, TLS connect string, keep-alive guard).
+    type Guard = Box<dyn std::any::Any>;
+    let mut servers: Vec<(String, String, Option<String>, Guard)> = Vec::new();
+    let want_tls = o.clients.iter().any(|c| c == "zkit-tls");
+    let pki_dir = zkit_tests::workspace_root()
+        .join("target")
+        .join("zk")
+        .join(format!("bench-certs-{}", std::process::id()));
+    let mut ca_file = None;
     for s in &o.servers {
         match s.as_str() {
             "real" if o.real_connect.is_some() => {
+                assert!(!want_tls, "zkit-tls needs the server this run starts");
                 let cs = o.real_connect.clone().unwrap_or_default();
-                servers.push(("ZooKeeper 3.8 (JVM)".into(), cs, Box::new(())));
+                servers.push(("ZooKeeper 3.8 (JVM)".into(), cs, None, Box::new(())));
+            }
+            "real" if want_tls => {
+                let tls = bench_pki(&pki_dir);
+                ca_file = Some(tls.truststore.clone());
+                let zk = zkit_tests::ZkServer::standalone_tls(&tls).expect("real ZooKeeper, TLS");
+                let cs = zk.connect_string().to_owned();
+                let secure = zk.secure_connect_string().map(str::to_owned);
+                let label = "ZooKeeper 3.8 (JVM, Netty)".into();
+                servers.push((label, cs, secure, Box::new(zk)));
             }
             "real" => {
                 let zk = zkit_tests::ZkServer::standalone().expect("real ZooKeeper");
                 let cs = zk.connect_string().to_owned();
-                servers.push(("ZooKeeper 3.8 (JVM)".into(), cs, Box::new(zk)));
+                servers.push(("ZooKeeper 3.8 (JVM)".into(), cs, None, Box::new(zk)));
             }
             "sim" => {
                 let (child, cs) = SimChild::start();
-                servers.push(("zkit-sim".into(), cs, Box::new(child)));
+                servers.push(("zkit-sim".into(), cs, None, Box::new(child)));
             }
             other => panic!("unknown server {other:?} (real, sim)"),
         }
@@ -473,14 +535,22 @@ fn main() {
 
     // results[server][client] = per-phase samples
     let mut results: Vec<Vec<(String, Results)>> = Vec::new();
-    for (label, cs, _) in &servers {
+    for (label, cs, secure, _) in &servers {
         let mut per_client = Vec::new();
         for c in &o.clients {
             eprintln!("running {c} against {label} at {cs}");
             let r = match c.as_str() {
-                "zkit" => rt.block_on(bench_zkit(cs, &o)),
+                "zkit" => rt.block_on(bench_zkit(cs, None, &o)),
+                "zkit-tls" => {
+                    let secure = secure
+                        .as_deref()
+                        .expect("zkit-tls runs against the real server only (--servers real)");
+                    let ca = ca_file.as_ref().expect("the bench CA");
+                    let tls = zkit::TlsConfig::with_ca_file(ca);
+                    rt.block_on(bench_zkit(secure, Some(tls), &o))
+                }
                 "peer" => rt.block_on(bench_peer(cs, &o)),
-                other => panic!("unknown client {other:?} (zkit, peer)"),
+                other => panic!("unknown client {other:?} (zkit, zkit-tls, peer)"),
             };
             for (phase, s) in PHASES.iter().zip(&r) {
                 eprintln!(
@@ -491,16 +561,17 @@ fn main() {
                     s.sys_us()
                 );
             }
-            let name = if c == "peer" {
-                "zookeeper-client"
-            } else {
-                "zkit"
+            let name = match c.as_str() {
+                "peer" => "zookeeper-client",
+                "zkit-tls" => "zkit over TLS",
+                _ => "zkit",
             };
             per_client.push((name.to_owned(), r));
         }
         results.push(per_client);
     }
 
+    let _ = std::fs::remove_dir_all(&pki_dir);
     println!();
     println!(
         "load average (1 min) {} before, {} after; {} CPUs",
@@ -535,7 +606,7 @@ fn main() {
     println!("{header}");
     println!("{rule}");
     let mix = |r: &Results| r[2].add(r[3]).add(r[4]);
-    for ((label, _, _), per_client) in servers.iter().zip(&results) {
+    for ((label, _, _, _), per_client) in servers.iter().zip(&results) {
         let mut rows: Vec<(String, Vec<Sample>)> = PHASES
             .iter()
             .enumerate()

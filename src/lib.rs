@@ -33,6 +33,7 @@
 
 pub mod proxy;
 
+use std::ffi::OsStr;
 use std::fmt;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -180,7 +181,7 @@ fn run_script_with(args: &[&str], extra_cfg: &str) -> Result<String, FixtureErro
 fn run_script_env(
     args: &[&str],
     extra_cfg: &str,
-    env: &[(&str, &Path)],
+    env: &[(&str, &OsStr)],
 ) -> Result<String, FixtureError> {
     let script = zk_script();
     let output = Command::new(&script)
@@ -297,8 +298,23 @@ impl ZkServer {
         Self::start_tls(Kind::Ensemble, n.max(1), "", Some(tls))
     }
 
+    /// A standalone server that requires every client to authenticate with SASL
+    /// DIGEST-MD5 as one of `users` (`(name, password)`; names of letters, digits, `_`, `.`,
+    /// `-`; passwords without quotes, backslashes, commas or white space) before any other
+    /// request: a JAAS `Server` section with ZooKeeper's `DigestLoginModule`, the SASL
+    /// authentication provider, and `enforce.auth.enabled=true` with
+    /// `enforce.auth.schemes=sasl` (see `ZK_SASL_USERS` in `scripts/zk`).
+    pub fn standalone_sasl(users: &[(&str, &str)]) -> Result<ZkServer, FixtureError> {
+        let users = users
+            .iter()
+            .map(|(u, p)| format!("{u}:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        Self::start_with(Kind::Standalone, 1, "", None, Some(&users))
+    }
+
     fn start(kind: Kind, n: usize, extra_cfg: &str) -> Result<ZkServer, FixtureError> {
-        Self::start_tls(kind, n, extra_cfg, None)
+        Self::start_with(kind, n, extra_cfg, None, None)
     }
 
     fn start_tls(
@@ -306,6 +322,16 @@ impl ZkServer {
         n: usize,
         extra_cfg: &str,
         tls: Option<&ServerTls>,
+    ) -> Result<ZkServer, FixtureError> {
+        Self::start_with(kind, n, extra_cfg, tls, None)
+    }
+
+    fn start_with(
+        kind: Kind,
+        n: usize,
+        extra_cfg: &str,
+        tls: Option<&ServerTls>,
+        sasl_users: Option<&str>,
     ) -> Result<ZkServer, FixtureError> {
         let fallback = match kind {
             Kind::Standalone => "standalone".to_owned(),
@@ -329,14 +355,17 @@ impl ZkServer {
             Some(ClientAuth::Need) => "need",
             _ => "none",
         });
-        let env: Vec<(&str, &Path)> = match tls {
+        let mut env: Vec<(&str, &OsStr)> = match tls {
             Some(t) => vec![
-                ("ZK_TLS_KEYSTORE", t.keystore.as_path()),
-                ("ZK_TLS_TRUSTSTORE", t.truststore.as_path()),
-                ("ZK_TLS_CLIENT_AUTH", auth),
+                ("ZK_TLS_KEYSTORE", t.keystore.as_os_str()),
+                ("ZK_TLS_TRUSTSTORE", t.truststore.as_os_str()),
+                ("ZK_TLS_CLIENT_AUTH", auth.as_os_str()),
             ],
             None => Vec::new(),
         };
+        if let Some(users) = sasl_users {
+            env.push(("ZK_SASL_USERS", OsStr::new(users)));
+        }
         let stdout = match kind {
             Kind::Standalone => run_script_env(&["start-standalone", &dir_str], extra_cfg, &env)?,
             Kind::Ensemble => {

@@ -87,6 +87,7 @@ pub(crate) struct Config {
     pub(crate) connect_timeout: Option<Duration>,
     pub(crate) read_only: bool,
     pub(crate) auth: Vec<(String, Vec<u8>)>,
+    pub(crate) sasl: Option<crate::sasl::SaslCredentials>,
     pub(crate) default_acl: Vec<Acl>,
     pub(crate) retry: RetryPolicy,
     pub(crate) resume: Option<(i64, Vec<u8>)>,
@@ -134,6 +135,7 @@ impl Builder {
                 connect_timeout: None,
                 read_only: false,
                 auth: Vec::new(),
+                sasl: None,
                 default_acl: Acl::open_unsafe(),
                 retry: RetryPolicy::default(),
                 resume: None,
@@ -180,6 +182,27 @@ impl Builder {
     /// Adds `digest` credentials `user:password`.
     pub fn digest_auth(self, user: &str, password: &str) -> Self {
         self.auth("digest", format!("{user}:{password}").as_bytes())
+    }
+
+    /// Authenticates with SASL DIGEST-MD5 as `user` (ZooKeeper's `DigestLoginModule`, the
+    /// server's JAAS `Server` section with `user_<name>="<password>"`), right after every
+    /// handshake and before any other request, so that a resumed session is authenticated
+    /// again on each connection. The session's identity is then `sasl:<user>` (for ACLs
+    /// with scheme `sasl`). The client reports [`State::Connected`](crate::State::Connected)
+    /// only once the server accepted the credentials.
+    ///
+    /// A refused password ends the client: it becomes
+    /// [`State::AuthFailed`](crate::State::AuthFailed), and every request (and
+    /// [`Builder::connect`]) fails with [`Error::AuthFailed`]. The same happens if the server
+    /// cannot prove that it knows the password (a wrong `rspauth`) or sends a challenge the
+    /// client cannot use. Only quality of protection `auth` is supported (no SASL integrity or
+    /// encryption layer: use `Builder::tls` for that); GSSAPI (Kerberos) is not supported.
+    pub fn sasl_digest(mut self, user: &str, password: &str) -> Self {
+        self.config.sasl = Some(crate::sasl::SaslCredentials {
+            user: user.to_owned(),
+            password: password.to_owned(),
+        });
+        self
     }
 
     /// The ACL given to nodes created without one. Default `world:anyone` with every right.

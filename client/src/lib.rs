@@ -18,6 +18,7 @@
 //! - [`path`]: path validation exactly as ZooKeeper's `PathUtils`.
 //! - [`connector`]: the network seam (tokio TCP here, turmoil in the simulation).
 //! - `tls`: TLS connections (feature `tls`, on by default), `Builder::tls`.
+//! - SASL DIGEST-MD5 authentication: `Builder::sasl_digest`.
 //! - [`retry`]: retry policies.
 //! - [`recipe`]: coordination recipes: locks, semaphores, leader election, membership,
 //!   barriers, configuration watches, counters, queues, leases, partitioning, tree cache.
@@ -32,6 +33,7 @@ pub mod path;
 pub mod proto;
 pub mod recipe;
 pub mod retry;
+mod sasl;
 mod session;
 mod state;
 #[cfg(feature = "tls")]

@@ -1,6 +1,7 @@
 //! Opening one connection: connect through the [`Connector`], send the `ConnectRequest`, read
 //! the `ConnectResponse`. Whatever bytes arrive behind the response stay buffered for the
-//! connection loop. Also closing a session the client gave up on its own ([`close_session`]).
+//! connection loop. Then, with SASL credentials, the SASL exchange ([`sasl`]). Also closing a
+//! session the client gave up on its own ([`close_session`]).
 
 use std::time::Duration;
 
@@ -12,8 +13,9 @@ use crate::connector::{BoxStream, Connector};
 use crate::error::{Error, Result};
 use crate::proto::{
     encode_frame, ConnectRequest, ConnectResponse, ErrorCode, FrameDecoder, Reader, Record,
-    ReplyHeader, Request,
+    ReplyHeader, Request, SaslToken,
 };
+use crate::sasl::DigestMd5;
 
 /// A connection whose handshake is done.
 pub(crate) struct Handshaken {
@@ -129,4 +131,72 @@ pub(crate) async fn close_session(
         Ok(Some(())) => StaleClose::Closed,
         _ => StaleClose::Unconfirmed,
     })
+}
+
+/// Why a SASL exchange did not authenticate the connection.
+#[derive(Debug)]
+pub(crate) enum SaslFailure {
+    /// The server refused the credentials, or the exchange cannot succeed with this server:
+    /// the session must end ([`End::AuthFailed`](super::End::AuthFailed)).
+    Refused(String),
+    /// The connection broke (or sent garbage) on the way: another connection may succeed.
+    Connection(Error),
+}
+
+/// Authenticates the connection of `hs` with SASL (`sasl` requests, opcode 102), before any
+/// other request: sends `mech`'s tokens and hands it the server's until it completes. The
+/// requests take xids from `xid` onwards (it is left at the last one used). Bytes read past
+/// the last reply stay in `hs.rest`.
+pub(crate) async fn sasl(
+    hs: &mut Handshaken,
+    decoder: FrameDecoder,
+    mech: &mut DigestMd5,
+    xid: &mut i32,
+) -> Result<(), SaslFailure> {
+    let io = |e: std::io::Error| SaslFailure::Connection(Error::Protocol(format!("SASL: {e}")));
+    let mut token = mech.initial();
+    loop {
+        *xid = if *xid >= i32::MAX - 1 { 1 } else { *xid + 1 };
+        let request = Request::Sasl(SaslToken { token });
+        let mut out = Vec::with_capacity(64);
+        encode_frame(&mut out, |o| request.encode(*xid, o));
+        hs.stream.write_all(&out).await.map_err(io)?;
+        let frame = loop {
+            if let Some(frame) = decoder
+                .decode(&mut hs.rest)
+                .map_err(|e| SaslFailure::Connection(e.into()))?
+            {
+                break frame;
+            }
+            if hs.stream.read_buf(&mut hs.rest).await.map_err(io)? == 0 {
+                return Err(SaslFailure::Connection(Error::ConnectionLoss));
+            }
+        };
+        let mut r = Reader::new(&frame);
+        let header = ReplyHeader::decode(&mut r).map_err(|e| SaslFailure::Connection(e.into()))?;
+        if header.xid != *xid {
+            return Err(SaslFailure::Connection(Error::Protocol(format!(
+                "SASL: reply xid {} to request xid {}",
+                header.xid, *xid
+            ))));
+        }
+        if header.err != 0 {
+            let why = match ErrorCode::try_from(header.err) {
+                Ok(code) => format!("{} ({})", code.message(), code.code()),
+                Err(_) => format!("error code {}", header.err),
+            };
+            return Err(SaslFailure::Refused(format!("server refused SASL: {why}")));
+        }
+        let reply = SaslToken::decode(&mut r).map_err(|e| SaslFailure::Connection(e.into()))?;
+        match mech.step(&reply.token) {
+            Ok(Some(next)) => token = next,
+            Ok(None) if mech.is_complete() => return Ok(()),
+            Ok(None) => {
+                return Err(SaslFailure::Refused(
+                    "SASL: the mechanism stopped before completing".into(),
+                ))
+            }
+            Err(e) => return Err(SaslFailure::Refused(format!("SASL: {e}"))),
+        }
+    }
 }

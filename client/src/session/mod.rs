@@ -1,7 +1,8 @@
 //! The session task: one per client, it owns the connection and never runs user code.
 //!
 //! It finds a server (shuffled hosts, backoff with jitter between passes), handshakes with the
-//! session's id, password and last zxid seen, replays credentials, restores watches, then
+//! session's id, password and last zxid seen, authenticates with SASL if configured (on every
+//! connection: a resumed session authenticates again), replays credentials, restores watches, then
 //! pipelines requests and matches replies in order ([`connection`]). When the connection
 //! drops it fails what was in flight with `ConnectionLoss`, publishes `Suspended`, and starts
 //! again, until the server says the session expired, the client's own timer passes the
@@ -29,6 +30,7 @@ use crate::proto::{
     AddWatchMode, AuthPacket, ConnectRequest, ErrorCode, FrameDecoder, KeeperState, OpCode,
     Response,
 };
+use crate::sasl::{self, DigestMd5};
 use crate::state::State;
 use crate::watch::{WatchRegistry, WatchedEvent};
 
@@ -377,7 +379,10 @@ impl Session {
                         self.negotiated = Duration::from_millis(resp.timeout as u64);
                         self.acked = hs.sent;
                         tracing::debug!(host, timeout = resp.timeout, "handshake done");
-                        return Ok(hs);
+                        let mut hs = hs;
+                        if self.authenticate(&mut hs, &host, per_host).await? {
+                            return Ok(hs);
+                        }
                     }
                     Ok(Err(e)) => tracing::debug!(host, error = %e, "connection attempt failed"),
                     Err(_) => tracing::debug!(host, "connection attempt timed out"),
@@ -388,6 +393,51 @@ impl Session {
                 let max = self.config.backoff_max.as_millis().max(1) as u64;
                 let pause = Duration::from_millis(self.rng.random_range(0..=max));
                 self.offline(tokio::time::sleep(pause)).await?;
+            }
+        }
+    }
+
+    /// Runs the SASL exchange on a connection just handshaken, if the client has SASL
+    /// credentials: true once authenticated (or without credentials), false if the connection
+    /// failed on the way (try another); the session ends with [`End::AuthFailed`] if the
+    /// server refused the credentials or the exchange cannot succeed.
+    async fn authenticate(
+        &mut self,
+        hs: &mut handshake::Handshaken,
+        host: &str,
+        wait: Duration,
+    ) -> Result<bool, End> {
+        let Some(credentials) = self.config.sasl.clone() else {
+            return Ok(true);
+        };
+        // The client nonce comes from the session's seeded generator: a seeded run replays.
+        let cnonce = format!(
+            "{:016x}{:016x}",
+            self.rng.random::<u64>(),
+            self.rng.random::<u64>()
+        );
+        let mut mech = DigestMd5::new(&credentials, sasl::PROTOCOL, sasl::SERVER_NAME, cnonce);
+        let mut xid = self.xid;
+        let decoder = self.decoder;
+        let attempt = tokio::time::timeout(wait, handshake::sasl(hs, decoder, &mut mech, &mut xid));
+        let outcome = self.offline(attempt).await;
+        self.xid = xid;
+        match outcome? {
+            Ok(Ok(())) => {
+                tracing::debug!(host, user = %credentials.user, "SASL DIGEST-MD5 authenticated");
+                Ok(true)
+            }
+            Ok(Err(handshake::SaslFailure::Refused(why))) => {
+                tracing::warn!(host, user = %credentials.user, %why, "SASL authentication failed");
+                Err(End::AuthFailed)
+            }
+            Ok(Err(handshake::SaslFailure::Connection(e))) => {
+                tracing::debug!(host, error = %e, "connection failed during SASL");
+                Ok(false)
+            }
+            Err(_) => {
+                tracing::debug!(host, "SASL exchange timed out");
+                Ok(false)
             }
         }
     }
@@ -497,6 +547,197 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A scripted DIGEST-MD5 server for the SASL tests: each connection is a duplex pipe
+    /// whose server end a task plays ZooKeeper on (handshake, SASL, then `exists` answered
+    /// with NONODE). It records every client nonce, and the opcodes of the requests that
+    /// followed the SASL exchange.
+    mod sasl_server {
+        use std::sync::{Arc, Mutex};
+
+        use bytes::BytesMut;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+        use crate::connector::{BoxStream, ConnectFuture, Connector};
+        use crate::proto::{
+            encode_frame, ConnectRequest, ConnectResponse, ErrorCode, FrameDecoder, OpCode, Reader,
+            Record, ReplyHeader, RequestHeader, SaslToken,
+        };
+        use crate::sasl;
+
+        /// What the server saw.
+        #[derive(Default, Debug)]
+        pub(super) struct Seen {
+            pub(super) cnonces: Vec<String>,
+            /// Opcodes in arrival order, per connection.
+            pub(super) ops: Vec<Vec<i32>>,
+        }
+
+        pub(super) struct Script {
+            pub(super) password: &'static str,
+            pub(super) seen: Arc<Mutex<Seen>>,
+        }
+
+        impl Connector for Script {
+            fn connect<'a>(&'a self, _addr: &'a str) -> ConnectFuture<'a> {
+                let (client, server) = tokio::io::duplex(64 * 1024);
+                tokio::spawn(serve(server, self.password, self.seen.clone()));
+                Box::pin(async move { Ok(Box::new(client) as BoxStream) })
+            }
+        }
+
+        async fn frame(io: &mut DuplexStream, buf: &mut BytesMut) -> Option<BytesMut> {
+            let decoder = FrameDecoder::default();
+            loop {
+                if let Some(f) = decoder.decode(buf).ok()? {
+                    return Some(f);
+                }
+                if io.read_buf(buf).await.ok()? == 0 {
+                    return None;
+                }
+            }
+        }
+
+        async fn reply(io: &mut DuplexStream, xid: i32, err: i32, token: Option<&[u8]>) {
+            let mut out = Vec::new();
+            encode_frame(&mut out, |o| {
+                ReplyHeader { xid, zxid: 1, err }.encode(o);
+                if let Some(t) = token {
+                    SaslToken { token: t.to_vec() }.encode(o);
+                }
+            });
+            let _ = io.write_all(&out).await;
+        }
+
+        async fn serve(mut io: DuplexStream, password: &str, seen: Arc<Mutex<Seen>>) {
+            let mut buf = BytesMut::new();
+            let Some(f) = frame(&mut io, &mut buf).await else {
+                return;
+            };
+            let request = ConnectRequest::from_frame(&f).expect("connect request");
+            let mut out = Vec::new();
+            let response = ConnectResponse {
+                protocol_version: 0,
+                timeout: 4000,
+                session_id: if request.session_id == 0 {
+                    0x5a51
+                } else {
+                    request.session_id
+                },
+                passwd: vec![7; 16],
+                read_only: false,
+            };
+            encode_frame(&mut out, |o| response.encode(o));
+            let _ = io.write_all(&out).await;
+            let index = {
+                let mut s = seen.lock().unwrap();
+                s.ops.push(Vec::new());
+                s.ops.len() - 1
+            };
+            let nonce = "srv-nonce";
+            let mut expected = None;
+            while let Some(f) = frame(&mut io, &mut buf).await {
+                let mut r = Reader::new(&f);
+                let header = RequestHeader::decode(&mut r).expect("request header");
+                seen.lock().unwrap().ops[index].push(header.op);
+                if header.op == OpCode::Sasl.code() {
+                    let token = SaslToken::decode(&mut r).expect("sasl token").token;
+                    if token.is_empty() {
+                        let challenge = format!(
+                            "realm=\"{}\",nonce=\"{nonce}\",qop=\"auth\",charset=utf-8,algorithm=md5-sess",
+                            sasl::SERVER_NAME
+                        );
+                        reply(&mut io, header.xid, 0, Some(challenge.as_bytes())).await;
+                        continue;
+                    }
+                    let fields = sasl::parse_directives(&token).expect("digest-response");
+                    let get = |k| sasl::find(&fields, k).expect(k).to_owned();
+                    let cnonce = get("cnonce");
+                    seen.lock().unwrap().cnonces.push(cnonce.clone());
+                    let (response, rspauth) = sasl::digests(
+                        &get("username"),
+                        &get("realm"),
+                        password,
+                        nonce,
+                        &cnonce,
+                        &get("nc"),
+                        &get("digest-uri"),
+                    );
+                    assert_eq!(get("digest-uri"), "zookeeper/zk-sasl-md5");
+                    if get("response") == response {
+                        expected = Some(());
+                        let token = format!("rspauth={rspauth}");
+                        reply(&mut io, header.xid, 0, Some(token.as_bytes())).await;
+                    } else {
+                        let code = ErrorCode::AuthFailed.code();
+                        reply(&mut io, header.xid, code, None).await;
+                        return;
+                    }
+                } else {
+                    assert!(expected.is_some(), "request before SASL completed");
+                    reply(&mut io, header.xid, ErrorCode::NoNode.code(), None).await;
+                }
+            }
+        }
+    }
+
+    fn sasl_client(
+        seed: u64,
+        password: &'static str,
+    ) -> (
+        crate::Client,
+        std::sync::Arc<std::sync::Mutex<sasl_server::Seen>>,
+    ) {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(sasl_server::Seen::default()));
+        let client = crate::Client::builder("zk:2181")
+            .seed(seed)
+            .session_timeout(Duration::from_secs(4))
+            .sasl_digest("alice", "secret")
+            .connector(sasl_server::Script {
+                password,
+                seen: seen.clone(),
+            })
+            .build()
+            .expect("client");
+        (client, seen)
+    }
+
+    /// The exchange comes first on every connection; the client nonce is drawn from the
+    /// seeded generator, so a seed replays it and another seed does not.
+    #[tokio::test]
+    async fn sasl_runs_first_and_its_nonce_follows_the_seed() {
+        let mut nonces = Vec::new();
+        for seed in [5, 5, 6] {
+            let (client, seen) = sasl_client(seed, "secret");
+            assert_eq!(client.exists("/x").await, Ok(None));
+            client.close().await;
+            let seen = seen.lock().unwrap();
+            let sasl = OpCode::Sasl.code();
+            assert_eq!(
+                seen.ops[0][..3],
+                [sasl, sasl, OpCode::Exists.code()],
+                "{seen:?}"
+            );
+            assert_eq!(seen.cnonces.len(), 1);
+            assert_eq!(seen.cnonces[0].len(), 32);
+            nonces.push(seen.cnonces[0].clone());
+        }
+        assert_eq!(nonces[0], nonces[1], "same seed, same nonce");
+        assert_ne!(nonces[0], nonces[2], "another seed, another nonce");
+    }
+
+    #[tokio::test]
+    async fn a_refused_sasl_password_ends_the_client() {
+        let (client, _seen) = sasl_client(1, "not-secret");
+        let state = tokio::time::timeout(
+            Duration::from_secs(10),
+            client.wait_for_state(|s| s.is_terminal()),
+        )
+        .await
+        .expect("no hang");
+        assert_eq!(state, State::AuthFailed);
+        assert_eq!(client.exists("/x").await, Err(Error::AuthFailed));
+    }
 
     /// When the handshake completes in the same instant as the client's expiry timer runs
     /// out, the session lives: the server said so.
