@@ -302,12 +302,12 @@ impl Check {
             .filter(|n| *n != "main")
             .map(|n| format!(" -- --exact {n}"))
             .unwrap_or_default();
-        let package = std::env::var("CARGO_PKG_NAME")
-            .map(|p| format!(" -p {p}"))
-            .unwrap_or_default();
+        let package = std::env::var("CARGO_PKG_NAME").ok();
+        let target = test_target(package.as_deref());
+        let package = package.map(|p| format!(" -p {p}")).unwrap_or_default();
         let replay = format!(
-            "ZKIT_SEEDS={}..{} cargo test{package}{test} (scenario {}; its fault schedule for \
-             this seed: {stem}.toml)",
+            "ZKIT_SEEDS={}..{} cargo test{package}{target}{test} (scenario {}; its fault \
+             schedule for this seed: {stem}.toml)",
             outcome.seed,
             outcome.seed + 1,
             self.source_name(),
@@ -347,6 +347,25 @@ fn default_trace_dir() -> PathBuf {
         })
         .unwrap_or_else(|| PathBuf::from("target"))
         .join("zkit-sim")
+}
+
+/// The running test binary as a `cargo test` target option: ` --test NAME` for an
+/// integration test (its executable is `NAME-HASH`), ` --lib` for the package's own unit
+/// tests, nothing if unknown.
+fn test_target(package: Option<&str>) -> String {
+    let Some(stem) = std::env::current_exe().ok().and_then(|exe| {
+        let stem = exe.file_stem()?.to_str()?.to_owned();
+        Some(
+            stem.rsplit_once('-')
+                .map_or(stem.clone(), |(s, _)| s.to_owned()),
+        )
+    }) else {
+        return String::new();
+    };
+    match package {
+        Some(p) if p.replace('-', "_") == stem => " --lib".to_owned(),
+        _ => format!(" --test {stem}"),
+    }
 }
 
 /// A name safe in a file name.
