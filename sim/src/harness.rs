@@ -38,6 +38,7 @@ use std::future::Future;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::{Mutex, PoisonError};
 
 use rand_chacha::ChaCha8Rng;
 use zkit::Client;
@@ -52,6 +53,9 @@ use crate::workload::{self, ClientSpec};
 
 /// Seeds run when neither [`Check::seeds`] nor `ZKIT_SEEDS` says how many.
 pub const DEFAULT_SEEDS: u64 = 20;
+
+/// Held while a seed runs (see `Check::seed`: parallel tests).
+static ONE_SEED_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// A user invariant: the run's history in, its violations out (reported like the built-in
 /// checkers', failing the seed).
@@ -226,10 +230,7 @@ impl Check {
             coverage: Coverage::default(),
         };
         for seed in range.clone().filter(|s| (s - range.start) % count == index) {
-            let mut outcome = runner::run_with(&scenario, seed, &options);
-            for invariant in &self.invariants {
-                outcome.violations.extend(invariant(&outcome.records));
-            }
+            let outcome = self.seed(&scenario, seed, &options);
             if !outcome.passed() {
                 return Err(CheckError::Failed(Box::new(
                     self.caught(&scenario, outcome),
@@ -240,6 +241,33 @@ impl Check {
             passed.seeds.push(seed);
         }
         Ok(passed)
+    }
+
+    /// Runs one seed (whatever the seed budget and the environment say) and returns its
+    /// whole outcome, the invariants' violations included: for looking at a seed's trace
+    /// from a test.
+    pub fn run_seed(&self, seed: u64) -> Result<Outcome, ScenarioError> {
+        let scenario = self.scenario()?;
+        let options = Options {
+            faults: None,
+            body: Some(self.body()),
+        };
+        Ok(self.seed(&scenario, seed, &options))
+    }
+
+    /// Runs `seed` of `scenario`, then the invariants over its history. One seed at a time
+    /// in the process: tokio numbers tasks process-wide and the runner aligns the numbers
+    /// at the start of a run, so two checks running in parallel test threads would make
+    /// each other's traces depend on timing.
+    fn seed(&self, scenario: &Scenario, seed: u64, options: &Options) -> Outcome {
+        let _one_at_a_time = ONE_SEED_AT_A_TIME
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut outcome = runner::run_with(scenario, seed, options);
+        for invariant in &self.invariants {
+            outcome.violations.extend(invariant(&outcome.records));
+        }
+        outcome
     }
 
     /// Runs the seed budget like [`Check::try_run`].

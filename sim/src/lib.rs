@@ -9,7 +9,7 @@
 //! - [`workload`]: what each simulated client host runs (real `zkit` clients);
 //! - [`resource`]: the fenced resource the lock holders write to;
 //! - [`history`]: the global event log keyed by simulated time, rendered to a trace;
-//! - [`check`]: checkers over the history (mutual exclusion, fencing);
+//! - [`check`](mod@check): checkers over the history (mutual exclusion, fencing);
 //! - [`runner`]: seed -> simulation -> verdict + coverage + trace;
 //! - [`shrink`]: a failing seed's fault schedule cut down to the faults that matter;
 //! - [`timeline`]: a run drawn as a self-contained HTML page;

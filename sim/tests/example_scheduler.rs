@@ -193,6 +193,19 @@ fn a_scheduler_that_ignores_lost_leadership_is_caught() {
 }
 
 #[test]
+fn a_seed_replays_to_the_same_trace() {
+    let check = zkit_sim::check(SCENARIO)
+        .role("job-scheduler", |zk, rng, rec| {
+            scheduler(zk, rng, rec, false)
+        })
+        .invariant(job_never_runs_twice_at_once);
+    let first = check.run_seed(3).unwrap_or_else(|e| panic!("{e}"));
+    let again = check.run_seed(3).unwrap_or_else(|e| panic!("{e}"));
+    assert!(first.trace.contains("job-start nightly-report"));
+    assert_eq!(first.trace, again.trace);
+}
+
+#[test]
 fn an_unregistered_role_is_rejected_where_the_scenario_names_it() {
     let e = zkit_sim::check(SCENARIO)
         .try_run()
