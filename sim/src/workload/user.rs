@@ -2,7 +2,8 @@
 //! role. The harness connects a real `zkit::Client` over the simulated network (its state
 //! changes and sessions logged into the history as for every role), hands it to the user's
 //! async function with the incarnation's seeded random stream and a [`Recorder`], and runs
-//! the function until it returns, its host crashes or the simulation ends.
+//! the function until it returns, its host crashes or the simulation ends (see [`run`] for
+//! what happens when it returns).
 //!
 //! The recorder appends the user's own events ([`Recorder::record`], checked by the user's
 //! invariants) and the beliefs the built-in checkers understand: holding a lock
@@ -174,7 +175,10 @@ impl Recorder {
 }
 
 /// Runs `role` on client `spec`: records the start, waits a seeded random moment, connects
-/// (retrying), and runs the user's function.
+/// (retrying), and runs the user's function. When the function returns `Ok`, the client's
+/// session is closed (what a process exiting cleanly does; a session left to expire would
+/// be a client that never learnt of its expiry) and the host idles until the end; an `Err`
+/// ends the host and fails the run (a `simulation` violation with the error).
 pub async fn run(spec: ClientSpec, incarnation: u32, role: UserRole) -> Result {
     spec.history.record(Event::Started {
         client: spec.client,
@@ -182,5 +186,9 @@ pub async fn run(spec: ClientSpec, incarnation: u32, role: UserRole) -> Result {
     });
     let (rng, zk) = start(&spec, incarnation).await;
     let recorder = Recorder::new(&spec, incarnation);
-    role(zk, rng, recorder).await
+    role(zk.clone(), rng, recorder).await?;
+    spec.history
+        .note(&spec.host(), "user role returned; closing its session");
+    zk.close().await;
+    std::future::pending().await
 }
