@@ -11,7 +11,9 @@
 //! fencing, the connection policy), leading an election ([`Recorder::leads`] to
 //! [`Recorder::stepped_down`] or [`Recorder::lost_leadership`]: single leader), and writes to
 //! the fenced resource ([`Recorder::write`]). Clients of a workload share one lock or
-//! election (its `path`).
+//! election (its `path`); one whose clients recorded holding (leading) is also held to
+//! liveness: after the last fault, someone acquires it (an election has a leader) within
+//! the scenario's `liveness_s`.
 
 use std::future::Future;
 use std::pin::Pin;
