@@ -123,6 +123,9 @@ pub struct Caught {
     pub trace: Option<PathBuf>,
     /// Where its timeline page was written, if it could be.
     pub timeline: Option<PathBuf>,
+    /// Where the scenario with this seed's fault schedule as its timeline (no swarm) was
+    /// written, if it could be.
+    pub schedule: Option<PathBuf>,
     /// How to replay it.
     pub replay: String,
 }
@@ -146,6 +149,9 @@ impl fmt::Display for Caught {
         if let Some(t) = &self.timeline {
             writeln!(f, "timeline: {}", t.display())?;
         }
+        if let Some(t) = &self.schedule {
+            writeln!(f, "this seed's faults as a scenario: {}", t.display())?;
+        }
         write!(f, "replay: {}", self.replay)
     }
 }
@@ -164,7 +170,11 @@ pub struct Passed {
 impl Check {
     /// Registers the user role `name` (what `role = "name"` in the scenario runs): an async
     /// function of a connected client, the incarnation's seeded random stream and a
-    /// [`Recorder`]. It runs once per start of each of the role's client hosts.
+    /// [`Recorder`]. It runs once per start of each of the role's client hosts. The client
+    /// is connected through the simulated network to the scenario's ensemble, renews an
+    /// expired session by itself, and its state changes and sessions are in the history
+    /// (what the connection-policy and session checkers read). When the function returns
+    /// `Ok` the harness closes the session; an `Err` fails the seed.
     ///
     /// # Panics
     /// If `name` is a built-in role's, or empty.
@@ -321,7 +331,7 @@ impl Check {
             format!("{stem}.html"),
             &timeline::render(scenario, &outcome),
         );
-        let _ = write(
+        let schedule = write(
             format!("{stem}.toml"),
             &scenario.to_toml_with(&outcome.schedule),
         );
@@ -334,8 +344,7 @@ impl Check {
         let target = test_target(package.as_deref());
         let package = package.map(|p| format!(" -p {p}")).unwrap_or_default();
         let replay = format!(
-            "ZKIT_SEEDS={}..{} cargo test{package}{target}{test} (scenario {}; its fault \
-             schedule for this seed: {stem}.toml)",
+            "ZKIT_SEEDS={}..{} cargo test{package}{target}{test} (scenario {})",
             outcome.seed,
             outcome.seed + 1,
             self.source_name(),
@@ -346,6 +355,7 @@ impl Check {
             outcome,
             trace,
             timeline,
+            schedule,
             replay,
         }
     }
