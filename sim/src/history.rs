@@ -405,6 +405,17 @@ pub enum Event {
         /// The client.
         client: usize,
     },
+    /// An event of a user role's own (recorded through
+    /// [`Recorder::record`](crate::workload::user::Recorder::record)): no built-in checker
+    /// reads it; the user's invariants do.
+    User {
+        /// The client.
+        client: usize,
+        /// What kind of event (the user's vocabulary: `job-start`, `owns`).
+        key: String,
+        /// Its value.
+        value: String,
+    },
 }
 
 impl Event {
@@ -463,7 +474,8 @@ impl Event {
             | Event::BarrierRemoving { client }
             | Event::BarrierRemoved { client }
             | Event::BarrierWaiting { client }
-            | Event::BarrierReleased { client } => Some(*client),
+            | Event::BarrierReleased { client }
+            | Event::User { client, .. } => Some(*client),
             Event::Fault { .. }
             | Event::Healed
             | Event::Note { .. }
@@ -815,6 +827,7 @@ pub fn render_record(r: &Record) -> String {
         Event::BarrierRemoved { client } => format!("c{client}: removed the barrier"),
         Event::BarrierWaiting { client } => format!("c{client}: waits at the barrier"),
         Event::BarrierReleased { client } => format!("c{client}: released by the barrier"),
+        Event::User { client, key, value } => format!("c{client}: {key} {value}"),
     };
     format!("{at} {line}")
 }

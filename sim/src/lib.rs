@@ -9,14 +9,17 @@
 //! - [`workload`]: what each simulated client host runs (real `zkit` clients);
 //! - [`resource`]: the fenced resource the lock holders write to;
 //! - [`history`]: the global event log keyed by simulated time, rendered to a trace;
-//! - [`check`]: checkers over the history (mutual exclusion, fencing);
+//! - [`check`](mod@check): checkers over the history (mutual exclusion, fencing);
 //! - [`runner`]: seed -> simulation -> verdict + coverage + trace;
 //! - [`shrink`]: a failing seed's fault schedule cut down to the faults that matter;
-//! - [`timeline`]: a run drawn as a self-contained HTML page.
+//! - [`timeline`]: a run drawn as a self-contained HTML page;
+//! - [`harness`]: [`check()`], running a downstream crate's own async code as roles of a
+//!   scenario over a seed budget, from its tests.
 #![warn(missing_docs)]
 
 pub mod check;
 pub mod ensemble;
+pub mod harness;
 pub mod history;
 pub mod net;
 pub mod resource;
@@ -26,6 +29,8 @@ pub mod server;
 pub mod shrink;
 pub mod timeline;
 pub mod workload;
+
+pub use harness::check;
 
 /// The version of this crate, printed by the CLI.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

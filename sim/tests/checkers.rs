@@ -531,6 +531,47 @@ fn liveness_fires_without_a_handoff_or_a_leader() {
 }
 
 #[test]
+fn liveness_judges_a_user_role_by_what_it_recorded() {
+    let text = format!(
+        "[ensemble]\nservers = 3\n\n[run]\nduration_s = 60\nliveness_s = 10\n\n{}{}\n{FAULT}",
+        workload("my-scheduler", 2, "/e"),
+        workload("my-worker", 2, "/w"),
+    );
+    let s = scenario::parse_with("t.toml", "t", &text, &["my-scheduler", "my-worker"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    // c1 and c2 recorded leading: an election, leaderless after the heal. c3 and c4 never
+    // recorded holding or leading: nothing to judge.
+    let r = h(vec![
+        (
+            2_000,
+            Event::Leader {
+                client: 1,
+                epoch: 5,
+            },
+        ),
+        (8_000, Event::LeaderLost { client: 1 }),
+        (10_000, Event::Healed),
+        end(60_000),
+    ]);
+    let v = check::all(&r, &s);
+    assert_eq!(checkers(&v), vec!["liveness"], "{v:#?}");
+    assert!(v[0].message.contains("/e"), "{}", v[0]);
+    // A leader within the window: live.
+    let mut r = r;
+    r.insert(
+        3,
+        Record {
+            at: Duration::from_millis(12_000),
+            event: Event::Leader {
+                client: 2,
+                epoch: 6,
+            },
+        },
+    );
+    assert_eq!(check::all(&r, &s), vec![]);
+}
+
+#[test]
 fn liveness_fires_when_the_window_does_not_fit() {
     let s = scenario(&workload("lock", 2, "/l"), FAULT);
     let r = h(vec![

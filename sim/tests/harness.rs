@@ -123,8 +123,49 @@ fn unknown_role() {
         "role = \"lock\"",
         "role = \"latch\"",
         (10, 8),
-        "unknown variant `latch`",
+        "unknown role \"latch\"",
     );
+}
+
+#[test]
+fn user_roles_parse_when_registered() {
+    let text = GOOD
+        .replacen("role = \"lock\"", "role = \"my-scheduler\"", 1)
+        .replacen("\"server:2\"", "\"role:my-scheduler\"", 1);
+    let s = scenario::parse_with("t.toml", "t", &text, &["my-scheduler"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.workloads[0].role, scenario::Role::user("my-scheduler"));
+    assert_eq!(s.workloads[0].role.name(), "my-scheduler");
+    let target = Target::Role(scenario::Role::user("my-scheduler"));
+    assert_eq!(s.faults[0].target, Some(target));
+    assert_eq!(target.to_string(), "role:my-scheduler");
+    // The shrunk form names them again, and parses back.
+    let again = scenario::parse_with("t.toml", "t", &s.to_toml_with(&s.faults), &["my-scheduler"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again.workloads, s.workloads);
+    assert_eq!(again.faults, s.faults);
+    // Unregistered, the same file is rejected where the role is named.
+    let e = scenario::parse("t.toml", "t", &text).expect_err("an unregistered role");
+    let shown = e.to_string();
+    assert!(
+        shown.starts_with("t.toml:10:8: unknown role \"my-scheduler\""),
+        "{shown}"
+    );
+    assert!(shown.contains("none registered"), "{shown}");
+}
+
+#[test]
+fn role_targets_name_a_workload_role() {
+    error(
+        "\"server:2\"",
+        "\"role:my-scheduler\"",
+        (18, 10),
+        "no workload has role \"my-scheduler\"",
+    );
+    // A built-in role of the scenario's workloads is a target too.
+    let text = GOOD.replacen("\"server:2\"", "\"role:lock\"", 1);
+    let s = scenario::parse("t.toml", "t", &text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.faults[0].target, Some(Target::Role(scenario::Role::Lock)));
 }
 
 #[test]

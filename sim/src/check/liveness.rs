@@ -10,6 +10,9 @@
 //!   (Not "a leader at the exact end instant": candidates step down and run again by design,
 //!   and the gap between two terms would make that a coin toss.)
 //!
+//! The clients of a user role on one path count as a lock if any of them recorded holding
+//! it ([`Event::Acquired`]), and as an election if any recorded leading ([`Event::Leader`]).
+//!
 //! Beliefs of pause-tainted clients (see [`super`]) do not count as progress. If the window
 //! does not fit in the run, the scenario leaves no room for liveness: a violation. Without
 //! any `Healed` event there is nothing to check here (a run whose faults never all ended is
@@ -81,8 +84,29 @@ pub fn check(records: &[Record], scenario: &Scenario) -> Vec<Violation> {
     let Some(healed) = last_healed(records) else {
         return Vec::new();
     };
-    let locks = groups(scenario, &[Role::Lock]);
-    let elections = groups(scenario, &[Role::LeaderLatch, Role::LeaderSelector]);
+    let mut locks = groups(scenario, &[Role::Lock]);
+    let mut elections = groups(scenario, &[Role::LeaderLatch, Role::LeaderSelector]);
+    let user_roles: Vec<Role> = scenario
+        .workloads
+        .iter()
+        .map(|w| w.role)
+        .filter(|r| r.is_user())
+        .collect();
+    for (path, (w, clients)) in groups(scenario, &user_roles) {
+        let recorded = |what: fn(&Event) -> bool| {
+            records
+                .iter()
+                .any(|r| what(&r.event) && r.event.client().is_some_and(|c| clients.contains(&c)))
+        };
+        if recorded(|e| matches!(e, Event::Acquired { .. })) {
+            locks.entry(path).or_insert_with(|| (w, clients.clone()));
+        }
+        if recorded(|e| matches!(e, Event::Leader { .. })) {
+            elections
+                .entry(path)
+                .or_insert_with(|| (w, clients.clone()));
+        }
+    }
     if locks.is_empty() && elections.is_empty() {
         return Vec::new();
     }

@@ -121,6 +121,21 @@ impl Run<'_, '_> {
             .collect()
     }
 
+    /// The client hosts of the workloads with `role`.
+    fn clients_of(&self, role: crate::scenario::Role) -> Vec<Host> {
+        let mut hosts = Vec::new();
+        let mut client = 0;
+        for w in &self.scenario.workloads {
+            for _ in 0..w.count {
+                client += 1;
+                if w.role == role {
+                    hosts.push(Host::Client(client));
+                }
+            }
+        }
+        hosts
+    }
+
     fn up_servers(&self, role: Option<Role>) -> Vec<Host> {
         self.ens
             .status()
@@ -178,6 +193,14 @@ impl Run<'_, '_> {
             Target::RandomClient => {
                 let up: Vec<Host> = self
                     .clients()
+                    .into_iter()
+                    .filter(|h| !self.faults.down.contains(h))
+                    .collect();
+                one(up.choose(&mut self.faults.rng).copied())
+            }
+            Target::Role(role) => {
+                let of_role = self.clients_of(role);
+                let up: Vec<Host> = of_role
                     .into_iter()
                     .filter(|h| !self.faults.down.contains(h))
                     .collect();

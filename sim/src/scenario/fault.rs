@@ -19,7 +19,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::target::TARGET_NAMES;
-use super::{Ctx, ScenarioError, Target, Targets};
+use super::{Ctx, Role, ScenarioError, Target, Targets};
 
 /// What a fault does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
@@ -179,12 +179,13 @@ pub(super) struct RawFault {
     mode: Option<Spanned<ExpireMode>>,
 }
 
-/// Checks one raw fault against the scenario (what its workloads offer as `targets`,
-/// `clients` clients, a run of `duration_s` seconds).
+/// Checks one raw fault against the scenario (what its workloads offer as `targets`, their
+/// `roles`, `clients` clients, a run of `duration_s` seconds).
 pub(super) fn fault(
     ctx: &Ctx<'_>,
     f: RawFault,
     targets: Targets,
+    roles: &[Role],
     clients: usize,
     duration_s: u64,
 ) -> Result<Fault, ScenarioError> {
@@ -233,6 +234,18 @@ pub(super) fn fault(
                          \"random-client\" or \"client:N\"",
                     ))
                 }
+                Target::Role(role) if !roles.contains(&role) => {
+                    let mut names: Vec<&str> = roles.iter().map(|r| r.name()).collect();
+                    names.dedup();
+                    return Err(ctx.err(
+                        t.span(),
+                        format!(
+                            "target {target}, but no workload has role {:?}",
+                            role.name()
+                        ),
+                        &format!("name a role of the workloads: {}", names.join(", ")),
+                    ));
+                }
                 Target::RandomFollower | Target::Minority if servers < 3 => {
                     return Err(ctx.err(
                         t.span(),
@@ -266,7 +279,8 @@ pub(super) fn fault(
             return Err(ctx.err(
                 span.clone(),
                 format!("a {} fault needs a client target, not {t}", kind.name()),
-                "use \"lock-holder\", \"leader-candidate\", \"waiter\", \"random-client\" or \"client:N\"",
+                "use \"lock-holder\", \"leader-candidate\", \"waiter\", \"random-client\", \
+                 \"client:N\" or \"role:NAME\"",
             ));
         }
         if kind == FaultKind::Lag && !t.is_server() {

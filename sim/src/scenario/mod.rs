@@ -57,7 +57,7 @@ pub use self::error::ScenarioError;
 pub use self::fault::{Direction, ExpireMode, Fault, FaultKind};
 pub use self::swarm::{Swarm, Targets};
 pub use self::target::{Target, TARGET_NAMES};
-pub use self::workload::{Role, Workload};
+pub use self::workload::{Role, Workload, BUILTIN_ROLES};
 
 /// A parsed, validated scenario.
 #[derive(Debug, Clone, PartialEq)]
@@ -169,6 +169,8 @@ pub const DEFAULT_INIT_LIMIT: u32 = 20;
 pub(crate) struct Ctx<'t> {
     file: &'t str,
     text: &'t str,
+    /// The user roles a workload may name besides the built-in ones.
+    user_roles: &'t [&'t str],
 }
 
 impl Ctx<'_> {
@@ -221,6 +223,12 @@ struct RawRun {
 
 /// Reads and parses the scenario file at `path`.
 pub fn load(path: &std::path::Path) -> Result<Scenario, ScenarioError> {
+    load_with(path, &[])
+}
+
+/// Reads and parses the scenario file at `path`, whose workloads may also name the user
+/// roles `user_roles` (see [`Role::User`]).
+pub fn load_with(path: &std::path::Path, user_roles: &[&str]) -> Result<Scenario, ScenarioError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
         ScenarioError::at(
@@ -235,11 +243,22 @@ pub fn load(path: &std::path::Path) -> Result<Scenario, ScenarioError> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| file.clone());
-    parse(&file, &stem, &text)
+    parse_with(&file, &stem, &text, user_roles)
 }
 
 /// Parses scenario `text` read from `file` (named `default_name` unless it says otherwise).
 pub fn parse(file: &str, default_name: &str, text: &str) -> Result<Scenario, ScenarioError> {
+    parse_with(file, default_name, text, &[])
+}
+
+/// Parses scenario `text` like [`parse`], its workloads may also name the user roles
+/// `user_roles` (see [`Role::User`]); any other role name is an error at its position.
+pub fn parse_with(
+    file: &str,
+    default_name: &str,
+    text: &str,
+    user_roles: &[&str],
+) -> Result<Scenario, ScenarioError> {
     let raw: RawScenario = toml::from_str(text).map_err(|e| {
         let message = e.message().trim().to_owned();
         let hint = if message.contains("unknown field") {
@@ -255,7 +274,11 @@ pub fn parse(file: &str, default_name: &str, text: &str) -> Result<Scenario, Sce
         };
         ScenarioError::at(file, text, e.span(), message, hint)
     })?;
-    let ctx = Ctx { file, text };
+    let ctx = Ctx {
+        file,
+        text,
+        user_roles,
+    };
 
     let servers = *raw.ensemble.servers.get_ref();
     if !(1..=9).contains(&servers) {
@@ -346,10 +369,11 @@ pub fn parse(file: &str, default_name: &str, text: &str) -> Result<Scenario, Sce
     }
     let clients: usize = workloads.iter().map(|w| w.count).sum();
     let targets = targets(&workloads, servers);
+    let roles: Vec<Role> = workloads.iter().map(|w| w.role).collect();
     let mut faults = raw
         .fault
         .into_iter()
-        .map(|f| fault::fault(&ctx, f, targets, clients, duration_s))
+        .map(|f| fault::fault(&ctx, f, targets, &roles, clients, duration_s))
         .collect::<Result<Vec<_>, _>>()?;
     faults.sort_by_key(|f| f.at);
     let swarm = raw

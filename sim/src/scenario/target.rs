@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use super::Role;
+
 /// What a fault hits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Target {
@@ -29,12 +31,15 @@ pub enum Target {
     Client(usize),
     /// Server `N` (1-based, host `zkN`).
     Server(u8),
+    /// A running client of a workload with this role (`role:NAME`, a built-in or a user
+    /// role), drawn from the run's fault stream.
+    Role(Role),
 }
 
 /// Every target name the parser accepts, for hints.
 pub const TARGET_NAMES: &str = "\"lock-holder\", \"leader-candidate\", \"leader-server\", \
-     \"random-follower\", \"random-server\", \"random-client\", \"waiter\", \"servers\", \"minority\", \
-     \"client:N\" or \"server:N\"";
+     \"random-follower\", \"random-server\", \"random-client\", \"waiter\", \"servers\", \
+     \"minority\", \"client:N\", \"server:N\" or \"role:NAME\" (a workload's role)";
 
 impl Target {
     /// Parses one of [`TARGET_NAMES`].
@@ -66,6 +71,12 @@ impl Target {
                 .map(Target::Server)
                 .ok_or_else(|| format!("bad server number in target {s:?}"));
         }
+        if let Some(name) = s.strip_prefix("role:").filter(|n| !n.is_empty()) {
+            // A user role's name is checked against the scenario's workloads by the parser.
+            return Ok(Target::Role(
+                Role::builtin(name).unwrap_or_else(|| Role::user(name)),
+            ));
+        }
         Err(format!("unknown target {s:?}"))
     }
 
@@ -78,6 +89,7 @@ impl Target {
                 | Target::RandomClient
                 | Target::Waiter
                 | Target::Client(_)
+                | Target::Role(_)
         )
     }
 
@@ -107,6 +119,7 @@ impl fmt::Display for Target {
             Target::Minority => f.write_str("minority"),
             Target::Client(n) => write!(f, "client:{n}"),
             Target::Server(n) => write!(f, "server:{n}"),
+            Target::Role(r) => write!(f, "role:{}", r.name()),
         }
     }
 }

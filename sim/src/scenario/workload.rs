@@ -2,13 +2,15 @@
 //!
 //! ```toml
 //! [[workload]]
-//! role = "lock"          # see Role
+//! role = "lock"          # see Role (or a user role registered with the test harness)
 //! count = 5
 //! path = "/locks/a"
 //! hold_ms = [50, 300]    # how long a holder holds (or a leader leads, a member stays)
 //! leases = 2             # semaphore only: how many holders at once
 //! ```
 
+use std::collections::BTreeSet;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -17,8 +19,7 @@ use toml::Spanned;
 use super::{Ctx, ScenarioError};
 
 /// What a group of clients does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
     /// Contend for an exclusive lock, hold it, write to the fenced resource, release.
     Lock,
@@ -64,7 +65,41 @@ pub enum Role {
     BarrierKeeper,
     /// Wait at a (simple) barrier until it is removed.
     BarrierWaiter,
+    /// A role the scenario's user registered by this name (the test harness,
+    /// [`crate::harness::Check::role`], runs the user's code for it). Any user role may
+    /// record holding a lock or leading: `lock-holder` and `leader-candidate` can resolve.
+    User(&'static str),
 }
+
+/// Every built-in role, in declaration order.
+pub const BUILTIN_ROLES: [Role; 22] = [
+    Role::Lock,
+    Role::Rwlock,
+    Role::Semaphore,
+    Role::LeaderLatch,
+    Role::LeaderSelector,
+    Role::Party,
+    Role::DoubleBarrier,
+    Role::ConfigWriter,
+    Role::ConfigWatcher,
+    Role::Writer,
+    Role::Counter,
+    Role::QueueProducer,
+    Role::QueueConsumer,
+    Role::LockingQueueProducer,
+    Role::LockingQueueConsumer,
+    Role::Lease,
+    Role::Partitioner,
+    Role::MultiLock,
+    Role::TreeWriter,
+    Role::TreeCache,
+    Role::BarrierKeeper,
+    Role::BarrierWaiter,
+];
+
+/// The names user roles were made with, each stored once for the life of the process (a
+/// [`Role`] stays `Copy`; the set is bounded by the distinct names a process registers).
+static USER_ROLE_NAMES: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
 
 impl Role {
     /// The role's name in scenario files.
@@ -92,7 +127,36 @@ impl Role {
             Role::TreeCache => "tree-cache",
             Role::BarrierKeeper => "barrier-keeper",
             Role::BarrierWaiter => "barrier-waiter",
+            Role::User(name) => name,
         }
+    }
+
+    /// The built-in role named `name` in scenario files, if any.
+    pub fn builtin(name: &str) -> Option<Role> {
+        BUILTIN_ROLES.into_iter().find(|r| r.name() == name)
+    }
+
+    /// The user role named `name` (see [`Role::User`]).
+    pub fn user(name: &str) -> Role {
+        let mut names = USER_ROLE_NAMES
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(&stored) = names.get(name) {
+            return Role::User(stored);
+        }
+        let stored: &'static str = Box::leak(name.to_owned().into_boxed_str());
+        names.insert(stored);
+        Role::User(stored)
+    }
+
+    /// The role named `name`: a built-in one, else a user role among `user_roles`.
+    pub fn named(name: &str, user_roles: &[&str]) -> Option<Role> {
+        Role::builtin(name).or_else(|| user_roles.contains(&name).then(|| Role::user(name)))
+    }
+
+    /// Whether this is a user role.
+    pub fn is_user(self) -> bool {
+        matches!(self, Role::User(_))
     }
 
     /// Whether clients of this role hold something exclusive or limited (a lock, a side of
@@ -101,13 +165,21 @@ impl Role {
     pub fn holds_lock(self) -> bool {
         matches!(
             self,
-            Role::Lock | Role::Rwlock | Role::Semaphore | Role::MultiLock | Role::Partitioner
+            Role::Lock
+                | Role::Rwlock
+                | Role::Semaphore
+                | Role::MultiLock
+                | Role::Partitioner
+                | Role::User(_)
         )
     }
 
     /// Whether clients of this role run for leadership (`leader-candidate` can resolve).
     pub fn leads(self) -> bool {
-        matches!(self, Role::LeaderLatch | Role::LeaderSelector)
+        matches!(
+            self,
+            Role::LeaderLatch | Role::LeaderSelector | Role::User(_)
+        )
     }
 }
 
@@ -130,7 +202,7 @@ pub struct Workload {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawWorkload {
-    role: Role,
+    role: Spanned<String>,
     count: Spanned<u64>,
     path: Spanned<String>,
     // Signed, so a negative bound gets its own error rather than serde's.
@@ -140,6 +212,24 @@ pub(super) struct RawWorkload {
 
 /// Checks one raw workload.
 pub(super) fn workload(ctx: &Ctx<'_>, w: RawWorkload) -> Result<Workload, ScenarioError> {
+    let name = w.role.get_ref();
+    let Some(role) = Role::named(name, ctx.user_roles) else {
+        let builtin: Vec<&str> = BUILTIN_ROLES.iter().map(|r| r.name()).collect();
+        let user = if ctx.user_roles.is_empty() {
+            "none registered".to_owned()
+        } else {
+            ctx.user_roles.join(", ")
+        };
+        return Err(ctx.err(
+            w.role.span(),
+            format!("unknown role {name:?}"),
+            &format!(
+                "use a built-in role ({}) or a user role registered with the test harness \
+                 ({user})",
+                builtin.join(", ")
+            ),
+        ));
+    };
     let count = *w.count.get_ref();
     if !(1..=50).contains(&count) {
         return Err(ctx.err(
@@ -188,7 +278,7 @@ pub(super) fn workload(ctx: &Ctx<'_>, w: RawWorkload) -> Result<Workload, Scenar
         None => (Duration::from_millis(50), Duration::from_millis(300)),
     };
     let leases = match &w.leases {
-        Some(l) if w.role != Role::Semaphore => {
+        Some(l) if role != Role::Semaphore => {
             return Err(ctx.err(
                 l.span(),
                 "leases only applies to a semaphore".to_owned(),
@@ -206,7 +296,7 @@ pub(super) fn workload(ctx: &Ctx<'_>, w: RawWorkload) -> Result<Workload, Scenar
         None => 1,
     };
     Ok(Workload {
-        role: w.role,
+        role,
         count: count as usize,
         path: path.clone(),
         hold,

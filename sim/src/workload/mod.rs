@@ -16,7 +16,9 @@
 //! - [`partitioner`]: a set-partitioner member;
 //! - [`multi_lock`]: a multi-lock contender;
 //! - [`tree`]: a tree writer or a tree cache;
-//! - [`barrier`]: a simple barrier's keeper or waiter.
+//! - [`barrier`]: a simple barrier's keeper or waiter;
+//! - [`user`]: a role of the user's own code ([`user::UserRole`]), with the [`user::Recorder`]
+//!   it records its beliefs and events through.
 //!
 //! Every role records each belief change into the history, and passes a pause point
 //! ([`History::pause_point`]) wherever a frozen application would stop before acting on what
@@ -40,6 +42,7 @@ pub mod multi_lock;
 pub mod partitioner;
 pub mod queue;
 pub mod tree;
+pub mod user;
 
 use std::future::Future;
 use std::time::Duration;
@@ -116,6 +119,11 @@ pub async fn run(spec: ClientSpec, incarnation: u32) -> Result {
         Role::TreeCache => tree::cache(&spec, incarnation).await,
         Role::BarrierKeeper => barrier::keep(&spec, incarnation).await,
         Role::BarrierWaiter => barrier::wait(&spec, incarnation).await,
+        Role::User(name) => Err(format!(
+            "user role {name:?} has no code registered (run the scenario with \
+             zkit_sim::check(..).role({name:?}, ..))"
+        )
+        .into()),
     }
 }
 
