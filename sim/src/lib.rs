@@ -12,13 +12,15 @@
 //! - [`check`]: checkers over the history (mutual exclusion, fencing);
 //! - [`runner`]: seed -> simulation -> verdict + coverage + trace;
 //! - [`shrink`]: a failing seed's fault schedule cut down to the faults that matter;
-//! - [`timeline`]: a run drawn as a self-contained HTML page.
+//! - [`timeline`]: a run drawn as a self-contained HTML page;
+//! - [`real`]: real mode: fault proxies and a real ZooKeeper ensemble behind them.
 #![warn(missing_docs)]
 
 pub mod check;
 pub mod ensemble;
 pub mod history;
 pub mod net;
+pub mod real;
 pub mod resource;
 pub mod runner;
 pub mod scenario;
