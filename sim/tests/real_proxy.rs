@@ -49,7 +49,9 @@ async fn setup() -> (Proxy, ProxyHandle, Arc<AtomicUsize>) {
 }
 
 async fn connect(h: &ProxyHandle) -> TcpStream {
-    TcpStream::connect(h.addr()).await.expect("connect to proxy")
+    TcpStream::connect(h.addr())
+        .await
+        .expect("connect to proxy")
 }
 
 /// Reads exactly `n` bytes (within 10 s, else fails).
@@ -74,11 +76,7 @@ async fn assert_nothing(s: &mut TcpStream, what: &str) {
 async fn until(h: &ProxyHandle, what: &str, pred: impl Fn(&Stats) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !pred(&h.stats()) {
-        assert!(
-            Instant::now() < deadline,
-            "{what}: stats {:?}",
-            h.stats()
-        );
+        assert!(Instant::now() < deadline, "{what}: stats {:?}", h.stats());
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -144,7 +142,10 @@ async fn partition_drops_and_heal_closes_the_damaged_connection() {
     // A connection opened during the partition never reaches the server.
     let mut during = connect(&h).await;
     during.write_all(b"hi").await.expect("write");
-    until(&h, "new connection's bytes dropped", |st| st.dropped[0] == 6).await;
+    until(&h, "new connection's bytes dropped", |st| {
+        st.dropped[0] == 6
+    })
+    .await;
     assert_eq!(accepted.load(Ordering::SeqCst), 1, "no upstream connection");
     h.heal();
     // Both lost bytes, so both are closed rather than resumed with a hole in the stream.

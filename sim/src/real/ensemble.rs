@@ -403,11 +403,7 @@ impl RealEnsemble {
             links,
             clients,
         };
-        run_script_async(
-            vec!["start-prepared".into(), ensemble.dir_arg()],
-            env,
-        )
-        .await?;
+        run_script_async(vec!["start-prepared".into(), ensemble.dir_arg()], env).await?;
         tracing::info!(dir = %ensemble.dir.display(), size = n, "real ensemble serving");
         Ok(ensemble)
     }
@@ -602,7 +598,10 @@ impl RealEnsemble {
 impl Drop for RealEnsemble {
     fn drop(&mut self) {
         if let Err(e) = self.stop() {
-            eprintln!("zkit-sim: stopping ZooKeeper in {}: {e}", self.dir.display());
+            eprintln!(
+                "zkit-sim: stopping ZooKeeper in {}: {e}",
+                self.dir.display()
+            );
             return;
         }
         if !std::thread::panicking() && std::env::var_os("ZKIT_KEEP_ZK_DIRS").is_none() {

@@ -355,7 +355,10 @@ async fn connection(client: TcpStream, shared: Arc<Shared>) {
     let mut faults = shared.faults.subscribe();
     let initial = *faults.borrow_and_update();
     if initial.refusing {
-        shared.counters.closed_by_proxy.fetch_add(1, Ordering::Relaxed);
+        shared
+            .counters
+            .closed_by_proxy
+            .fetch_add(1, Ordering::Relaxed);
         reset(client);
         return;
     }
@@ -364,7 +367,10 @@ async fn connection(client: TcpStream, shared: Arc<Shared>) {
         // sends until the partition heals (then close: its handshake was lost) or it hangs up.
         let end = blackhole(client, &shared, faults, generation).await;
         if let Some(client) = end {
-            shared.counters.closed_by_proxy.fetch_add(1, Ordering::Relaxed);
+            shared
+                .counters
+                .closed_by_proxy
+                .fetch_add(1, Ordering::Relaxed);
             reset(client);
         }
         return;
@@ -374,7 +380,10 @@ async fn connection(client: TcpStream, shared: Arc<Shared>) {
         Ok(s) => s,
         Err(e) => {
             tracing::debug!(proxy = %shared.name, %upstream, "upstream connect: {e}");
-            shared.counters.closed_by_proxy.fetch_add(1, Ordering::Relaxed);
+            shared
+                .counters
+                .closed_by_proxy
+                .fetch_add(1, Ordering::Relaxed);
             reset(client);
             return;
         }
@@ -382,7 +391,13 @@ async fn connection(client: TcpStream, shared: Arc<Shared>) {
     let _ = server.set_nodelay(true);
     let (c_read, c_write) = client.into_split();
     let (s_read, s_write) = server.into_split();
-    let up = pump(Direction::Up, c_read, s_write, shared.clone(), generation.clone());
+    let up = pump(
+        Direction::Up,
+        c_read,
+        s_write,
+        shared.clone(),
+        generation.clone(),
+    );
     let down = pump(Direction::Down, s_read, c_write, shared.clone(), generation);
     tokio::pin!(up);
     tokio::pin!(down);
@@ -393,7 +408,10 @@ async fn connection(client: TcpStream, shared: Arc<Shared>) {
         end = &mut down => matches!(end, End::Closed) || matches!(up.await, End::Closed),
     };
     if closed {
-        shared.counters.closed_by_proxy.fetch_add(1, Ordering::Relaxed);
+        shared
+            .counters
+            .closed_by_proxy
+            .fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -535,7 +553,8 @@ async fn pump_inner(
                 match f.mode {
                     Mode::Drop => {
                         for (_, bytes) in pending.drain(..) {
-                            shared.counters.dropped[i].fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                            shared.counters.dropped[i]
+                                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
                             poisoned.store(true, Ordering::Relaxed);
                         }
                     }
