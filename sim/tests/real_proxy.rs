@@ -257,3 +257,34 @@ async fn election_hello_announces_the_reverse_proxy() {
         .expect("read");
     assert_eq!(buf, want);
 }
+
+#[tokio::test]
+async fn connect_retry_waits_for_an_upstream_that_listens_late() {
+    // A port nobody listens on yet.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let upstream = SocketAddr::from(([127, 0, 0, 1], port));
+    let proxy = Proxy::start("late", upstream).await.expect("proxy");
+    let h = proxy.handle();
+
+    // Without retry, the accepted connection is closed at once.
+    let mut s = connect(&h).await;
+    assert_closed(&mut s, "no upstream, no retry").await;
+
+    h.set_connect_retry(Duration::from_secs(30));
+    let mut s = connect(&h).await;
+    s.write_all(b"early").await.expect("write");
+    // Still retrying: nothing came back and the connection is open.
+    assert_nothing(&mut s, "before the upstream listens").await;
+    let listener = TcpListener::bind(upstream).await.expect("bind late");
+    let (mut server, _) = listener.accept().await.expect("accept");
+    let mut buf = [0u8; 5];
+    server.read_exact(&mut buf).await.expect("read");
+    assert_eq!(&buf, b"early");
+    server.write_all(b"late").await.expect("write");
+    assert_eq!(read_n(&mut s, 4).await, b"late");
+}

@@ -178,6 +178,10 @@ pub struct RealEnsemble {
     clients: Vec<Proxy>,
 }
 
+/// How long a quorum proxy retries a member that does not listen on its quorum port yet
+/// (a follower's `connectToLeader` retries for about as long).
+const QUORUM_CONNECT_RETRY: Duration = Duration::from_secs(3);
+
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// `scripts/zk` (overridden by `ZKIT_ZK_SCRIPT`).
@@ -338,6 +342,9 @@ impl RealEnsemble {
                 let quorum = Proxy::start(&name, local(ports[to].quorum))
                     .await
                     .map_err(|source| RealError::Proxy { name, source })?;
+                // A follower may reach for a leader that does not listen yet; as without a
+                // proxy, that must look like a refused connect it retries, not a reset.
+                quorum.handle().set_connect_retry(QUORUM_CONNECT_RETRY);
                 let name = format!("election {from}->{to}");
                 let election = Proxy::start(&name, local(ports[to].election))
                     .await

@@ -150,6 +150,9 @@ struct Shared {
     generation: watch::Sender<u64>,
     counters: Counters,
     intercept: Mutex<Option<Intercept>>,
+    /// How long to keep retrying a refused upstream connect (see
+    /// [`ProxyHandle::set_connect_retry`]).
+    connect_retry: Mutex<Duration>,
 }
 
 /// Controls a running [`Proxy`]; cheap to clone, usable from any task or thread.
@@ -187,6 +190,7 @@ impl Proxy {
             generation: watch::Sender::new(0),
             counters: Counters::default(),
             intercept: Mutex::new(intercept),
+            connect_retry: Mutex::new(Duration::ZERO),
         });
         let accept = tokio::spawn(accept_loop(listener, shared.clone()));
         Ok(Proxy {
@@ -237,6 +241,15 @@ impl ProxyHandle {
     /// Sets the rewrite applied to the first message of connections accepted from now on.
     pub fn set_intercept(&self, intercept: Option<Intercept>) {
         *lock(&self.shared.intercept) = intercept;
+    }
+
+    /// Keeps retrying a refused upstream connect for up to `window` before closing the
+    /// accepted connection (default: no retry). The proxy accepts a connection before it
+    /// knows whether the upstream listens, so without this a peer that is not listening
+    /// *yet* looks like a reset after connect instead of a refused connect; ZooKeeper's
+    /// follower retries the latter quietly but gives up on the former (a new election).
+    pub fn set_connect_retry(&self, window: Duration) {
+        *lock(&self.shared.connect_retry) = window;
     }
 
     /// The faults in force.
@@ -375,17 +388,24 @@ async fn connection(client: TcpStream, shared: Arc<Shared>) {
         }
         return;
     }
-    let upstream = shared.upstream();
-    let server = match TcpStream::connect(upstream).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::debug!(proxy = %shared.name, %upstream, "upstream connect: {e}");
-            shared
-                .counters
-                .closed_by_proxy
-                .fetch_add(1, Ordering::Relaxed);
-            reset(client);
-            return;
+    let deadline = Instant::now() + *lock(&shared.connect_retry);
+    let server = loop {
+        let upstream = shared.upstream();
+        match TcpStream::connect(upstream).await {
+            Ok(s) => break s,
+            Err(e) if Instant::now() < deadline && !generation.has_changed().unwrap_or(true) => {
+                tracing::trace!(proxy = %shared.name, %upstream, "upstream connect: {e}; retrying");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => {
+                tracing::debug!(proxy = %shared.name, %upstream, "upstream connect: {e}");
+                shared
+                    .counters
+                    .closed_by_proxy
+                    .fetch_add(1, Ordering::Relaxed);
+                reset(client);
+                return;
+            }
         }
     };
     let _ = server.set_nodelay(true);
