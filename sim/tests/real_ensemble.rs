@@ -207,3 +207,45 @@ async fn client_is_suspended_by_its_proxy_partition_and_reconnects_on_heal() {
     client.exists("/").await.expect("a request after the heal");
     client.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_members_keep_their_leader_when_a_minority_is_split_off() {
+    let zk = start(fast(5)).await;
+    let leader = zk.leader().await.expect("one leader after start");
+    let minority: Vec<usize> = (0..5).filter(|&i| i != leader).take(2).collect();
+
+    zk.split(&minority);
+    zk.wait_for_modes(Duration::from_secs(60), |m| {
+        minority
+            .iter()
+            .all(|&i| m[i].as_deref() != Some("follower"))
+    })
+    .await
+    .unwrap_or_else(|m| panic!("minority {minority:?} still follows: {}", describe(&m)));
+    // The majority side never lost its quorum: same leader, the other two follow it.
+    let modes = zk.modes().await;
+    assert_eq!(
+        modes[leader].as_deref(),
+        Some("leader"),
+        "{}",
+        describe(&modes)
+    );
+    for i in (0..5).filter(|i| *i != leader && !minority.contains(i)) {
+        assert_eq!(
+            modes[i].as_deref(),
+            Some("follower"),
+            "{}",
+            describe(&modes)
+        );
+    }
+
+    zk.heal_all();
+    zk.wait_for_modes(Duration::from_secs(60), |m| {
+        m[leader].as_deref() == Some("leader")
+            && (0..5)
+                .filter(|&i| i != leader)
+                .all(|i| m[i].as_deref() == Some("follower"))
+    })
+    .await
+    .unwrap_or_else(|m| panic!("the minority did not rejoin: {}", describe(&m)));
+}
