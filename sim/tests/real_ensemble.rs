@@ -1,7 +1,9 @@
 //! Real mode's ensemble: a real ZooKeeper 3.8 behind the fault proxies.
 //!
 //! These tests need Java and ZooKeeper (`scripts/zk install`); they never skip: when
-//! ZooKeeper cannot start they fail with the reason.
+//! ZooKeeper cannot start they fail with the reason. They run one at a time (up to five
+//! JVMs each, with a short tick: several ensembles at once on a small machine would starve
+//! each other's heartbeats).
 
 use std::time::Duration;
 
@@ -24,6 +26,9 @@ fn fast(size: usize) -> RealConfig {
     config
 }
 
+/// Held by each test for its whole run: one real ensemble at a time.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn start(config: RealConfig) -> RealEnsemble {
     init_logging();
     RealEnsemble::start(config)
@@ -42,6 +47,7 @@ fn describe(modes: &[Option<String>]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitioned_leader_is_replaced_and_rejoins_as_follower() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let zk = start(fast(3)).await;
     let old = zk.leader().await.expect("one leader after start");
     let others: Vec<usize> = (0..3).filter(|&i| i != old).collect();
@@ -99,6 +105,7 @@ async fn partitioned_leader_is_replaced_and_rejoins_as_follower() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crashed_member_restarts_on_its_data_and_rejoins() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let zk = start(fast(3)).await;
     let leader = zk.leader().await.expect("one leader after start");
     let client = Client::builder(&zk.connect_string())
@@ -155,6 +162,7 @@ async fn crashed_member_restarts_on_its_data_and_rejoins() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_is_suspended_by_its_proxy_partition_and_reconnects_on_heal() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let zk = start(fast(1)).await;
     let proxy = zk.client_proxy(0);
     let client = Client::builder(&zk.connect_string())
@@ -210,6 +218,7 @@ async fn client_is_suspended_by_its_proxy_partition_and_reconnects_on_heal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_members_keep_their_leader_when_a_minority_is_split_off() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let zk = start(fast(5)).await;
     let leader = zk.leader().await.expect("one leader after start");
     let minority: Vec<usize> = (0..5).filter(|&i| i != leader).take(2).collect();

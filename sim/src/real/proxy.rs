@@ -279,20 +279,25 @@ impl ProxyHandle {
 
     /// Drops both directions (a full partition of this link).
     pub fn partition(&self) {
-        self.set_mode(Direction::Up, Mode::Drop);
-        self.set_mode(Direction::Down, Mode::Drop);
+        self.set_both(Mode::Drop);
     }
 
     /// Holds both directions (delivered in order on [`ProxyHandle::heal`]).
     pub fn hold(&self) {
-        self.set_mode(Direction::Up, Mode::Hold);
-        self.set_mode(Direction::Down, Mode::Hold);
+        self.set_both(Mode::Hold);
     }
 
     /// Both directions pass again (latency and refusal unchanged); held bytes are delivered.
     pub fn heal(&self) {
-        self.set_mode(Direction::Up, Mode::Pass);
-        self.set_mode(Direction::Down, Mode::Pass);
+        self.set_both(Mode::Pass);
+    }
+
+    /// Sets both directions' mode in one change (no moment with only one side healed).
+    fn set_both(&self, mode: Mode) {
+        let mut f = self.faults();
+        f.up.mode = mode;
+        f.down.mode = mode;
+        self.set_faults(f);
     }
 
     /// Clears every fault: pass both ways, no latency, accept connections.
