@@ -511,6 +511,9 @@ struct Inner {
 #[derive(Debug, Clone, Default)]
 pub struct History {
     inner: Arc<Mutex<Inner>>,
+    /// Real mode: the start of the run on tokio's clock, for events recorded outside
+    /// turmoil (`None`: simulated time only).
+    origin: Option<tokio::time::Instant>,
 }
 
 impl History {
@@ -519,13 +522,30 @@ impl History {
         History::default()
     }
 
+    /// An empty history for a run against a real ensemble: events recorded outside a
+    /// simulation are stamped with the time since now.
+    pub fn real_time() -> History {
+        History {
+            origin: Some(tokio::time::Instant::now()),
+            ..History::default()
+        }
+    }
+
+    /// The time events are stamped with: the simulated time inside turmoil; in real mode
+    /// ([`History::real_time`]) the time since the run started; else zero.
+    pub fn now(&self) -> Duration {
+        turmoil::sim_elapsed()
+            .or_else(|| self.origin.map(|o| o.elapsed()))
+            .unwrap_or_default()
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Records `event` now (inside a simulated host: the host's clock).
+    /// Records `event` now (inside a simulated host: the host's clock; see [`History::now`]).
     pub fn record(&self, event: Event) {
-        let at = turmoil::sim_elapsed().unwrap_or_default();
+        let at = self.now();
         self.record_at(at, event);
     }
 
@@ -554,7 +574,7 @@ impl History {
     /// Client `client` writes to the fenced resource with `token`; returns whether it was
     /// accepted. The write and its verdict are recorded together.
     pub fn write(&self, client: usize, token: i64) -> bool {
-        let at = turmoil::sim_elapsed().unwrap_or_default();
+        let at = self.now();
         let mut inner = self.lock();
         let accepted = inner.resource.write(token);
         inner.records.push(Record {
@@ -830,4 +850,21 @@ pub fn render_record(r: &Record) -> String {
         Event::User { client, key, value } => format!("c{client}: {key} {value}"),
     };
     format!("{at} {line}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn real_time_history_stamps_time_since_its_start() {
+        let history = History::real_time();
+        tokio::time::advance(Duration::from_secs(3)).await;
+        history.note("test", "three seconds in");
+        assert_eq!(history.records()[0].at, Duration::from_secs(3));
+        // Outside real mode and outside turmoil, events are stamped zero (as before).
+        let sim = History::new();
+        sim.note("test", "no clock");
+        assert_eq!(sim.records()[0].at, Duration::ZERO);
+    }
 }

@@ -14,7 +14,8 @@
 //! - [`shrink`]: a failing seed's fault schedule cut down to the faults that matter;
 //! - [`timeline`]: a run drawn as a self-contained HTML page;
 //! - [`harness`]: [`check()`], running a downstream crate's own async code as roles of a
-//!   scenario over a seed budget, from its tests.
+//!   scenario over a seed budget, from its tests;
+//! - [`real`]: real mode: fault proxies and a real ZooKeeper ensemble behind them.
 #![warn(missing_docs)]
 
 pub mod check;
@@ -22,6 +23,7 @@ pub mod ensemble;
 pub mod harness;
 pub mod history;
 pub mod net;
+pub mod real;
 pub mod resource;
 pub mod runner;
 pub mod scenario;

@@ -273,6 +273,7 @@ impl<'a> Run<'a, '_> {
                     session_timeout: self.scenario.session_timeout,
                     seed,
                     history: self.history.clone(),
+                    real: false,
                 };
                 let incarnations = Rc::new(Cell::new(0u32));
                 let body = body.clone();

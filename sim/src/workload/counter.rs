@@ -46,7 +46,7 @@ pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std:
         }
         if Instant::now() >= next_read {
             next_read = Instant::now() + Duration::from_millis(rng.random_range(2000..3000));
-            let asked_at = turmoil::sim_elapsed().unwrap_or_default();
+            let asked_at = spec.history.now();
             let read = async {
                 zk.sync(path).await?;
                 counter.get().await

@@ -47,7 +47,7 @@ pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std:
 /// One try to take (or renew) the lease; whether it obtained it (recorded).
 async fn attempt(spec: &ClientSpec, zk: &zkit::Client) -> bool {
     let client = spec.client;
-    let called = turmoil::sim_elapsed().unwrap_or_default();
+    let called = spec.history.now();
     match NonBlockingLease::acquire(zk, &spec.workload.path, LEASE, &spec.host()).await {
         Ok(l) if l.obtained() => {
             spec.history.pause_point(client).await;

@@ -35,7 +35,7 @@ pub async fn produce(
     loop {
         let item = format!("c{client}.{incarnation}.{n}");
         n += 1;
-        let started = turmoil::sim_elapsed().unwrap_or_default();
+        let started = spec.history.now();
         match queue.put(item.as_bytes()).await {
             Ok(_) => {
                 history.pause_point(client).await;
@@ -68,7 +68,7 @@ pub async fn consume(
     let (mut rng, zk) = start(spec, incarnation).await;
     let queue = LockingQueue::new(&zk, &spec.workload.path)?;
     loop {
-        let started = turmoil::sim_elapsed().unwrap_or_default();
+        let started = spec.history.now();
         let entry = match queue.get().await {
             Ok(entry) => entry,
             Err(e) => {

@@ -74,6 +74,9 @@ pub struct ClientSpec {
     pub seed: u64,
     /// The shared history.
     pub history: History,
+    /// Connect over the machine's TCP (real mode, through its proxies) instead of
+    /// turmoil's simulated network.
+    pub real: bool,
 }
 
 impl ClientSpec {
@@ -141,8 +144,11 @@ pub async fn start(spec: &ClientSpec, incarnation: u32) -> (ChaCha8Rng, Client) 
 pub async fn connect(spec: &ClientSpec, seed: u64) -> Client {
     let who = spec.host();
     let zk = loop {
-        let attempt = Client::builder(&spec.hosts)
-            .connector(TurmoilConnector)
+        let mut builder = Client::builder(&spec.hosts);
+        if !spec.real {
+            builder = builder.connector(TurmoilConnector);
+        }
+        let attempt = builder
             .seed(seed)
             .session_timeout(spec.session_timeout)
             .renew_expired_session(true)

@@ -34,7 +34,7 @@ pub async fn produce(
     loop {
         let item = format!("c{client}.{incarnation}.{n}");
         n += 1;
-        let started = turmoil::sim_elapsed().unwrap_or_default();
+        let started = spec.history.now();
         match queue.put(item.as_bytes()).await {
             Ok(_) => {
                 history.pause_point(client).await;
@@ -67,7 +67,7 @@ pub async fn consume(
     let (mut rng, zk) = start(spec, incarnation).await;
     let queue = Queue::new(&zk, &spec.workload.path)?;
     loop {
-        let started = turmoil::sim_elapsed().unwrap_or_default();
+        let started = spec.history.now();
         match queue.get_blocking().await {
             Ok(data) => {
                 history.pause_point(client).await;

@@ -60,7 +60,7 @@ pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std:
         }
         if Instant::now() >= next_list {
             next_list = Instant::now() + Duration::from_millis(rng.random_range(2000..3000));
-            let asked_at = turmoil::sim_elapsed().unwrap_or_default();
+            let asked_at = spec.history.now();
             let listed = async {
                 zk.sync(path).await?;
                 zk.get_children(path).await
