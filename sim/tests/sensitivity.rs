@@ -834,14 +834,22 @@ fn variant_5_same_token_for_every_holder_is_caught() {
         &body,
         &["fencing"],
     );
-    // Beyond the tokens not increasing: the paused holder's stale write went through.
-    assert!(
-        caught
+    // Beyond the tokens not increasing: within the budget, a seed where the paused holder's
+    // stale write went through (whether the pause lands in a hold is up to the seed).
+    let options = Options {
+        faults: None,
+        body: Some(body.clone()),
+    };
+    let accepted = (0..budget()).find(|&seed| {
+        runner::run_with(&scenario, seed, &options)
             .violations
             .iter()
-            .any(|v| v.checker == "fencing" && v.message.contains("accepted c")),
-        "{:#?}",
-        caught.violations
+            .any(|v| v.checker == "fencing" && v.message.contains("accepted c"))
+    });
+    assert!(
+        accepted.is_some(),
+        "no seed of {} showed a stale write accepted",
+        budget()
     );
     control(&scenario, caught.seed.max(CONTROL_SEEDS - 1));
 }
