@@ -10,7 +10,10 @@
 //! code); then `F1` is killed (`S0` moves with its session; a watch it set before the move
 //! fires for a change made while it was away; its ephemeral node survives) and restarted;
 //! then a session `D` on the restarted member is cut off for good and left to expire (its
-//! ephemeral node goes, other sessions' watches on it fire, its own ends with the session).
+//! ephemeral node goes, other sessions' watches on it fire, its own ends with the session);
+//! last the leader is killed: every session moves to the new epoch with its session and
+//! watches (a follower that loses its leader drops its clients), and the new leader is the
+//! follower ZooKeeper's election picks (the higher server id, the logs being equal).
 //!
 //! Compared:
 //! - every result and error code (a failed multi by index and code);
@@ -25,12 +28,15 @@
 //!   persistent recursive watch on the script's root gives the order of all node events as
 //!   that session received them;
 //! - the connection states each session went through (`S0`: Suspended, Connected; `D`:
-//!   Suspended, Lost), that `S0` kept its session id, and the role of the member it moved
-//!   to.
+//!   Suspended, Lost; everybody's when the leader dies), that sessions kept their ids, the
+//!   role of the member `S0` moved to, and which follower became leader.
 //!
 //! Not compared: times, raw zxids and session ids, the order in which events of *different*
 //! sessions arrive, and the order of two one-shot watchers of one session that fire in the
-//! same step (listed in the order they were set). What leader the real ensemble elects is
+//! same step (listed in the order they were set). Nor what a session on one member reads of
+//! another session's write before a sync: in ZooKeeper that is timing (a write is answered
+//! once the writer's member applied it, the others apply it when they do), so the script
+//! syncs first. What leader the real ensemble elects is
 //! up to it: the script names members by role, never by index.
 //!
 //! The script pins a client to a member by putting the member where the client's seeded host
@@ -519,6 +525,11 @@ async fn script(mut cluster: impl Cluster) -> Vec<String> {
         .create("/d", b"again", CreateMode::Persistent)
         .await;
     t.result("S2 create /d again", r, |t, l, (_, s)| t.stat(l, &s));
+    // A write is acknowledged once the writer's member applied it; another member may apply
+    // it later, so a session on another member reads or watches it after a sync (`collect`
+    // syncs every session). Without one, `S1` on a follower sometimes set its recursive
+    // watch before its member had `/d` and then heard `/d` created, as ZooKeeper allows.
+    collect(&mut t, &mut ss).await;
     let r = c(&ss, s1)
         .add_watch("/d", AddWatchMode::PersistentRecursive)
         .await;
@@ -794,8 +805,8 @@ async fn script(mut cluster: impl Cluster) -> Vec<String> {
         .create("/d/p/d", b"", CreateMode::Ephemeral)
         .await;
     t.result("D create /d/p/d ephemeral", r, |t, l, (_, s)| t.stat(l, &s));
-    // D's create is acknowledged once D's member applied it; the other members may apply it
-    // a little later (in a real ensemble the leader, too): the others read it after a sync.
+    // As for `/d` above: in a real ensemble even the leader may apply D's create after D's
+    // member answered D.
     collect(&mut t, &mut ss).await;
     let r = c(&ss, sd).exists_watch("/d/p/d").await;
     t.result(
@@ -882,6 +893,80 @@ async fn script(mut cluster: impl Cluster) -> Vec<String> {
     for s in &mut ss {
         states(&mut t, s);
     }
+
+    // ----- the leader dies: every session moves, with its watches, to the new epoch -----
+    let r = c(&ss, s1).get_data_watch("/d/p").await;
+    t.result(
+        "S1 getData+watch /d/p",
+        r.map(|(d, _, w)| {
+            ss[s1].watch("data /d/p".into(), w);
+            d
+        }),
+        |_, l, d| l.push(Tok::Text(data(&d))),
+    );
+    let r = c(&ss, s0).exists_watch("/d/after").await;
+    t.result(
+        "S0 exists+watch /d/after",
+        r.map(|(s, w)| {
+            ss[s0].watch("exists /d/after".into(), w);
+            s
+        }),
+        |t, l, s| t.stat(l, &s.expect("exists")),
+    );
+    let ids: Vec<i64> = ss.iter().map(|s| s.client.session_id()).collect();
+    let mut moves: Vec<_> = ss[..3].iter().map(|s| s.client.state_changes()).collect();
+    t.line("kill L".to_owned());
+    cluster.kill(l).await;
+    // A follower that loses its leader drops its clients and looks for a new one
+    // (`Learner.shutdown` closes every connection); the leader's clients lose theirs at once.
+    for (k, rx) in moves.iter_mut().enumerate() {
+        let mut seen = Vec::new();
+        while seen.last() != Some(&State::Connected) {
+            let next = within("a session moves to the new epoch", rx.recv())
+                .await
+                .expect("state changes");
+            seen.push(next);
+        }
+        t.line(format!("   {} -> {seen:?}", ss[k].name));
+    }
+    let new_leader = cluster.leader().await;
+    t.line(format!(
+        "   new leader {}",
+        role(Some(hosts[new_leader].clone()))
+    ));
+    for (k, s) in ss[..3].iter().enumerate() {
+        t.line(format!(
+            "   {} same session {}",
+            s.name,
+            s.client.session_id() == ids[k]
+        ));
+    }
+    collect(&mut t, &mut ss).await;
+    let r = c(&ss, s2).set_data("/d/p", b"epoch", None).await;
+    t.result("S2 setData /d/p in the new epoch", r, |t, l, s| {
+        t.stat(l, &s)
+    });
+    let r = c(&ss, s2).delete("/d/after", Some(0)).await;
+    t.result("S2 delete /d/after", r, |_, _, ()| {});
+    collect(&mut t, &mut ss).await;
+    let r = c(&ss, s1).get_children_with_stat("/d/p").await;
+    t.result(
+        "S1 getChildren2 /d/p (S2's ephemeral)",
+        r,
+        |t, l, (k, s)| {
+            l.push(Tok::Text(children(&k)));
+            t.stat(l, &s);
+        },
+    );
+    let r = c(&ss, s0).get_data("/d/p").await;
+    t.result("S0 getData /d/p", r, |t, l, (d, s)| {
+        l.push(Tok::Text(data(&d)));
+        t.stat(l, &s);
+    });
+    for s in &mut ss {
+        states(&mut t, s);
+    }
+
     for s in ss.iter().filter(|s| s.live) {
         s.client.close().await;
     }
