@@ -249,13 +249,13 @@ async fn a_release_cancelled_while_offline_still_frees_the_lock() {
     holder.close().await;
 }
 
-/// A holder whose client declared `Lost` on its own timer and renewed its session, while the
-/// old session is still alive on the server (here another handle keeps it alive), releases
-/// its lock: by default the node of the old session is left for ZooKeeper to remove with
-/// that session, so nobody acquires while it lives; with `delete_stale_recipe_nodes(true)`
-/// the release deletes it at once.
+/// A holder whose client declared `Lost` on its own timer while the old session is still
+/// alive on the server (another handle kept it alive until then) renews; the lock node goes
+/// with the session that owned it (the renewing client closes it), whether or not
+/// `delete_stale_recipe_nodes` is set; the release after the renewal returns, and the next
+/// contender acquires.
 #[tokio::test]
-async fn a_renewed_client_leaves_its_old_sessions_lock_node_unless_told_otherwise() {
+async fn a_renewed_client_closes_its_old_session_first_so_its_lock_node_goes_with_it() {
     for delete_stale in [false, true] {
         let zk = standalone();
         let path = format!("/locks/stale-{delete_stale}");
@@ -274,7 +274,8 @@ async fn a_renewed_client_leaves_its_old_sessions_lock_node_unless_told_otherwis
         // The holder loses its server; another handle keeps the old session alive.
         proxy.set_mode(Mode::Refuse);
         proxy.cut();
-        let keeper = Client::builder(zk.connect_string())
+        let keeper_proxy = Proxy::start(zk.address(0).unwrap()).await.unwrap();
+        let keeper = Client::builder(&keeper_proxy.connect_string())
             .session_timeout(Duration::from_secs(4))
             .resume_session(old_session, &password)
             .connect()
@@ -286,6 +287,10 @@ async fn a_renewed_client_leaves_its_old_sessions_lock_node_unless_told_otherwis
             holder.wait_for_state(|s| s == State::Lost),
         )
         .await;
+        // The keeper goes quiet (the session lives on the server until it times out) and
+        // does not fight the holder for the session.
+        keeper_proxy.set_mode(Mode::Refuse);
+        keeper_proxy.cut();
         proxy.set_mode(Mode::Forward);
         within(
             "a new session",
@@ -294,23 +299,23 @@ async fn a_renewed_client_leaves_its_old_sessions_lock_node_unless_told_otherwis
         .await;
         assert_ne!(holder.session_id(), old_session);
         guard.release().await.unwrap();
+        // The renewing client closed the old session (or the server expired it): the node
+        // goes with it, never deleted from the new session unless told to.
         let observer = connect(zk.connect_string()).await;
-        let left = observer.exists(&node).await.unwrap();
-        if delete_stale {
-            assert_eq!(left, None, "told to, the release deletes the old node");
-        } else {
-            assert_eq!(
-                left.map(|s| s.ephemeral_owner),
-                Some(old_session),
-                "the old session is alive: its node must stay"
-            );
-            // Someone waiting for the lock gets it once the old session ends.
-            let waiter = Lock::new(&observer, &path).unwrap();
-            assert!(waiter.try_acquire().await.unwrap().is_none());
-            keeper.close().await;
-            let next = within("the next holder", waiter.acquire()).await.unwrap();
-            next.release().await.unwrap();
+        loop {
+            let (stat, gone) = observer.exists_watch(&node).await.unwrap();
+            if stat.is_none() {
+                break;
+            }
+            within("the old session's node goes with its session", gone).await;
         }
+        let next = within(
+            "the next holder",
+            Lock::new(&observer, &path).unwrap().acquire(),
+        )
+        .await
+        .unwrap();
+        next.release().await.unwrap();
         keeper.close().await;
         observer.close().await;
         holder.close().await;

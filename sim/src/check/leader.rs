@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{workload_of, Finding, Taint, Violation};
+use super::{workload_of, Finding, Taint, Verdicts, Violation};
 use crate::history::{Event, Record};
 use crate::scenario::Scenario;
 
@@ -27,8 +27,7 @@ pub fn check(records: &[Record], scenario: &Scenario) -> (Vec<Violation>, Vec<Fi
     // Per election: the highest epoch seen and who led with it.
     let mut highest: BTreeMap<&str, (i64, usize)> = BTreeMap::new();
     let mut taint = Taint::default();
-    let mut out = Vec::new();
-    let mut found = Vec::new();
+    let mut verdicts = Verdicts::new("single-leader");
     for r in records {
         taint.feed(r, ends);
         let (client, epoch) = match r.event {
@@ -46,13 +45,15 @@ pub fn check(records: &[Record], scenario: &Scenario) -> (Vec<Violation>, Vec<Fi
         };
         let path = path_of(client);
         match highest.get(path) {
-            Some(&(h, by)) if epoch < h || (epoch == h && by != client) => out.push(Violation {
-                checker: "single-leader",
-                at: r.at,
-                message: format!(
+            Some(&(h, by)) if epoch < h || (epoch == h && by != client) => {
+                verdicts.violations.push(Violation {
+                    checker: "single-leader",
+                    at: r.at,
+                    message: format!(
                     "c{client} leads with epoch {epoch:#x}, not above c{by}'s earlier epoch {h:#x}"
                 ),
-            }),
+                })
+            }
             _ => {
                 highest.insert(path, (epoch, client));
             }
@@ -67,26 +68,9 @@ pub fn check(records: &[Record], scenario: &Scenario) -> (Vec<Violation>, Vec<Fi
                  {:.6} s (epoch {other_epoch:#x})",
                 since.as_secs_f64()
             );
-            let paused = [*other, client]
-                .into_iter()
-                .find_map(|c| taint.since(c).map(|t| (c, t)));
-            match paused {
-                Some((c, t)) => found.push(Finding {
-                    checker: "single-leader",
-                    at: r.at,
-                    message: format!(
-                        "{message}; c{c} was stale (paused, or its session killed or expired) from {:.6} s and has not looked since",
-                        t.as_secs_f64()
-                    ),
-                }),
-                None => out.push(Violation {
-                    checker: "single-leader",
-                    at: r.at,
-                    message,
-                }),
-            }
+            verdicts.overlap(r.at, message, [*other, client], &taint);
         }
         group.insert(client, (r.at, epoch));
     }
-    (out, found)
+    verdicts.into_parts()
 }

@@ -288,6 +288,60 @@ pub(crate) fn last_healed(records: &[Record]) -> Option<Duration> {
         .map(|r| r.at)
 }
 
+/// Where an overlap of two beliefs goes: a [`Finding`] if either client is tainted (see
+/// [`Taint`]; the message says which and since when), else a [`Violation`].
+pub(crate) struct Verdicts {
+    checker: &'static str,
+    /// Broken properties.
+    pub(crate) violations: Vec<Violation>,
+    /// Overlaps a pause or an expiry explains.
+    pub(crate) findings: Vec<Finding>,
+}
+
+impl Verdicts {
+    pub(crate) fn new(checker: &'static str) -> Verdicts {
+        Verdicts {
+            checker,
+            violations: Vec::new(),
+            findings: Vec::new(),
+        }
+    }
+
+    /// Files the overlap of `clients` at `at`, described by `message`.
+    pub(crate) fn overlap(
+        &mut self,
+        at: Duration,
+        message: String,
+        clients: [usize; 2],
+        taint: &Taint,
+    ) {
+        let stale = clients
+            .into_iter()
+            .find_map(|c| taint.since(c).map(|t| (c, t)));
+        match stale {
+            Some((c, t)) => self.findings.push(Finding {
+                checker: self.checker,
+                at,
+                message: format!(
+                    "{message}; c{c} was stale (paused, or its session killed or expired) from \
+                     {:.6} s and has not looked since",
+                    t.as_secs_f64()
+                ),
+            }),
+            None => self.violations.push(Violation {
+                checker: self.checker,
+                at,
+                message,
+            }),
+        }
+    }
+
+    /// The violations and findings.
+    pub(crate) fn into_parts(self) -> (Vec<Violation>, Vec<Finding>) {
+        (self.violations, self.findings)
+    }
+}
+
 /// Tracks pause taint per client: set at [`Event::Paused`], [`Event::Killed`], or an
 /// [`Event::SessionExpired`] of the client's current session; cleared when the client's belief
 /// ends (`ends` says which events end it for the role being checked) or its host crashes or

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{groups, Finding, Taint, Violation};
+use super::{groups, Finding, Taint, Verdicts, Violation};
 use crate::history::{Event, Record};
 use crate::scenario::{Role, Scenario};
 
@@ -17,8 +17,7 @@ fn ends(e: &Event) -> bool {
 
 /// The multi-lock violations and pause findings in `records`.
 pub fn check(records: &[Record], scenario: &Scenario) -> (Vec<Violation>, Vec<Finding>) {
-    let mut out = Vec::new();
-    let mut found = Vec::new();
+    let mut verdicts = Verdicts::new("multi-lock");
     let clients: Vec<usize> = groups(scenario, &[Role::MultiLock])
         .into_values()
         .flat_map(|(_, c)| c)
@@ -45,25 +44,7 @@ pub fn check(records: &[Record], scenario: &Scenario) -> (Vec<Violation>, Vec<Fi
                              holds it since {:.6} s",
                             since.as_secs_f64()
                         );
-                        let paused = [*other, *client]
-                            .into_iter()
-                            .find_map(|c| taint.since(c).map(|t| (c, t)));
-                        match paused {
-                            Some((p, t)) => found.push(Finding {
-                                checker: "multi-lock",
-                                at: r.at,
-                                message: format!(
-                                    "{message}; c{p} was stale (paused, or its session killed or expired) from {:.6} s and has not \
-                                     looked since",
-                                    t.as_secs_f64()
-                                ),
-                            }),
-                            None => out.push(Violation {
-                                checker: "multi-lock",
-                                at: r.at,
-                                message,
-                            }),
-                        }
+                        verdicts.overlap(r.at, message, [*other, *client], &taint);
                     }
                     held.insert(*client, r.at);
                 }
@@ -79,7 +60,7 @@ pub fn check(records: &[Record], scenario: &Scenario) -> (Vec<Violation>, Vec<Fi
             _ => {}
         }
     }
-    (out, found)
+    verdicts.into_parts()
 }
 
 /// Adds the multi-locks' coverage counts to `c`.

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{workload_of, Finding, Taint, Violation};
+use super::{workload_of, Finding, Taint, Verdicts, Violation};
 use crate::history::{Event, Record};
 use crate::scenario::Scenario;
 
@@ -48,8 +48,7 @@ pub fn check(records: &[Record], scenario: &Scenario) -> (Vec<Violation>, Vec<Fi
     let path_of = |c: usize| paths.get(&c).map_or("", |w| w.path.as_str());
     let mut holding: BTreeMap<&str, BTreeMap<usize, (Duration, i64, Mode)>> = BTreeMap::new();
     let mut taint = Taint::default();
-    let mut out = Vec::new();
-    let mut found = Vec::new();
+    let mut verdicts = Verdicts::new("mutual-exclusion");
     for r in records {
         taint.feed(r, ends);
         let (client, token, mode) = match r.event {
@@ -79,26 +78,9 @@ pub fn check(records: &[Record], scenario: &Scenario) -> (Vec<Violation>, Vec<Fi
                 other_mode.name(),
                 since.as_secs_f64()
             );
-            let paused = [*other, client]
-                .into_iter()
-                .find_map(|c| taint.since(c).map(|t| (c, t)));
-            match paused {
-                Some((c, t)) => found.push(Finding {
-                    checker: "mutual-exclusion",
-                    at: r.at,
-                    message: format!(
-                        "{message}; c{c} was stale (paused, or its session killed or expired) from {:.6} s and has not looked since",
-                        t.as_secs_f64()
-                    ),
-                }),
-                None => out.push(Violation {
-                    checker: "mutual-exclusion",
-                    at: r.at,
-                    message,
-                }),
-            }
+            verdicts.overlap(r.at, message, [*other, client], &taint);
         }
         group.insert(client, (r.at, token, mode));
     }
-    (out, found)
+    verdicts.into_parts()
 }

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{groups, Finding, Taint, Violation};
+use super::{groups, Finding, Taint, Verdicts, Violation};
 use crate::history::{Event, Record};
 use crate::scenario::{Role, Scenario};
 
@@ -19,8 +19,7 @@ fn ends(e: &Event) -> bool {
 
 /// The partitioner violations and pause findings in `records`.
 pub fn check(records: &[Record], scenario: &Scenario) -> (Vec<Violation>, Vec<Finding>) {
-    let mut out = Vec::new();
-    let mut found = Vec::new();
+    let mut verdicts = Verdicts::new("partitioner");
     for (path, (_, clients)) in groups(scenario, &[Role::Partitioner]) {
         // item -> owner -> since
         let mut owners: BTreeMap<&str, BTreeMap<usize, Duration>> = BTreeMap::new();
@@ -44,25 +43,7 @@ pub fn check(records: &[Record], scenario: &Scenario) -> (Vec<Violation>, Vec<Fi
                                  owned it since {:.6} s",
                                 since.as_secs_f64()
                             );
-                            let paused = [*other, *client]
-                                .into_iter()
-                                .find_map(|c| taint.since(c).map(|t| (c, t)));
-                            match paused {
-                                Some((p, t)) => found.push(Finding {
-                                    checker: "partitioner",
-                                    at: r.at,
-                                    message: format!(
-                                        "{message}; c{p} was stale (paused, or its session killed or expired) from {:.6} s and has not \
-                                         looked since",
-                                        t.as_secs_f64()
-                                    ),
-                                }),
-                                None => out.push(Violation {
-                                    checker: "partitioner",
-                                    at: r.at,
-                                    message,
-                                }),
-                            }
+                            verdicts.overlap(r.at, message, [*other, *client], &taint);
                         }
                         owned.insert(*client, r.at);
                     }
@@ -78,7 +59,7 @@ pub fn check(records: &[Record], scenario: &Scenario) -> (Vec<Violation>, Vec<Fi
             }
         }
     }
-    (out, found)
+    verdicts.into_parts()
 }
 
 /// Adds the partitioners' coverage counts to `c`.
