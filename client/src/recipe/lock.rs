@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::participant::contender_ids;
 pub use super::policy::ConnectionPolicy;
 use super::policy::{wait_read_write, TrustWatch};
 use super::protected::{
@@ -123,6 +124,13 @@ impl Lock {
     /// The contenders' node names, first (the holder) first.
     pub async fn contenders(&self) -> Result<Vec<String>> {
         list_contenders(&self.client, &self.path, &[self.naming.marker()]).await
+    }
+
+    /// The contenders' ids (the [`data`](Self::data) each one stored, read as UTF-8), first
+    /// (the holder) first: Kazoo's `Lock.contenders()`. A contender that leaves while the
+    /// list is read is left out.
+    pub async fn contender_ids(&self) -> Result<Vec<String>> {
+        contender_ids(&self.client, &self.path, &[self.naming.marker()]).await
     }
 
     async fn acquire_inner(&self, wait: bool) -> Result<Option<LockGuard>> {

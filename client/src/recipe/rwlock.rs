@@ -22,6 +22,7 @@
 use std::time::Duration;
 
 use super::lock::{first_holds, list_contenders, ConnectionPolicy, Contention, LockGuard};
+use super::participant::contender_ids;
 use super::protected::{at_most, new_guid, until_held, PROTECTED_PREFIX};
 use crate::client::Client;
 use crate::error::Result;
@@ -142,6 +143,13 @@ impl ReadWriteLock {
     /// The contenders' node names (readers and writers), in queue order.
     pub async fn contenders(&self) -> Result<Vec<String>> {
         list_contenders(&self.client, &self.path, MARKERS).await
+    }
+
+    /// The contenders' ids (the [`data`](Self::data) each one stored, read as UTF-8), readers
+    /// and writers, in queue order (Kazoo's `contenders()`). A contender that leaves while
+    /// the list is read is left out.
+    pub async fn contender_ids(&self) -> Result<Vec<String>> {
+        contender_ids(&self.client, &self.path, MARKERS).await
     }
 
     async fn contend(&self, access: Access, wait: bool) -> Result<Option<LockGuard>> {

