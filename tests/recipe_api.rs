@@ -125,3 +125,79 @@ async fn rwlock_contender_ids_and_semaphore_lease_holders() {
     lb.release().await.unwrap();
     assert_eq!(sa.lease_holders().await.unwrap(), Vec::<String>::new());
 }
+
+// ----- 2. re-entrancy -----
+
+#[tokio::test]
+async fn a_reentrant_lock_is_held_until_its_last_guard_goes() {
+    let hosts = standalone().connect_string();
+    let path = "/api/lock-reentrant";
+    let a = seeded(hosts, 2101).await;
+    let b = seeded(hosts, 2102).await;
+    let owner = Lock::new(&a, path).unwrap().reentrant();
+    assert!(owner.is_reentrant());
+    let rival = Lock::new(&b, path).unwrap();
+    let first = owner.acquire().await.unwrap();
+    // Without re-entrancy this would queue behind `first` forever.
+    let second = within("re-entry is immediate", owner.acquire())
+        .await
+        .unwrap();
+    let third = owner
+        .clone()
+        .try_acquire()
+        .await
+        .unwrap()
+        .expect("a clone is the same owner");
+    assert_eq!(first.node(), second.node());
+    assert_eq!(first.node(), third.node());
+    assert_eq!(first.fencing_token(), second.fencing_token());
+    assert_eq!(first.holds(), 3);
+    assert_eq!(owner.contenders().await.unwrap().len(), 1, "one node only");
+    assert!(rival.try_acquire().await.unwrap().is_none());
+
+    let node = first.node().to_owned();
+    first.release().await.unwrap();
+    drop(third);
+    assert_eq!(second.holds(), 1);
+    assert!(
+        a.exists(&node).await.unwrap().is_some(),
+        "still held by the last guard"
+    );
+    assert!(rival.try_acquire().await.unwrap().is_none());
+    let waiting = tokio::spawn({
+        let rival = rival.clone();
+        async move { rival.acquire().await }
+    });
+    children_become(&a, path, 2).await;
+    second.release().await.unwrap();
+    assert!(
+        a.exists(&node).await.unwrap().is_none(),
+        "last release deletes"
+    );
+    let g = within("rival gets it after the last release", waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(g.holds(), 1);
+    // The owner's hold is over: acquiring again queues like anyone else.
+    assert!(owner.try_acquire().await.unwrap().is_none());
+    g.release().await.unwrap();
+    let again = owner.try_acquire().await.unwrap().expect("free again");
+    assert_ne!(again.node(), node, "a new hold is a new node");
+}
+
+#[tokio::test]
+async fn a_plain_lock_is_not_reentrant() {
+    let hosts = standalone().connect_string();
+    let a = seeded(hosts, 2201).await;
+    let lock = Lock::new(&a, "/api/lock-plain").unwrap();
+    assert!(!lock.is_reentrant());
+    let held = lock.acquire().await.unwrap();
+    assert!(lock.try_acquire().await.unwrap().is_none());
+    assert!(lock
+        .acquire_timeout(Duration::from_millis(300))
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(held.holds(), 1);
+}
