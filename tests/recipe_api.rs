@@ -201,3 +201,97 @@ async fn a_plain_lock_is_not_reentrant() {
         .is_none());
     assert_eq!(held.holds(), 1);
 }
+
+// ----- 3. write-to-read downgrade -----
+
+#[tokio::test]
+async fn a_downgraded_writer_keeps_reading_and_excludes_queued_writers() {
+    let hosts = standalone().connect_string();
+    let path = "/api/rw-downgrade";
+    let a = seeded(hosts, 3101).await;
+    let b = seeded(hosts, 3102).await;
+    let c = seeded(hosts, 3103).await;
+    let la = ReadWriteLock::new(&a, path).unwrap().data(b"a");
+    let lb = ReadWriteLock::new(&b, path).unwrap().data(b"b");
+    let lc = ReadWriteLock::new(&c, path).unwrap().data(b"c");
+    let write = la.write().await.unwrap();
+    // Another writer queues behind the holder, then a reader behind it.
+    let writer_b = tokio::spawn({
+        let lb = lb.clone();
+        async move { lb.write().await }
+    });
+    children_become(&a, path, 2).await;
+    let reader_c = tokio::spawn({
+        let lc = lc.clone();
+        async move { lc.read().await }
+    });
+    children_become(&a, path, 3).await;
+
+    // Read while writing: immediate, though a writer waits ahead of the new reader node.
+    let read = within(
+        "read on the strength of the write hold",
+        la.read_with(&write),
+    )
+    .await
+    .unwrap();
+    assert_ne!(read.node(), write.node());
+    assert!(read.fencing_token() > write.fencing_token());
+    // The write guard of another lock path is refused.
+    let other = ReadWriteLock::new(&a, "/api/rw-downgrade-other").unwrap();
+    assert!(matches!(
+        other.read_with(&write).await,
+        Err(zkit::Error::InvalidArgument(_))
+    ));
+    write.release().await.unwrap();
+    assert_eq!(la.contender_ids().await.unwrap(), ["b", "c", "a"]);
+    // B's writer is now at the head of the queue, yet must not get in while A reads.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !writer_b.is_finished(),
+        "a writer took the lock while the downgraded reader held it"
+    );
+    assert!(lb
+        .try_acquire(zkit::recipe::Access::Write)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(!reader_c.is_finished(), "C queued behind B's writer (fair)");
+    read.release().await.unwrap();
+    let wb = within("writer after the downgraded read", writer_b)
+        .await
+        .unwrap()
+        .unwrap();
+    wb.release().await.unwrap();
+    within("reader after the writer", reader_c)
+        .await
+        .unwrap()
+        .unwrap()
+        .release()
+        .await
+        .unwrap();
+
+    // `downgrade` does both steps; readers waiting behind the writer get in at once.
+    let write = la.write().await.unwrap();
+    let reader_c = tokio::spawn({
+        let lc = lc.clone();
+        async move { lc.read().await }
+    });
+    children_become(&a, path, 2).await;
+    let read = la.downgrade(write).await.unwrap();
+    let rc = within("a waiting reader shares with the downgraded one", reader_c)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(lb
+        .try_acquire(zkit::recipe::Access::Write)
+        .await
+        .unwrap()
+        .is_none());
+    rc.release().await.unwrap();
+    read.release().await.unwrap();
+    assert!(lb
+        .try_acquire(zkit::recipe::Access::Write)
+        .await
+        .unwrap()
+        .is_some());
+}
