@@ -295,3 +295,55 @@ async fn a_downgraded_writer_keeps_reading_and_excludes_queued_writers() {
         .unwrap()
         .is_some());
 }
+
+// ----- 4. container parents -----
+
+/// Waits (on exists watches) until `path` is gone.
+async fn gone(client: &Client, path: &str) {
+    within(&format!("{path} is reaped"), async {
+        loop {
+            match client.exists_watch(path).await.unwrap() {
+                (None, _) => return,
+                (Some(_), watch) => {
+                    watch.await;
+                }
+            }
+        }
+    })
+    .await
+}
+
+/// The fixture runs ZooKeeper's container reaper every 100 ms: container parents go soon
+/// after the last contender, persistent ones stay.
+#[tokio::test]
+async fn container_parents_are_reaped_once_empty_and_plain_ones_stay() {
+    let hosts = standalone().connect_string();
+    let a = seeded(hosts, 4101).await;
+    let lock = Lock::new(&a, "/api-containers/lock/x")
+        .unwrap()
+        .container_parents();
+    let guard = lock.acquire().await.unwrap();
+    guard.release().await.unwrap();
+    // The lock's path goes first, then each parent once it is empty in turn.
+    gone(&a, "/api-containers").await;
+
+    // An existing parent is left as it is; only the missing ones become containers.
+    a.ensure_path("/api-plain").await.unwrap();
+    let rw = ReadWriteLock::new(&a, "/api-plain/rw")
+        .unwrap()
+        .container_parents();
+    rw.write().await.unwrap().release().await.unwrap();
+    let sem = Semaphore::new(&a, "/api-plain/sem", 1)
+        .unwrap()
+        .container_parents();
+    sem.acquire().await.unwrap().release().await.unwrap();
+    gone(&a, "/api-plain/rw").await;
+    gone(&a, "/api-plain/sem").await;
+
+    // Without the option, parents are persistent: still there after many reaper rounds.
+    let plain = Lock::new(&a, "/api-plain/lock/x").unwrap();
+    plain.acquire().await.unwrap().release().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(a.exists("/api-plain/lock/x").await.unwrap().is_some());
+    assert!(a.exists("/api-plain").await.unwrap().is_some());
+}

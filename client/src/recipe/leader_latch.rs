@@ -288,7 +288,8 @@ impl Candidate {
                 let guid = new_guid(client);
                 let name = format!("{PROTECTED_PREFIX}{guid}-{MARKER}");
                 let (node, stat) =
-                    create_protected(client, &self.path, &name, &guid, self.id.as_bytes()).await?;
+                    create_protected(client, &self.path, &name, &guid, self.id.as_bytes(), false)
+                        .await?;
                 // The create may have been retried into a new session (the client renewed an
                 // expired one meanwhile): the node belongs to the session that owns it, and
                 // this round's trust watch to an older one, so look again in that session.

@@ -71,6 +71,8 @@ pub struct Lock {
     data: Vec<u8>,
     /// For a re-entrant lock: the owner's current hold, shared by this handle's clones.
     owner: Option<Arc<Mutex<Weak<Held>>>>,
+    /// Whether missing parents are created as containers.
+    containers: bool,
 }
 
 impl Lock {
@@ -84,6 +86,7 @@ impl Lock {
             policy: ConnectionPolicy::default(),
             data: Vec::new(),
             owner: None,
+            containers: false,
         })
     }
 
@@ -99,6 +102,15 @@ impl Lock {
     /// when the owner got the lock keeps waiting for its own turn.
     pub fn reentrant(mut self) -> Self {
         self.owner = Some(Arc::new(Mutex::new(Weak::new())));
+        self
+    }
+
+    /// Creates the lock's path and its missing parents as container nodes (Curator's
+    /// `creatingParentContainersIfNeeded`), so ZooKeeper (3.5+) deletes them once the last
+    /// contender is gone instead of leaving empty directories behind. A contender arriving
+    /// just as the server reaps the empty path may fail with `NoNode`; acquire again.
+    pub fn container_parents(mut self) -> Self {
+        self.containers = true;
         self
     }
 
@@ -199,6 +211,7 @@ impl Lock {
             policy: self.policy,
             markers: &[self.naming.marker()],
             blocker: first_holds,
+            containers: self.containers,
         }
         .run(wait)
         .await
@@ -233,6 +246,8 @@ pub(crate) struct Contention<'a> {
     pub(crate) markers: &'a [&'a str],
     /// The rule deciding who holds.
     pub(crate) blocker: Blocker,
+    /// Whether missing parents are created as containers.
+    pub(crate) containers: bool,
 }
 
 impl Contention<'_> {
@@ -241,8 +256,15 @@ impl Contention<'_> {
         let client = self.client;
         let mut pending = PendingNode::new(client);
         pending.protect(self.dir, &self.guid);
-        let (node, stat) =
-            create_protected(client, self.dir, &self.name, &self.guid, self.data).await?;
+        let (node, stat) = create_protected(
+            client,
+            self.dir,
+            &self.name,
+            &self.guid,
+            self.data,
+            self.containers,
+        )
+        .await?;
         pending.arm(&node);
         // The session that owns the node (a retried create may land in a renewed one).
         let session = stat.ephemeral_owner;

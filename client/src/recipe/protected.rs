@@ -42,7 +42,7 @@ where
 }
 
 /// Creates the ephemeral sequential node `{dir}/{name}` (name carrying `guid`), creating
-/// missing parents. When the reply is lost the create may have applied: the node is then
+/// missing parents (as containers with `containers`). When the reply is lost the create may have applied: the node is then
 /// looked up by its guid, and taken only if this session owns it (a node of an earlier
 /// session is about to vanish and is not ours).
 pub(crate) async fn create_protected(
@@ -51,9 +51,15 @@ pub(crate) async fn create_protected(
     name: &str,
     guid: &str,
     data: &[u8],
+    containers: bool,
 ) -> Result<(String, Stat)> {
     let path = format!("{dir}/{name}");
-    let opts = CreateOptions::new(CreateMode::EphemeralSequential).create_parents();
+    let opts = CreateOptions::new(CreateMode::EphemeralSequential);
+    let opts = if containers {
+        opts.create_parent_containers()
+    } else {
+        opts.create_parents()
+    };
     // Cancelled while a create is in flight, the node may exist without anyone knowing its
     // name: the guard then finds it by guid and deletes it.
     let mut in_flight = InFlight {

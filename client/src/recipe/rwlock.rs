@@ -108,6 +108,7 @@ pub struct ReadWriteLock {
     path: String,
     policy: ConnectionPolicy,
     data: Vec<u8>,
+    containers: bool,
 }
 
 impl ReadWriteLock {
@@ -119,6 +120,7 @@ impl ReadWriteLock {
             path: path.trim_end_matches('/').to_owned(),
             policy: ConnectionPolicy::default(),
             data: Vec::new(),
+            containers: false,
         })
     }
 
@@ -131,6 +133,15 @@ impl ReadWriteLock {
     /// Data stored in each contender's node (e.g. who holds it).
     pub fn data(mut self, data: &[u8]) -> Self {
         self.data = data.to_vec();
+        self
+    }
+
+    /// Creates the lock's path and its missing parents as container nodes (Curator's
+    /// `creatingParentContainersIfNeeded`), so ZooKeeper (3.5+) deletes them once the last
+    /// contender is gone. A contender arriving just as the server reaps the empty path may
+    /// fail with `NoNode`; acquire again.
+    pub fn container_parents(mut self) -> Self {
+        self.containers = true;
         self
     }
 
@@ -240,6 +251,7 @@ impl ReadWriteLock {
             policy: self.policy,
             markers: MARKERS,
             blocker,
+            containers: self.containers,
         }
         .run(wait)
         .await

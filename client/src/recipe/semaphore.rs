@@ -43,6 +43,7 @@ pub struct Semaphore {
     max_leases: usize,
     policy: ConnectionPolicy,
     data: Vec<u8>,
+    containers: bool,
 }
 
 impl Semaphore {
@@ -67,6 +68,7 @@ impl Semaphore {
             max_leases,
             policy: ConnectionPolicy::default(),
             data: Vec::new(),
+            containers: false,
         })
     }
 
@@ -79,6 +81,16 @@ impl Semaphore {
     /// Data stored in each lease node (e.g. who holds it).
     pub fn data(mut self, data: &[u8]) -> Self {
         self.data = data.to_vec();
+        self
+    }
+
+    /// Creates the semaphore's path, its `locks` and `leases` directories and their missing
+    /// parents as container nodes (Curator's `creatingParentContainersIfNeeded`), so
+    /// ZooKeeper (3.5+) deletes them once nobody uses the semaphore. An acquirer arriving just
+    /// as the server reaps them may fail with `NoNode`; acquire again.
+    pub fn container_parents(mut self) -> Self {
+        self.lock = self.lock.container_parents();
+        self.containers = true;
         self
     }
 
@@ -138,7 +150,15 @@ impl Semaphore {
         let mut pending = PendingNode::new(client);
         pending.protect(&self.leases, &guid);
         let name = format!("{PROTECTED_PREFIX}{guid}-{LEASE_MARKER}");
-        let (node, stat) = create_protected(client, &self.leases, &name, &guid, &self.data).await?;
+        let (node, stat) = create_protected(
+            client,
+            &self.leases,
+            &name,
+            &guid,
+            &self.data,
+            self.containers,
+        )
+        .await?;
         pending.arm(&node);
         // The session that owns the node (a retried create may land in a renewed one).
         let session = stat.ephemeral_owner;
