@@ -347,3 +347,87 @@ async fn container_parents_are_reaped_once_empty_and_plain_ones_stay() {
     assert!(a.exists("/api-plain/lock/x").await.unwrap().is_some());
     assert!(a.exists("/api-plain").await.unwrap().is_some());
 }
+
+// ----- 5. latch close modes and bounded wait -----
+
+#[tokio::test]
+async fn latch_close_modes_notify_or_stay_silent() {
+    use zkit::recipe::{CloseMode, LeaderEvent, LeaderLatch};
+    let hosts = standalone().connect_string();
+    let a = seeded(hosts, 5101).await;
+    let path = "/api/latch-close";
+
+    // NotifyLeader (the default): woken with NotLeader, then the channel closes.
+    let latch = LeaderLatch::start(&a, path, "notify").unwrap();
+    assert_eq!(latch.close_mode(), CloseMode::NotifyLeader);
+    within("leads", latch.wait_for_leadership()).await.unwrap();
+    let mut rx = latch.events();
+    rx.borrow_and_update();
+    latch.close().await.unwrap();
+    within("told", rx.changed())
+        .await
+        .expect("NotifyLeader wakes receivers with an event");
+    assert_eq!(*rx.borrow_and_update(), LeaderEvent::NotLeader);
+    assert!(within("closed", rx.changed()).await.is_err());
+
+    // Silent: no event, only the channel's end; the value still reads NotLeader.
+    let latch = LeaderLatch::start(&a, path, "silent").unwrap();
+    within("leads", latch.wait_for_leadership()).await.unwrap();
+    let mut rx = latch.events();
+    assert!(matches!(
+        *rx.borrow_and_update(),
+        LeaderEvent::Elected { .. }
+    ));
+    latch.close_with(CloseMode::Silent).await.unwrap();
+    assert!(
+        within("closed", rx.changed()).await.is_err(),
+        "Silent must not wake receivers with an event"
+    );
+    assert_eq!(
+        *rx.borrow(),
+        LeaderEvent::NotLeader,
+        "never a stale Elected"
+    );
+
+    // The mode set on the latch applies to a drop too.
+    let mut latch = LeaderLatch::start(&a, path, "dropped").unwrap();
+    latch.set_close_mode(CloseMode::Silent);
+    within("leads", latch.wait_for_leadership()).await.unwrap();
+    let mut rx = latch.events();
+    rx.borrow_and_update();
+    drop(latch);
+    assert!(within("closed", rx.changed()).await.is_err());
+    assert_eq!(*rx.borrow(), LeaderEvent::NotLeader);
+    assert!(LeaderLatch::participants(&a, path).await.unwrap().len() <= 1);
+}
+
+#[tokio::test]
+async fn latch_waits_for_leadership_at_most_a_timeout() {
+    use zkit::recipe::LeaderLatch;
+    let hosts = standalone().connect_string();
+    let a = seeded(hosts, 5201).await;
+    let b = seeded(hosts, 5202).await;
+    let path = "/api/latch-timeout";
+    let first = LeaderLatch::start(&a, path, "first").unwrap();
+    let epoch = within("first leads", first.wait_for_leadership())
+        .await
+        .unwrap();
+    let second = LeaderLatch::start(&b, path, "second").unwrap();
+    assert_eq!(
+        second
+            .wait_for_leadership_timeout(Duration::from_millis(300))
+            .await
+            .unwrap(),
+        None,
+        "the first still leads"
+    );
+    assert!(!second.has_leadership());
+    first.close().await.unwrap();
+    let next = second
+        .wait_for_leadership_timeout(Duration::from_secs(30))
+        .await
+        .unwrap()
+        .expect("leads once the first closes");
+    assert!(next > epoch);
+    second.close().await.unwrap();
+}

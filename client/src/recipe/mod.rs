@@ -29,7 +29,7 @@ pub use children_watch::ChildrenWatch;
 pub use counter::{Counter, CounterValue, CounterWatch};
 pub use data_watch::{DataWatch, NodeValue};
 pub use double_barrier::DoubleBarrier;
-pub use leader_latch::{LeaderEvent, LeaderLatch};
+pub use leader_latch::{CloseMode, LeaderEvent, LeaderLatch};
 pub use leader_selector::{LeaderSelector, LeadershipContext, Participant, SelectorBuilder};
 pub use lease::{LeaseHolder, NonBlockingLease};
 pub use lock::{ConnectionPolicy, Lock, LockGuard, LockNaming};
