@@ -431,3 +431,87 @@ async fn latch_waits_for_leadership_at_most_a_timeout() {
     assert!(next > epoch);
     second.close().await.unwrap();
 }
+
+// ----- 6. Kazoo-shaped aliases -----
+
+/// A non-blocking Kazoo-style acquire ignores its timeout: it answers well before it.
+async fn promptly<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(5), f)
+        .await
+        .expect("a non-blocking acquire answers without waiting for its timeout")
+}
+
+#[tokio::test]
+async fn kazoo_shaped_acquire_on_lock_rwlock_sides_and_semaphore() {
+    use zkit::recipe::Access;
+    let hosts = standalone().connect_string();
+    let a = seeded(hosts, 6101).await;
+    let b = seeded(hosts, 6102).await;
+    let long = Some(Duration::from_secs(60));
+    let short = Some(Duration::from_millis(300));
+
+    let la = Lock::new(&a, "/api/kazoo-lock").unwrap().data(b"a");
+    let lb = Lock::new(&b, "/api/kazoo-lock").unwrap().data(b"b");
+    let held = la.acquire_with(true, None).await.unwrap().expect("free");
+    assert!(promptly(lb.acquire_with(false, long))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(lb.acquire_with(true, short).await.unwrap().is_none());
+    assert_eq!(lb.contender_ids().await.unwrap(), ["a"], "no node left");
+    held.release().await.unwrap();
+    let g = within("blocking, no timeout", lb.acquire_with(true, None))
+        .await
+        .unwrap()
+        .expect("blocking without a timeout always holds");
+    g.release().await.unwrap();
+
+    let path = "/api/kazoo-rw";
+    let ra = ReadWriteLock::new(&a, path).unwrap().data(b"a").read_lock();
+    let wb = ReadWriteLock::new(&b, path)
+        .unwrap()
+        .data(b"b")
+        .write_lock();
+    let rb = wb.lock().read_lock();
+    assert_eq!(ra.access(), Access::Read);
+    assert_eq!(wb.access(), Access::Write);
+    let read_a = ra.acquire_with(false, None).await.unwrap().expect("free");
+    let read_b = rb
+        .acquire_with(true, short)
+        .await
+        .unwrap()
+        .expect("readers share");
+    assert!(promptly(wb.acquire_with(false, long))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(wb.acquire_with(true, short).await.unwrap().is_none());
+    assert_eq!(wb.contenders().await.unwrap(), ["a", "b"]);
+    read_a.release().await.unwrap();
+    read_b.release().await.unwrap();
+    let w = within("writer", wb.acquire_with(true, None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(ra.try_acquire().await.unwrap().is_none());
+    w.release().await.unwrap();
+
+    let path = "/api/kazoo-sem";
+    let sa = Semaphore::new(&a, path, 1).unwrap().data(b"a");
+    let sb = Semaphore::new(&b, path, 1).unwrap().data(b"b");
+    let lease = sa.acquire_with(true, None).await.unwrap().expect("free");
+    assert!(promptly(sb.acquire_with(false, long))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(sb.acquire_with(true, short).await.unwrap().is_none());
+    assert_eq!(sb.lease_holders().await.unwrap(), ["a"]);
+    lease.release().await.unwrap();
+    let lease = sb
+        .acquire_with(true, long)
+        .await
+        .unwrap()
+        .expect("free again");
+    assert_eq!(sa.lease_holders().await.unwrap(), ["b"]);
+    lease.release().await.unwrap();
+}

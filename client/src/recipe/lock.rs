@@ -18,8 +18,8 @@ use super::participant::contender_ids;
 pub use super::policy::ConnectionPolicy;
 use super::policy::{wait_read_write, TrustWatch};
 use super::protected::{
-    at_most, create_protected, new_guid, retry_on_loss, sorted_contenders_any, until_held,
-    OwnedNode, PendingNode, PROTECTED_PREFIX,
+    at_most, create_protected, kazoo_acquire, new_guid, retry_on_loss, sorted_contenders_any,
+    until_held, OwnedNode, PendingNode, PROTECTED_PREFIX,
 };
 use crate::client::Client;
 use crate::error::{Error, Result};
@@ -186,6 +186,21 @@ impl Lock {
     /// Waits at most `timeout` for the lock; `None` if it did not come (the node is removed).
     pub async fn acquire_timeout(&self, timeout: Duration) -> Result<Option<LockGuard>> {
         at_most(timeout, self.acquire()).await
+    }
+
+    /// Kazoo's `Lock.acquire(blocking, timeout)`: not `blocking`, [`try_acquire`]
+    /// (`timeout` ignored); blocking with a timeout, [`acquire_timeout`]; blocking without,
+    /// [`acquire`] (always `Some`).
+    ///
+    /// [`try_acquire`]: Self::try_acquire
+    /// [`acquire_timeout`]: Self::acquire_timeout
+    /// [`acquire`]: Self::acquire
+    pub async fn acquire_with(
+        &self,
+        blocking: bool,
+        timeout: Option<Duration>,
+    ) -> Result<Option<LockGuard>> {
+        kazoo_acquire(blocking, timeout, self.try_acquire(), self.acquire()).await
     }
 
     /// The contenders' node names, first (the holder) first.

@@ -38,6 +38,6 @@ pub use multi_lock::{MultiLock, MultiLockGuard};
 pub use partitioner::{PartitionState, SetPartitioner};
 pub use party::{Party, ShallowParty};
 pub use queue::Queue;
-pub use rwlock::{Access, ReadWriteLock};
+pub use rwlock::{Access, ReadWriteLock, SideLock};
 pub use semaphore::{Lease, Semaphore};
 pub use tree_cache::{TreeCache, TreeEvent};

@@ -428,6 +428,26 @@ pub(crate) async fn at_most<G>(
     }
 }
 
+/// Kazoo's `acquire(blocking, timeout)` over a recipe's three ways to acquire: not
+/// `blocking`, one try (`timeout` ignored, as Kazoo does); blocking, waits at most `timeout`,
+/// or for good without one.
+pub(crate) async fn kazoo_acquire<G, T, W>(
+    blocking: bool,
+    timeout: Option<std::time::Duration>,
+    try_once: T,
+    wait: W,
+) -> Result<Option<G>>
+where
+    T: Future<Output = Result<Option<G>>>,
+    W: Future<Output = Result<G>>,
+{
+    match (blocking, timeout) {
+        (false, _) => try_once.await,
+        (true, Some(timeout)) => at_most(timeout, wait).await,
+        (true, None) => wait.await.map(Some),
+    }
+}
+
 /// Runs background cleanup (called from `Drop`s) on the current runtime. Without one (the
 /// runtime itself is being dropped, as when a simulated host crashes) there is nothing to
 /// run it on: the session's end removes the ephemeral nodes instead.

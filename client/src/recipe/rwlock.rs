@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use super::lock::{list_contenders, Blocker, ConnectionPolicy, Contention, LockGuard};
 use super::participant::contender_ids;
-use super::protected::{at_most, new_guid, until_held, PROTECTED_PREFIX};
+use super::protected::{at_most, kazoo_acquire, new_guid, until_held, PROTECTED_PREFIX};
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::path::validate_path;
@@ -192,6 +192,22 @@ impl ReadWriteLock {
         contender_ids(&self.client, &self.path, MARKERS).await
     }
 
+    /// The read side as its own handle (Kazoo's `ReadLock`).
+    pub fn read_lock(&self) -> SideLock {
+        SideLock {
+            lock: self.clone(),
+            access: Access::Read,
+        }
+    }
+
+    /// The write side as its own handle (Kazoo's `WriteLock`).
+    pub fn write_lock(&self) -> SideLock {
+        SideLock {
+            lock: self.clone(),
+            access: Access::Write,
+        }
+    }
+
     /// Takes a read hold at once on the strength of `write`, a write guard of this lock held
     /// by this client (Curator's re-entrant read by the write holder): release `write`
     /// afterwards to downgrade without ever letting another writer in. Errors with
@@ -255,6 +271,53 @@ impl ReadWriteLock {
         }
         .run(wait)
         .await
+    }
+}
+
+/// One side of a [`ReadWriteLock`] as a lock of its own, shaped like Kazoo's `ReadLock` and
+/// `WriteLock` (from [`ReadWriteLock::read_lock`] and [`ReadWriteLock::write_lock`]): thin
+/// wrappers over the read-write lock's methods for that side.
+#[derive(Debug, Clone)]
+pub struct SideLock {
+    lock: ReadWriteLock,
+    access: Access,
+}
+
+impl SideLock {
+    /// Which side this is.
+    pub fn access(&self) -> Access {
+        self.access
+    }
+
+    /// The read-write lock this is a side of.
+    pub fn lock(&self) -> &ReadWriteLock {
+        &self.lock
+    }
+
+    /// Waits until this side is granted ([`ReadWriteLock::acquire`]).
+    pub async fn acquire(&self) -> Result<LockGuard> {
+        self.lock.acquire(self.access).await
+    }
+
+    /// Takes this side if it is free now ([`ReadWriteLock::try_acquire`]).
+    pub async fn try_acquire(&self) -> Result<Option<LockGuard>> {
+        self.lock.try_acquire(self.access).await
+    }
+
+    /// Kazoo's `acquire(blocking, timeout)`: not `blocking`, one try (`timeout` ignored);
+    /// blocking, waits at most `timeout`, or for good without one (always `Some`).
+    pub async fn acquire_with(
+        &self,
+        blocking: bool,
+        timeout: Option<Duration>,
+    ) -> Result<Option<LockGuard>> {
+        kazoo_acquire(blocking, timeout, self.try_acquire(), self.acquire()).await
+    }
+
+    /// Kazoo's `contenders()`: the ids of every contender of the lock (both sides), in queue
+    /// order ([`ReadWriteLock::contender_ids`]).
+    pub async fn contenders(&self) -> Result<Vec<String>> {
+        self.lock.contender_ids().await
     }
 }
 

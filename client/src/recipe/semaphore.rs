@@ -23,8 +23,8 @@ use std::time::Duration;
 use super::lock::{ConnectionPolicy, Lock, LockGuard};
 use super::participant::contender_ids;
 use super::protected::{
-    at_most, create_protected, new_guid, retry_on_loss, sorted_contenders, until_held, PendingNode,
-    PROTECTED_PREFIX,
+    at_most, create_protected, kazoo_acquire, new_guid, retry_on_loss, sorted_contenders,
+    until_held, PendingNode, PROTECTED_PREFIX,
 };
 use crate::client::Client;
 use crate::error::{Error, Result};
@@ -118,6 +118,21 @@ impl Semaphore {
     /// Waits at most `timeout` for a lease; `None` if none came (its nodes are removed).
     pub async fn acquire_timeout(&self, timeout: Duration) -> Result<Option<Lease>> {
         at_most(timeout, self.acquire()).await
+    }
+
+    /// Kazoo's `Semaphore.acquire(blocking, timeout)`: not `blocking`, [`try_acquire`]
+    /// (`timeout` ignored); blocking with a timeout, [`acquire_timeout`]; blocking without,
+    /// [`acquire`] (always `Some`).
+    ///
+    /// [`try_acquire`]: Self::try_acquire
+    /// [`acquire_timeout`]: Self::acquire_timeout
+    /// [`acquire`]: Self::acquire
+    pub async fn acquire_with(
+        &self,
+        blocking: bool,
+        timeout: Option<Duration>,
+    ) -> Result<Option<Lease>> {
+        kazoo_acquire(blocking, timeout, self.try_acquire(), self.acquire()).await
     }
 
     /// The lease nodes' names, oldest first.
