@@ -515,3 +515,130 @@ async fn kazoo_shaped_acquire_on_lock_rwlock_sides_and_semaphore() {
     assert_eq!(sa.lease_holders().await.unwrap(), ["b"]);
     lease.release().await.unwrap();
 }
+
+// ----- 7. party re-join after renewal, counter watch state events -----
+
+/// Expires `client`'s session while `proxy` keeps it cut off, then lets it renew.
+async fn expire_and_renew(
+    zk: &zkit_tests::ZkServer,
+    proxy: &zkit_tests::proxy::Proxy,
+    client: &Client,
+) {
+    use zkit_tests::proxy::Mode;
+    let first = client.session_id();
+    let (id, password) = client.session_credentials();
+    proxy.set_mode(Mode::Refuse);
+    proxy.cut();
+    let killer = Client::builder(zk.connect_string())
+        .resume_session(id, &password)
+        .connect()
+        .await
+        .unwrap();
+    killer.close().await;
+    proxy.set_mode(Mode::Forward);
+    within(
+        "the client renews its session",
+        client.wait_for_state(|s| s == zkit::State::Connected && client.session_id() != first),
+    )
+    .await;
+    assert_ne!(client.session_id(), first);
+}
+
+#[tokio::test]
+async fn a_party_member_rejoins_after_a_session_renewal() {
+    use zkit::recipe::{Party, ShallowParty};
+    let zk = standalone();
+    let proxy = zkit_tests::proxy::Proxy::start(zk.address(0).unwrap())
+        .await
+        .unwrap();
+    let renewing = Client::builder(&proxy.connect_string())
+        .session_timeout(Duration::from_secs(4))
+        .seed(7101)
+        .renew_expired_session(true)
+        .connect()
+        .await
+        .unwrap();
+    let observer = seeded(zk.connect_string(), 7102).await;
+    let path = "/api/party-renew";
+    let mut deep = Party::new(&renewing, path, "deep").unwrap();
+    let mut shallow = ShallowParty::new(&renewing, "/api/party-renew-shallow", "shallow").unwrap();
+    deep.join().await.unwrap();
+    shallow.join().await.unwrap();
+    let mut stay = Party::new(&observer, path, "stay").unwrap();
+    stay.join().await.unwrap();
+    assert_eq!(stay.members().await.unwrap(), ["deep", "stay"]);
+
+    expire_and_renew(zk, &proxy, &renewing).await;
+    // Re-joined in the new session (watched, not polled).
+    children_become(&observer, path, 2).await;
+    children_become(&observer, "/api/party-renew-shallow", 1).await;
+    assert_eq!(stay.members().await.unwrap(), ["deep", "stay"]);
+    let children = observer.get_children(path).await.unwrap();
+    for child in children {
+        let stat = observer
+            .exists(&format!("{path}/{child}"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            stat.ephemeral_owner == renewing.session_id()
+                || stat.ephemeral_owner == observer.session_id(),
+            "every node belongs to a live session"
+        );
+    }
+    assert!(deep.is_joined());
+    // Leaving stops the re-joining for good.
+    deep.leave().await.unwrap();
+    assert_eq!(stay.members().await.unwrap(), ["stay"]);
+    shallow.leave().await.unwrap();
+    children_become(&observer, "/api/party-renew-shallow", 0).await;
+}
+
+#[tokio::test]
+async fn a_counter_watch_reports_connection_states_between_values() {
+    use zkit::recipe::{Counter, CounterEvent};
+    use zkit::State;
+    let zk = standalone();
+    let proxy = zkit_tests::proxy::Proxy::start(zk.address(0).unwrap())
+        .await
+        .unwrap();
+    let client = Client::builder(&proxy.connect_string())
+        .session_timeout(Duration::from_secs(10))
+        .seed(7201)
+        .connect()
+        .await
+        .unwrap();
+    let writer = seeded(zk.connect_string(), 7202).await;
+    let path = "/api/counter-states";
+    let counter = Counter::new(&client, path, 0).unwrap();
+    counter.set(5).await.unwrap();
+    let mut watch = counter.watch().unwrap();
+    let first = within("first value", watch.next_event()).await;
+    assert!(
+        matches!(first, Some(CounterEvent::Value(v)) if v.value == 5),
+        "{first:?}"
+    );
+    // Cut the connection: the watch says so (Suspended), then Connected again.
+    proxy.cut();
+    let mut states = Vec::new();
+    while !states.contains(&State::Connected) {
+        match within("state events", watch.next_event()).await {
+            Some(CounterEvent::State(s)) => states.push(s),
+            Some(CounterEvent::Value(v)) => assert_eq!(v.value, 5, "no new value yet"),
+            None => panic!("the watch ended"),
+        }
+    }
+    assert_eq!(states.first(), Some(&State::Suspended), "{states:?}");
+    Counter::new(&writer, path, 0)
+        .unwrap()
+        .add(2)
+        .await
+        .unwrap();
+    loop {
+        match within("the new value", watch.next_event()).await {
+            Some(CounterEvent::Value(v)) if v.value == 7 => break,
+            Some(other) => tracing::debug!(?other, "before the new value"),
+            None => panic!("the watch ended"),
+        }
+    }
+}

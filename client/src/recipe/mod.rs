@@ -26,7 +26,7 @@ pub mod tree_cache;
 
 pub use barrier::Barrier;
 pub use children_watch::ChildrenWatch;
-pub use counter::{Counter, CounterValue, CounterWatch};
+pub use counter::{Counter, CounterEvent, CounterValue, CounterWatch};
 pub use data_watch::{DataWatch, NodeValue};
 pub use double_barrier::DoubleBarrier;
 pub use leader_latch::{CloseMode, LeaderEvent, LeaderLatch};
