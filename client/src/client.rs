@@ -37,8 +37,13 @@ pub struct CreateOptions {
     pub acl: Option<Vec<Acl>>,
     /// Time to live in milliseconds, for the TTL modes.
     pub ttl: Option<i64>,
-    /// Create missing parents (as persistent nodes) first.
+    /// Create missing parents (as persistent nodes, or containers with
+    /// [`parent_containers`](Self::parent_containers)) first.
     pub create_parents: bool,
+    /// Missing parents are created as container nodes (Curator's
+    /// `creatingParentContainersIfNeeded`): ZooKeeper deletes a container once its last child
+    /// is gone, so directories made only to hold recipe nodes do not pile up.
+    pub parent_containers: bool,
 }
 
 impl CreateOptions {
@@ -49,6 +54,7 @@ impl CreateOptions {
             acl: None,
             ttl: None,
             create_parents: false,
+            parent_containers: false,
         }
     }
 
@@ -67,6 +73,15 @@ impl CreateOptions {
     /// Creating missing parents.
     pub fn create_parents(mut self) -> Self {
         self.create_parents = true;
+        self
+    }
+
+    /// Creating missing parents as container nodes (ZooKeeper 3.5+), which the server deletes
+    /// once they have had children and are empty again (Curator's
+    /// `creatingParentContainersIfNeeded`). Existing parents are left as they are.
+    pub fn create_parent_containers(mut self) -> Self {
+        self.create_parents = true;
+        self.parent_containers = true;
         self
     }
 }
@@ -440,7 +455,12 @@ impl Client {
             // state, and callers with many creates in flight pay for that size on each one.
             Err(Error::NoNode { .. }) if opts.create_parents => {
                 Box::pin(async {
-                    self.create_parents(path).await?;
+                    let mode = if opts.parent_containers {
+                        CreateMode::Container
+                    } else {
+                        CreateMode::Persistent
+                    };
+                    self.create_parents(path, mode).await?;
                     self.create_once(path, data, opts).await
                 })
                 .await
@@ -521,14 +541,15 @@ impl Client {
         })
     }
 
-    /// Creates every missing ancestor of `path` as an empty persistent node.
-    async fn create_parents(&self, path: &str) -> Result<()> {
+    /// Creates every missing ancestor of `path` as an empty node of `mode` (persistent or
+    /// container).
+    async fn create_parents(&self, path: &str, mode: CreateMode) -> Result<()> {
         let mut at = 0;
         while let Some(i) = path[at + 1..].find('/') {
             at += 1 + i;
             let parent = &path[..at];
             match self
-                .create_once(parent, &[], &CreateOptions::new(CreateMode::Persistent))
+                .create_once(parent, &[], &CreateOptions::new(mode))
                 .await
             {
                 Ok(_) | Err(Error::NodeExists { .. }) => {}

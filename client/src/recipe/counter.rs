@@ -11,12 +11,15 @@
 //! holds exactly our value one version on, which another writer could have written too) does
 //! the call fail with [`Error::ConnectionLoss`], so an increment is never silently doubled.
 
+use tokio::sync::broadcast;
+
 use super::data_watch::DataWatch;
 use super::protected::{catch_up, retry_on_loss};
 use crate::client::{Client, CreateOptions};
 use crate::error::{Error, Result};
 use crate::path::validate_path;
 use crate::proto::CreateMode;
+use crate::state::State;
 
 /// The value of a counter and the node version it was read at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,35 +173,85 @@ impl Counter {
     pub fn watch(&self) -> Result<CounterWatch> {
         Ok(CounterWatch {
             path: self.path.clone(),
+            // Subscribed before the data watch starts: no transition after it is missed.
+            states: self.client.state_changes(),
             inner: DataWatch::start(&self.client, &self.path)?,
         })
     }
+}
+
+/// What [`CounterWatch::next_event`] yields (Curator's `SharedCountListener`, which hears
+/// both the count and the connection's state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CounterEvent {
+    /// The counter took this value.
+    Value(CounterValue),
+    /// The client's connection state changed: while it is not connected the values seen may
+    /// be stale, and on `Lost` the watch is about to end.
+    State(State),
 }
 
 /// The values a counter takes, in order (distinct node versions). Dropping it stops watching.
 #[derive(Debug)]
 pub struct CounterWatch {
     path: String,
+    states: broadcast::Receiver<State>,
     inner: DataWatch,
 }
 
 impl CounterWatch {
+    /// The next value or connection state change, in the order they happen; `None` once the
+    /// session has ended (after that state was yielded) and no value is left. A state change
+    /// missed by a reader too slow to keep up is skipped (the next one still comes).
+    pub async fn next_event(&mut self) -> Option<CounterEvent> {
+        loop {
+            let state = {
+                let CounterWatch {
+                    path,
+                    states,
+                    inner,
+                } = self;
+                tokio::select! {
+                    biased;
+                    state = states.recv() => state,
+                    value = next_value(path, inner) => return value.map(CounterEvent::Value),
+                }
+            };
+            match state {
+                Ok(state) => return Some(CounterEvent::State(state)),
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::debug!(path = %self.path, missed = n, "counter watch missed state changes");
+                }
+                // The client is gone: only values remain.
+                Err(broadcast::error::RecvError::Closed) => {
+                    return self.next().await.map(CounterEvent::Value);
+                }
+            }
+        }
+    }
+
     /// The next value; `None` once the session has ended. A missing node, or data that is not
     /// a 4-byte counter, is skipped.
     pub async fn next(&mut self) -> Option<CounterValue> {
-        loop {
-            match self.inner.next().await? {
-                Some(v) => match decode(&self.path, &v.data) {
-                    Ok(value) => {
-                        return Some(CounterValue {
-                            value,
-                            version: v.stat.version,
-                        })
-                    }
-                    Err(e) => tracing::debug!(error = %e, "counter value skipped"),
-                },
-                None => tracing::trace!(path = %self.path, "counter node absent"),
-            }
+        next_value(&self.path, &mut self.inner).await
+    }
+}
+
+/// The next counter value `inner` sees at `path`, skipping a missing node and data that is
+/// not a 4-byte counter; `None` once the session has ended.
+async fn next_value(path: &str, inner: &mut DataWatch) -> Option<CounterValue> {
+    loop {
+        match inner.next().await? {
+            Some(v) => match decode(path, &v.data) {
+                Ok(value) => {
+                    return Some(CounterValue {
+                        value,
+                        version: v.stat.version,
+                    })
+                }
+                Err(e) => tracing::debug!(error = %e, "counter value skipped"),
+            },
+            None => tracing::trace!(%path, "counter node absent"),
         }
     }
 }

@@ -20,7 +20,7 @@ use super::participant::participants;
 pub use super::participant::Participant;
 use super::policy::{wait_read_write, ConnectionPolicy, TrustWatch};
 use super::protected::{
-    create_protected, new_guid, sorted_contenders, OwnedNode, PROTECTED_PREFIX,
+    at_most, create_protected, new_guid, sorted_contenders, OwnedNode, PROTECTED_PREFIX,
 };
 use crate::client::Client;
 use crate::error::{Error, Result};
@@ -50,8 +50,24 @@ pub enum LeaderEvent {
     NotLeader,
 }
 
+/// What a latch's [`events`](LeaderLatch::events) receivers are told when it closes (Curator's
+/// `LeaderLatch.CloseMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CloseMode {
+    /// Receivers are woken with [`LeaderEvent::NotLeader`] (if the latch led), then see the
+    /// channel close (Curator's `NOTIFY_LEADER`). zkit's default.
+    #[default]
+    NotifyLeader,
+    /// Receivers are not woken with an event: they only see the channel close (`changed()`
+    /// errs), though the value they read is `NotLeader` from then on, never a stale
+    /// `Elected` (Curator's `SILENT`, its default). If the latch wins leadership while it is
+    /// being closed, receivers woken with that `Elected` are then told `NotLeader` too.
+    Silent,
+}
+
 /// One candidate in a leader election. Dropping it (or [`LeaderLatch::close`]) leaves the
-/// election and deletes its node; its [`events`](LeaderLatch::events) then read `NotLeader`.
+/// election and deletes its node; its [`events`](LeaderLatch::events) then read `NotLeader`,
+/// announced or not per its [`CloseMode`].
 #[derive(Debug)]
 pub struct LeaderLatch {
     client: Client,
@@ -62,6 +78,8 @@ pub struct LeaderLatch {
     /// The node being deleted by [`close`](Self::close): owned until the delete is
     /// confirmed, so a close cancelled half-way still deletes it when the latch drops.
     closing: Option<OwnedNode>,
+    /// What the events' receivers are told on close.
+    close_mode: CloseMode,
     /// Dropped after [`Drop::drop`] has stopped the task (so on close too): publishes
     /// `NotLeader` for every [`events`](Self::events) receiver.
     _step_down: StepDown,
@@ -124,8 +142,21 @@ impl LeaderLatch {
             node,
             task,
             closing: None,
+            close_mode: CloseMode::default(),
             _step_down: step_down,
         })
+    }
+
+    /// Sets what the [`events`](Self::events) receivers are told when the latch is closed or
+    /// dropped (default [`CloseMode::NotifyLeader`]); [`close_with`](Self::close_with)
+    /// overrides it for one close.
+    pub fn set_close_mode(&mut self, mode: CloseMode) {
+        self.close_mode = mode;
+    }
+
+    /// The latch's current [`CloseMode`].
+    pub fn close_mode(&self) -> CloseMode {
+        self.close_mode
     }
 
     /// Whether this candidate leads now.
@@ -157,6 +188,13 @@ impl LeaderLatch {
         }
     }
 
+    /// Waits at most `timeout` for this candidate to lead (Curator's `await(timeout)`):
+    /// `Some(epoch)` if it does, `None` if the time ran out first. Fails if the session ends
+    /// first.
+    pub async fn wait_for_leadership_timeout(&self, timeout: Duration) -> Result<Option<i64>> {
+        at_most(timeout, self.wait_for_leadership()).await
+    }
+
     /// Every change of this candidate's leadership (the latest value; `changed()` wakes on each).
     pub fn events(&self) -> watch::Receiver<LeaderEvent> {
         self.state.clone()
@@ -186,9 +224,19 @@ impl LeaderLatch {
         &self.path
     }
 
-    /// Leaves the election and waits until the node is deleted. Dropping this future before
-    /// it finishes still deletes the node, in the background.
-    pub async fn close(mut self) -> Result<()> {
+    /// Leaves the election and waits until the node is deleted, telling the
+    /// [`events`](Self::events) receivers per the latch's [`CloseMode`]. Dropping this future
+    /// before it finishes still deletes the node, in the background.
+    pub async fn close(self) -> Result<()> {
+        let mode = self.close_mode;
+        self.close_with(mode).await
+    }
+
+    /// Like [`close`](Self::close), telling the receivers per `mode` (Curator's
+    /// `close(CloseMode)`).
+    pub async fn close_with(mut self, mode: CloseMode) -> Result<()> {
+        self.close_mode = mode;
+        self.quiet_if_silent();
         self.task.abort();
         // Once the task has stopped it creates no node any more: the last one published is
         // the only one (a create it was cancelled in removes its own node).
@@ -203,8 +251,23 @@ impl LeaderLatch {
     }
 }
 
+impl LeaderLatch {
+    /// With [`CloseMode::Silent`]: reads `NotLeader` from now on without waking anyone, so
+    /// the step-down published as the task and latch go is no change and wakes nobody.
+    fn quiet_if_silent(&self) {
+        if self.close_mode == CloseMode::Silent {
+            self._step_down.0.send_if_modified(|s| {
+                *s = LeaderEvent::NotLeader;
+                false
+            });
+        }
+    }
+}
+
 impl Drop for LeaderLatch {
     fn drop(&mut self) {
+        // Done by `close_with` already if it ran; harmless twice.
+        self.quiet_if_silent();
         self.task.abort();
         if self.closing.is_none() {
             if let Some(node) = self.node.borrow().clone() {
@@ -288,7 +351,8 @@ impl Candidate {
                 let guid = new_guid(client);
                 let name = format!("{PROTECTED_PREFIX}{guid}-{MARKER}");
                 let (node, stat) =
-                    create_protected(client, &self.path, &name, &guid, self.id.as_bytes()).await?;
+                    create_protected(client, &self.path, &name, &guid, self.id.as_bytes(), false)
+                        .await?;
                 // The create may have been retried into a new session (the client renewed an
                 // expired one meanwhile): the node belongs to the session that owns it, and
                 // this round's trust watch to an older one, so look again in that session.

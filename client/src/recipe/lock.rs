@@ -8,16 +8,18 @@
 //! no longer be trusted: by default when the connection is suspended (the session may expire
 //! unseen), or only when the session is lost, per [`ConnectionPolicy`].
 
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::participant::contender_ids;
 pub use super::policy::ConnectionPolicy;
 use super::policy::{wait_read_write, TrustWatch};
 use super::protected::{
-    at_most, create_protected, new_guid, retry_on_loss, sorted_contenders_any, until_held,
-    OwnedNode, PendingNode, PROTECTED_PREFIX,
+    at_most, create_protected, kazoo_acquire, new_guid, retry_on_loss, sorted_contenders_any,
+    until_held, OwnedNode, PendingNode, PROTECTED_PREFIX,
 };
 use crate::client::Client;
 use crate::error::{Error, Result};
@@ -58,7 +60,8 @@ impl LockNaming {
     }
 }
 
-/// An exclusive lock on a path. Cheap to create; every `acquire` makes a new contender.
+/// An exclusive lock on a path. Cheap to create; every `acquire` makes a new contender,
+/// unless the lock is [re-entrant](Lock::reentrant) and its owner holds it already.
 #[derive(Debug, Clone)]
 pub struct Lock {
     client: Client,
@@ -66,6 +69,10 @@ pub struct Lock {
     naming: LockNaming,
     policy: ConnectionPolicy,
     data: Vec<u8>,
+    /// For a re-entrant lock: the owner's current hold, shared by this handle's clones.
+    owner: Option<Arc<Mutex<Weak<Held>>>>,
+    /// Whether missing parents are created as containers.
+    containers: bool,
 }
 
 impl Lock {
@@ -78,7 +85,38 @@ impl Lock {
             naming: LockNaming::default(),
             policy: ConnectionPolicy::default(),
             data: Vec::new(),
+            owner: None,
+            containers: false,
         })
+    }
+
+    /// Makes the lock re-entrant, as Curator's `InterProcessMutex` is: while a guard this
+    /// handle (or a clone of it: together they are one owner) acquired is alive, acquiring
+    /// again returns at once with a guard sharing the same node, and the node is deleted
+    /// only when the last of those guards is released or dropped ([`LockGuard::holds`]
+    /// counts them). The shared guards have the same fencing token and are lost together.
+    ///
+    /// Curator's owner is a thread; async tasks move between threads, so here the owner is
+    /// the handle: tasks that must exclude each other need handles of their own
+    /// ([`Lock::new`]), not clones of a re-entrant one. An acquire that was already waiting
+    /// when the owner got the lock keeps waiting for its own turn.
+    pub fn reentrant(mut self) -> Self {
+        self.owner = Some(Arc::new(Mutex::new(Weak::new())));
+        self
+    }
+
+    /// Creates the lock's path and its missing parents as container nodes (Curator's
+    /// `creatingParentContainersIfNeeded`), so ZooKeeper (3.5+) deletes them once the last
+    /// contender is gone instead of leaving empty directories behind. A contender arriving
+    /// just as the server reaps the empty path may fail with `NoNode`; acquire again.
+    pub fn container_parents(mut self) -> Self {
+        self.containers = true;
+        self
+    }
+
+    /// Whether [`reentrant`](Self::reentrant) was set.
+    pub fn is_reentrant(&self) -> bool {
+        self.owner.is_some()
     }
 
     /// Names nodes as `naming` does (to share the path with Curator or Kazoo).
@@ -106,13 +144,43 @@ impl Lock {
 
     /// Waits until the lock is held. Dropping the future cancels the attempt and removes
     /// its node.
+    /// Re-entrant, the owner already holding it: a guard sharing that hold, at once.
     pub async fn acquire(&self) -> Result<LockGuard> {
-        until_held(self.acquire_inner(true)).await
+        if let Some(guard) = self.reenter() {
+            return Ok(guard);
+        }
+        let guard = until_held(self.acquire_inner(true)).await?;
+        self.remember(&guard);
+        Ok(guard)
     }
 
-    /// Takes the lock if nobody holds it or waits for it; `None` otherwise.
+    /// Takes the lock if nobody holds it or waits for it; `None` otherwise. Re-entrant, the
+    /// owner already holding it: a guard sharing that hold.
     pub async fn try_acquire(&self) -> Result<Option<LockGuard>> {
-        self.acquire_inner(false).await
+        if let Some(guard) = self.reenter() {
+            return Ok(Some(guard));
+        }
+        let guard = self.acquire_inner(false).await?;
+        if let Some(guard) = &guard {
+            self.remember(guard);
+        }
+        Ok(guard)
+    }
+
+    /// For a re-entrant lock whose owner holds it: another guard of that hold.
+    fn reenter(&self) -> Option<LockGuard> {
+        let owner = self.owner.as_ref()?;
+        let held = owner.lock().unwrap_or_else(|e| e.into_inner());
+        let guard = LockGuard::upgrade(&held)?;
+        tracing::trace!(node = %guard.node(), holds = guard.holds(), "lock re-entered");
+        Some(guard)
+    }
+
+    /// For a re-entrant lock: `guard` is the owner's hold now.
+    fn remember(&self, guard: &LockGuard) {
+        if let Some(owner) = &self.owner {
+            *owner.lock().unwrap_or_else(|e| e.into_inner()) = guard.downgrade();
+        }
     }
 
     /// Waits at most `timeout` for the lock; `None` if it did not come (the node is removed).
@@ -120,9 +188,31 @@ impl Lock {
         at_most(timeout, self.acquire()).await
     }
 
+    /// Kazoo's `Lock.acquire(blocking, timeout)`: not `blocking`, [`try_acquire`]
+    /// (`timeout` ignored); blocking with a timeout, [`acquire_timeout`]; blocking without,
+    /// [`acquire`] (always `Some`).
+    ///
+    /// [`try_acquire`]: Self::try_acquire
+    /// [`acquire_timeout`]: Self::acquire_timeout
+    /// [`acquire`]: Self::acquire
+    pub async fn acquire_with(
+        &self,
+        blocking: bool,
+        timeout: Option<Duration>,
+    ) -> Result<Option<LockGuard>> {
+        kazoo_acquire(blocking, timeout, self.try_acquire(), self.acquire()).await
+    }
+
     /// The contenders' node names, first (the holder) first.
     pub async fn contenders(&self) -> Result<Vec<String>> {
         list_contenders(&self.client, &self.path, &[self.naming.marker()]).await
+    }
+
+    /// The contenders' ids (the [`data`](Self::data) each one stored, read as UTF-8), first
+    /// (the holder) first: Kazoo's `Lock.contenders()`. A contender that leaves while the
+    /// list is read is left out.
+    pub async fn contender_ids(&self) -> Result<Vec<String>> {
+        contender_ids(&self.client, &self.path, &[self.naming.marker()]).await
     }
 
     async fn acquire_inner(&self, wait: bool) -> Result<Option<LockGuard>> {
@@ -136,6 +226,7 @@ impl Lock {
             policy: self.policy,
             markers: &[self.naming.marker()],
             blocker: first_holds,
+            containers: self.containers,
         }
         .run(wait)
         .await
@@ -170,6 +261,8 @@ pub(crate) struct Contention<'a> {
     pub(crate) markers: &'a [&'a str],
     /// The rule deciding who holds.
     pub(crate) blocker: Blocker,
+    /// Whether missing parents are created as containers.
+    pub(crate) containers: bool,
 }
 
 impl Contention<'_> {
@@ -178,8 +271,15 @@ impl Contention<'_> {
         let client = self.client;
         let mut pending = PendingNode::new(client);
         pending.protect(self.dir, &self.guid);
-        let (node, stat) =
-            create_protected(client, self.dir, &self.name, &self.guid, self.data).await?;
+        let (node, stat) = create_protected(
+            client,
+            self.dir,
+            &self.name,
+            &self.guid,
+            self.data,
+            self.containers,
+        )
+        .await?;
         pending.arm(&node);
         // The session that owns the node (a retried create may land in a renewed one).
         let session = stat.ephemeral_owner;
@@ -255,13 +355,30 @@ pub(crate) async fn list_contenders(
 /// connection loss); [`LockGuard::release`] does the same and waits. A release whose future is
 /// dropped before the delete is confirmed (a timeout while offline) still deletes the node in
 /// the background: the lock is never left held by a live session.
+///
+/// Guards handed out by a [re-entrant](Lock::reentrant) lock to the same owner share one node:
+/// it is deleted when the last of them is released or dropped ([`holds`](Self::holds) counts
+/// them).
 #[derive(Debug)]
 pub struct LockGuard {
+    held: Arc<Held>,
+}
+
+/// What the guards of one hold share: the node and its monitor.
+#[derive(Debug)]
+pub(crate) struct Held {
     node: OwnedNode,
     token: i64,
     session_id: i64,
     lost: watch::Receiver<bool>,
     monitor: JoinHandle<()>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // The node, unless its delete was confirmed, goes in the background (`OwnedNode`).
+        self.monitor.abort();
+    }
 }
 
 impl LockGuard {
@@ -278,55 +395,70 @@ impl LockGuard {
         let (tx, lost) = watch::channel(trust.is_lost_now());
         let monitor = tokio::spawn(monitor(client.clone(), node.clone(), trust, tx));
         LockGuard {
-            node: OwnedNode::new(client, node),
-            token,
-            session_id,
-            lost,
-            monitor,
+            held: Arc::new(Held {
+                node: OwnedNode::new(client, node),
+                token,
+                session_id,
+                lost,
+                monitor,
+            }),
         }
+    }
+
+    /// A handle on the hold that does not keep it alive.
+    pub(crate) fn downgrade(&self) -> Weak<Held> {
+        Arc::downgrade(&self.held)
+    }
+
+    /// A guard of the hold `weak` points at, if a guard of it is still alive.
+    pub(crate) fn upgrade(weak: &Weak<Held>) -> Option<Self> {
+        weak.upgrade().map(|held| LockGuard { held })
     }
 
     /// A token strictly increasing across successive holders of this lock (the holder node's
     /// creation zxid): hand it to the resources the lock protects, which refuse older ones.
     pub fn fencing_token(&self) -> i64 {
-        self.token
+        self.held.token
     }
 
     /// The holder node's path.
     pub fn node(&self) -> &str {
-        self.node.path().unwrap_or_default()
+        self.held.node.path().unwrap_or_default()
     }
 
     /// The session the lock was acquired in.
     pub fn session_id(&self) -> i64 {
-        self.session_id
+        self.held.session_id
+    }
+
+    /// How many guards share this hold: 1 unless a [re-entrant](Lock::reentrant) lock was
+    /// acquired again by its owner (Curator's hold count).
+    pub fn holds(&self) -> usize {
+        Arc::strong_count(&self.held)
     }
 
     /// Whether the lock can no longer be trusted.
     pub fn is_lost(&self) -> bool {
-        *self.lost.borrow()
+        *self.held.lost.borrow()
     }
 
     /// Resolves when the lock can no longer be trusted: the connection was suspended (per the
     /// policy), the session was lost, or the node disappeared.
     pub async fn lost(&self) {
-        let mut rx = self.lost.clone();
+        let mut rx = self.held.lost.clone();
         let _ = rx.wait_for(|lost| *lost).await;
     }
 
     /// Releases the lock and waits until its node is deleted (or the session is gone, which
     /// deletes it too). Dropping this future before it finishes still releases the lock, in
-    /// the background.
-    pub async fn release(mut self) -> Result<()> {
-        self.monitor.abort();
-        self.node.delete().await
-    }
-}
-
-impl Drop for LockGuard {
-    fn drop(&mut self) {
-        // The node, unless its delete was confirmed, goes in the background (`OwnedNode`).
-        self.monitor.abort();
+    /// the background. A guard sharing its hold with others (re-entrancy) only gives up its
+    /// share: the node stays until the last one goes.
+    pub async fn release(self) -> Result<()> {
+        let Some(mut held) = Arc::into_inner(self.held) else {
+            return Ok(());
+        };
+        held.monitor.abort();
+        held.node.delete().await
     }
 }
 

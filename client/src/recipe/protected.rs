@@ -42,7 +42,7 @@ where
 }
 
 /// Creates the ephemeral sequential node `{dir}/{name}` (name carrying `guid`), creating
-/// missing parents. When the reply is lost the create may have applied: the node is then
+/// missing parents (as containers with `containers`). When the reply is lost the create may have applied: the node is then
 /// looked up by its guid, and taken only if this session owns it (a node of an earlier
 /// session is about to vanish and is not ours).
 pub(crate) async fn create_protected(
@@ -51,9 +51,15 @@ pub(crate) async fn create_protected(
     name: &str,
     guid: &str,
     data: &[u8],
+    containers: bool,
 ) -> Result<(String, Stat)> {
     let path = format!("{dir}/{name}");
-    let opts = CreateOptions::new(CreateMode::EphemeralSequential).create_parents();
+    let opts = CreateOptions::new(CreateMode::EphemeralSequential);
+    let opts = if containers {
+        opts.create_parent_containers()
+    } else {
+        opts.create_parents()
+    };
     // Cancelled while a create is in flight, the node may exist without anyone knowing its
     // name: the guard then finds it by guid and deletes it.
     let mut in_flight = InFlight {
@@ -419,6 +425,26 @@ pub(crate) async fn at_most<G>(
     match tokio::time::timeout(timeout, wait).await {
         Ok(r) => r.map(Some),
         Err(_) => Ok(None),
+    }
+}
+
+/// Kazoo's `acquire(blocking, timeout)` over a recipe's three ways to acquire: not
+/// `blocking`, one try (`timeout` ignored, as Kazoo does); blocking, waits at most `timeout`,
+/// or for good without one.
+pub(crate) async fn kazoo_acquire<G, T, W>(
+    blocking: bool,
+    timeout: Option<std::time::Duration>,
+    try_once: T,
+    wait: W,
+) -> Result<Option<G>>
+where
+    T: Future<Output = Result<Option<G>>>,
+    W: Future<Output = Result<G>>,
+{
+    match (blocking, timeout) {
+        (false, _) => try_once.await,
+        (true, Some(timeout)) => at_most(timeout, wait).await,
+        (true, None) => wait.await.map(Some),
     }
 }
 

@@ -16,15 +16,26 @@
 //! across conflicting holders (a writer and whoever holds before or after it), and
 //! [`LockGuard::lost`] resolves when the hold can no longer be trusted, per
 //! [`ConnectionPolicy`]. Dropping a guard releases; dropping a pending acquire removes its
-//! node. Unlike Curator's, the lock is not re-entrant: a writer asking to read queues like
-//! anyone else.
+//! node. Unlike Curator's, the lock is not re-entrant: a writer asking to [`read`] queues like
+//! anyone else. What Curator's re-entrancy is mostly used for, downgrading a write hold to a
+//! read hold without letting another writer in between, is explicit here:
+//! [`ReadWriteLock::read_with`] takes a read hold at once on the strength of a write guard
+//! (then release the write guard), and [`ReadWriteLock::downgrade`] does both. The reader
+//! node such a downgrade makes is marked (`_c_<guid>-down__READ__<seq>`, still a reader to
+//! Curator), and a zkit writer at the head of the queue also waits for marked readers behind
+//! it, so a writer queued before the downgrade cannot take the lock while the downgraded
+//! reader holds (Curator's own writers do not know the mark). The other way round (read to
+//! write) is not offered: two readers upgrading would wait for each other forever.
+//!
+//! [`read`]: ReadWriteLock::read
 
 use std::time::Duration;
 
-use super::lock::{first_holds, list_contenders, ConnectionPolicy, Contention, LockGuard};
-use super::protected::{at_most, new_guid, until_held, PROTECTED_PREFIX};
+use super::lock::{list_contenders, Blocker, ConnectionPolicy, Contention, LockGuard};
+use super::participant::contender_ids;
+use super::protected::{at_most, kazoo_acquire, new_guid, until_held, PROTECTED_PREFIX};
 use crate::client::Client;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::path::validate_path;
 
 /// The marker of a reader's node (Curator's `READ_LOCK_NAME`).
@@ -33,6 +44,9 @@ pub const READ_MARKER: &str = "__READ__";
 pub const WRITE_MARKER: &str = "__WRIT__";
 
 const MARKERS: &[&str] = &[READ_MARKER, WRITE_MARKER];
+
+/// What marks a reader node made by a downgrade (it also carries [`READ_MARKER`]).
+const DOWNGRADED_MARKER: &str = "down__READ__";
 
 /// Which side of the lock a contender takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +85,22 @@ fn no_writer_ahead(contenders: &[String], ours: usize) -> Option<usize> {
         .rposition(|c| c.contains(WRITE_MARKER))
 }
 
+/// A writer waits for its predecessor; at the head of the queue it still waits for a
+/// downgraded reader (which may sit behind it, having been created after it).
+fn writer_blocker(contenders: &[String], ours: usize) -> Option<usize> {
+    if let Some(before) = ours.checked_sub(1) {
+        return Some(before);
+    }
+    contenders
+        .iter()
+        .position(|c| c.contains(DOWNGRADED_MARKER))
+}
+
+/// A downgrading reader holds at once: the write hold it comes from excludes other writers.
+fn holds_at_once(_contenders: &[String], _ours: usize) -> Option<usize> {
+    None
+}
+
 /// A read-write lock on a path. Cheap to create; every acquire makes a new contender.
 #[derive(Debug, Clone)]
 pub struct ReadWriteLock {
@@ -78,6 +108,7 @@ pub struct ReadWriteLock {
     path: String,
     policy: ConnectionPolicy,
     data: Vec<u8>,
+    containers: bool,
 }
 
 impl ReadWriteLock {
@@ -89,6 +120,7 @@ impl ReadWriteLock {
             path: path.trim_end_matches('/').to_owned(),
             policy: ConnectionPolicy::default(),
             data: Vec::new(),
+            containers: false,
         })
     }
 
@@ -101,6 +133,15 @@ impl ReadWriteLock {
     /// Data stored in each contender's node (e.g. who holds it).
     pub fn data(mut self, data: &[u8]) -> Self {
         self.data = data.to_vec();
+        self
+    }
+
+    /// Creates the lock's path and its missing parents as container nodes (Curator's
+    /// `creatingParentContainersIfNeeded`), so ZooKeeper (3.5+) deletes them once the last
+    /// contender is gone. A contender arriving just as the server reaps the empty path may
+    /// fail with `NoNode`; acquire again.
+    pub fn container_parents(mut self) -> Self {
+        self.containers = true;
         self
     }
 
@@ -144,29 +185,146 @@ impl ReadWriteLock {
         list_contenders(&self.client, &self.path, MARKERS).await
     }
 
+    /// The contenders' ids (the [`data`](Self::data) each one stored, read as UTF-8), readers
+    /// and writers, in queue order (Kazoo's `contenders()`). A contender that leaves while
+    /// the list is read is left out.
+    pub async fn contender_ids(&self) -> Result<Vec<String>> {
+        contender_ids(&self.client, &self.path, MARKERS).await
+    }
+
+    /// The read side as its own handle (Kazoo's `ReadLock`).
+    pub fn read_lock(&self) -> SideLock {
+        SideLock {
+            lock: self.clone(),
+            access: Access::Read,
+        }
+    }
+
+    /// The write side as its own handle (Kazoo's `WriteLock`).
+    pub fn write_lock(&self) -> SideLock {
+        SideLock {
+            lock: self.clone(),
+            access: Access::Write,
+        }
+    }
+
+    /// Takes a read hold at once on the strength of `write`, a write guard of this lock held
+    /// by this client (Curator's re-entrant read by the write holder): release `write`
+    /// afterwards to downgrade without ever letting another writer in. Errors with
+    /// `InvalidArgument` if `write` is not a live write hold of this lock in the current
+    /// session.
+    pub async fn read_with(&self, write: &LockGuard) -> Result<LockGuard> {
+        let node = write.node();
+        let ours = node
+            .strip_prefix(self.path.as_str())
+            .and_then(|rest| rest.strip_prefix('/'))
+            .filter(|name| !name.contains('/'));
+        if ours.and_then(Access::of) != Some(Access::Write)
+            || write.is_lost()
+            || write.session_id() != self.client.session_id()
+        {
+            return Err(Error::InvalidArgument(format!(
+                "{node} is not a live write hold of {}",
+                self.path
+            )));
+        }
+        until_held(self.contend_as(DOWNGRADED_MARKER, holds_at_once, true)).await
+    }
+
+    /// Downgrades a write hold to a read hold (Curator's write-to-read downgrade): takes the
+    /// read hold with [`read_with`](Self::read_with), then releases `write`. No writer can
+    /// take the lock in between, and readers waiting behind the writer get in at once. If
+    /// the read hold cannot be taken, `write` is released (dropped) and the error returned.
+    pub async fn downgrade(&self, write: LockGuard) -> Result<LockGuard> {
+        let read = self.read_with(&write).await?;
+        write.release().await?;
+        Ok(read)
+    }
+
     async fn contend(&self, access: Access, wait: bool) -> Result<Option<LockGuard>> {
+        match access {
+            Access::Read => {
+                self.contend_as(access.marker(), no_writer_ahead, wait)
+                    .await
+            }
+            Access::Write => self.contend_as(access.marker(), writer_blocker, wait).await,
+        }
+    }
+
+    async fn contend_as(
+        &self,
+        marker: &str,
+        blocker: Blocker,
+        wait: bool,
+    ) -> Result<Option<LockGuard>> {
         let guid = new_guid(&self.client);
         Contention {
             client: &self.client,
             dir: &self.path,
-            name: format!("{PROTECTED_PREFIX}{guid}-{}", access.marker()),
+            name: format!("{PROTECTED_PREFIX}{guid}-{marker}"),
             guid,
             data: &self.data,
             policy: self.policy,
             markers: MARKERS,
-            blocker: match access {
-                Access::Read => no_writer_ahead,
-                Access::Write => first_holds,
-            },
+            blocker,
+            containers: self.containers,
         }
         .run(wait)
         .await
     }
 }
 
+/// One side of a [`ReadWriteLock`] as a lock of its own, shaped like Kazoo's `ReadLock` and
+/// `WriteLock` (from [`ReadWriteLock::read_lock`] and [`ReadWriteLock::write_lock`]): thin
+/// wrappers over the read-write lock's methods for that side.
+#[derive(Debug, Clone)]
+pub struct SideLock {
+    lock: ReadWriteLock,
+    access: Access,
+}
+
+impl SideLock {
+    /// Which side this is.
+    pub fn access(&self) -> Access {
+        self.access
+    }
+
+    /// The read-write lock this is a side of.
+    pub fn lock(&self) -> &ReadWriteLock {
+        &self.lock
+    }
+
+    /// Waits until this side is granted ([`ReadWriteLock::acquire`]).
+    pub async fn acquire(&self) -> Result<LockGuard> {
+        self.lock.acquire(self.access).await
+    }
+
+    /// Takes this side if it is free now ([`ReadWriteLock::try_acquire`]).
+    pub async fn try_acquire(&self) -> Result<Option<LockGuard>> {
+        self.lock.try_acquire(self.access).await
+    }
+
+    /// Kazoo's `acquire(blocking, timeout)`: not `blocking`, one try (`timeout` ignored);
+    /// blocking, waits at most `timeout`, or for good without one (always `Some`).
+    pub async fn acquire_with(
+        &self,
+        blocking: bool,
+        timeout: Option<Duration>,
+    ) -> Result<Option<LockGuard>> {
+        kazoo_acquire(blocking, timeout, self.try_acquire(), self.acquire()).await
+    }
+
+    /// Kazoo's `contenders()`: the ids of every contender of the lock (both sides), in queue
+    /// order ([`ReadWriteLock::contender_ids`]).
+    pub async fn contenders(&self) -> Result<Vec<String>> {
+        self.lock.contender_ids().await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::recipe::lock::first_holds;
 
     fn names(kinds: &str) -> Vec<String> {
         kinds
@@ -192,5 +350,16 @@ mod tests {
         assert_eq!(Access::of(&c[2]), Some(Access::Write));
         assert_eq!(Access::of(&c[0]), Some(Access::Read));
         assert_eq!(Access::of("other"), None);
+        assert_eq!(writer_blocker(&c, 0), None);
+        assert_eq!(writer_blocker(&c, 2), Some(1));
+    }
+
+    #[test]
+    fn a_writer_at_the_head_waits_for_a_downgraded_reader_behind_it() {
+        let mut c = names("wr");
+        c.push(format!("_c_gd-{DOWNGRADED_MARKER}0000000009"));
+        assert_eq!(Access::of(&c[2]), Some(Access::Read));
+        assert_eq!(writer_blocker(&c, 0), Some(2));
+        assert_eq!(no_writer_ahead(&c[1..], 0), None);
     }
 }

@@ -21,9 +21,10 @@
 use std::time::Duration;
 
 use super::lock::{ConnectionPolicy, Lock, LockGuard};
+use super::participant::contender_ids;
 use super::protected::{
-    at_most, create_protected, new_guid, retry_on_loss, sorted_contenders, until_held, PendingNode,
-    PROTECTED_PREFIX,
+    at_most, create_protected, kazoo_acquire, new_guid, retry_on_loss, sorted_contenders,
+    until_held, PendingNode, PROTECTED_PREFIX,
 };
 use crate::client::Client;
 use crate::error::{Error, Result};
@@ -42,6 +43,7 @@ pub struct Semaphore {
     max_leases: usize,
     policy: ConnectionPolicy,
     data: Vec<u8>,
+    containers: bool,
 }
 
 impl Semaphore {
@@ -66,6 +68,7 @@ impl Semaphore {
             max_leases,
             policy: ConnectionPolicy::default(),
             data: Vec::new(),
+            containers: false,
         })
     }
 
@@ -78,6 +81,16 @@ impl Semaphore {
     /// Data stored in each lease node (e.g. who holds it).
     pub fn data(mut self, data: &[u8]) -> Self {
         self.data = data.to_vec();
+        self
+    }
+
+    /// Creates the semaphore's path, its `locks` and `leases` directories and their missing
+    /// parents as container nodes (Curator's `creatingParentContainersIfNeeded`), so
+    /// ZooKeeper (3.5+) deletes them once nobody uses the semaphore. An acquirer arriving just
+    /// as the server reaps them may fail with `NoNode`; acquire again.
+    pub fn container_parents(mut self) -> Self {
+        self.lock = self.lock.container_parents();
+        self.containers = true;
         self
     }
 
@@ -107,6 +120,21 @@ impl Semaphore {
         at_most(timeout, self.acquire()).await
     }
 
+    /// Kazoo's `Semaphore.acquire(blocking, timeout)`: not `blocking`, [`try_acquire`]
+    /// (`timeout` ignored); blocking with a timeout, [`acquire_timeout`]; blocking without,
+    /// [`acquire`] (always `Some`).
+    ///
+    /// [`try_acquire`]: Self::try_acquire
+    /// [`acquire_timeout`]: Self::acquire_timeout
+    /// [`acquire`]: Self::acquire
+    pub async fn acquire_with(
+        &self,
+        blocking: bool,
+        timeout: Option<Duration>,
+    ) -> Result<Option<Lease>> {
+        kazoo_acquire(blocking, timeout, self.try_acquire(), self.acquire()).await
+    }
+
     /// The lease nodes' names, oldest first.
     pub async fn leases(&self) -> Result<Vec<String>> {
         match retry_on_loss(&self.client, || self.client.get_children(&self.leases)).await {
@@ -114,6 +142,13 @@ impl Semaphore {
             Err(Error::NoNode { .. }) => Ok(Vec::new()),
             Err(e) => Err(e),
         }
+    }
+
+    /// The lease holders' ids (the [`data`](Self::data) each stored in its lease node, read
+    /// as UTF-8), oldest lease first: Kazoo's `Semaphore.lease_holders()`. A lease released
+    /// while the list is read is left out.
+    pub async fn lease_holders(&self) -> Result<Vec<String>> {
+        contender_ids(&self.client, &self.leases, &[LEASE_MARKER]).await
     }
 
     async fn acquire_inner(&self, wait: bool) -> Result<Option<Lease>> {
@@ -130,7 +165,15 @@ impl Semaphore {
         let mut pending = PendingNode::new(client);
         pending.protect(&self.leases, &guid);
         let name = format!("{PROTECTED_PREFIX}{guid}-{LEASE_MARKER}");
-        let (node, stat) = create_protected(client, &self.leases, &name, &guid, &self.data).await?;
+        let (node, stat) = create_protected(
+            client,
+            &self.leases,
+            &name,
+            &guid,
+            &self.data,
+            self.containers,
+        )
+        .await?;
         pending.arm(&node);
         // The session that owns the node (a retried create may land in a renewed one).
         let session = stat.ephemeral_owner;
