@@ -17,43 +17,21 @@ use std::time::Duration;
 use rand::Rng;
 use zkit::recipe::LockingQueue;
 
+use super::queue::put_forever;
 use super::{start, ClientSpec};
 use crate::history::Event;
 
-/// Runs the producer loop forever.
+/// Runs the producer loop forever (the queue roles' loop, on a `LockingQueue`).
 pub async fn produce(
     spec: &ClientSpec,
     incarnation: u32,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let who = spec.host();
-    let client = spec.client;
-    let history = &spec.history;
-    let (lo, hi) = spec.workload.hold;
     let (mut rng, zk) = start(spec, incarnation).await;
     let queue = LockingQueue::new(&zk, &spec.workload.path)?;
-    let mut n = 0u64;
-    loop {
-        let item = format!("c{client}.{incarnation}.{n}");
-        n += 1;
-        let started = spec.history.now();
-        match queue.put(item.as_bytes()).await {
-            Ok(_) => {
-                history.pause_point(client).await;
-                history.record(Event::QueuePut {
-                    client,
-                    item,
-                    started,
-                });
-            }
-            Err(e) => {
-                history.record(Event::QueuePutUncertain { client, item });
-                history.note(&who, format!("put failed: {e}"));
-                let _ = zk.wait_connected().await;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-        tokio::time::sleep(rng.random_range(lo..=hi)).await;
-    }
+    put_forever(spec, incarnation, &mut rng, &zk, async |item| {
+        queue.put(item).await
+    })
+    .await
 }
 
 /// Runs the consumer loop forever.

@@ -14,7 +14,9 @@
 use std::time::Duration;
 
 use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 use zkit::recipe::Queue;
+use zkit::Client;
 
 use super::{start, ClientSpec};
 use crate::history::Event;
@@ -24,18 +26,33 @@ pub async fn produce(
     spec: &ClientSpec,
     incarnation: u32,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    let (mut rng, zk) = start(spec, incarnation).await;
+    let queue = Queue::new(&zk, &spec.workload.path)?;
+    put_forever(spec, incarnation, &mut rng, &zk, async |item| {
+        queue.put(item).await
+    })
+    .await
+}
+
+/// The producer loop of both queue roles: puts the client's numbered items with `put`, a
+/// random `hold` apart, recording each acknowledged put and each put without a verdict.
+pub(super) async fn put_forever(
+    spec: &ClientSpec,
+    incarnation: u32,
+    rng: &mut ChaCha8Rng,
+    zk: &Client,
+    put: impl AsyncFn(&[u8]) -> zkit::Result<String>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let who = spec.host();
     let client = spec.client;
     let history = &spec.history;
     let (lo, hi) = spec.workload.hold;
-    let (mut rng, zk) = start(spec, incarnation).await;
-    let queue = Queue::new(&zk, &spec.workload.path)?;
     let mut n = 0u64;
     loop {
         let item = format!("c{client}.{incarnation}.{n}");
         n += 1;
         let started = spec.history.now();
-        match queue.put(item.as_bytes()).await {
+        match put(item.as_bytes()).await {
             Ok(_) => {
                 history.pause_point(client).await;
                 history.record(Event::QueuePut {
