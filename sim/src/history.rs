@@ -531,6 +531,11 @@ impl History {
         }
     }
 
+    /// Whether this history stamps real time ([`History::real_time`]).
+    pub fn is_real_time(&self) -> bool {
+        self.origin.is_some()
+    }
+
     /// The time events are stamped with: the simulated time inside turmoil; in real mode
     /// ([`History::real_time`]) the time since the run started; else zero.
     pub fn now(&self) -> Duration {
@@ -629,9 +634,16 @@ impl History {
         self.lock().sessions.get(&client).cloned()
     }
 
-    /// A copy of every record so far.
+    /// A copy of every record so far, in time order. In simulation that is the order they
+    /// were recorded in; in real mode threads stamp and append concurrently, and an expiry
+    /// is filed after the fact with the time it was last known alive, so the copy is sorted
+    /// by time (stably: equal times keep their order).
     pub fn records(&self) -> Vec<Record> {
-        self.lock().records.clone()
+        let mut records = self.lock().records.clone();
+        if self.is_real_time() {
+            records.sort_by_key(|r| r.at);
+        }
+        records
     }
 
     /// The fenced resource's state.
@@ -693,9 +705,8 @@ impl History {
 
     /// The deterministic text trace: one line per event.
     pub fn render(&self) -> String {
-        let inner = self.lock();
         let mut out = String::new();
-        for r in &inner.records {
+        for r in &self.records() {
             let _ = writeln!(out, "{}", render_record(r));
         }
         out

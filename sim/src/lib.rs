@@ -10,7 +10,9 @@
 //! - [`resource`]: the fenced resource the lock holders write to;
 //! - [`history`]: the global event log keyed by simulated time, rendered to a trace;
 //! - [`check`](mod@check): checkers over the history (mutual exclusion, fencing);
-//! - [`runner`]: seed -> simulation -> verdict + coverage + trace;
+//! - [`runner`]: seed -> simulation -> verdict + coverage + trace; and, in real mode, one
+//!   run of the same scenario against a real ensemble ([`runner::real`]);
+//! - [`fidelity`]: real runs and simulated seeds side by side;
 //! - [`shrink`]: a failing seed's fault schedule cut down to the faults that matter;
 //! - [`timeline`]: a run drawn as a self-contained HTML page;
 //! - [`harness`]: [`check()`], running a downstream crate's own async code as roles of a
@@ -20,6 +22,7 @@
 
 pub mod check;
 pub mod ensemble;
+pub mod fidelity;
 pub mod harness;
 pub mod history;
 pub mod net;

@@ -1,5 +1,6 @@
 //! The subcommands of the `zkit-sim` binary, one per file.
 
+pub mod real;
 pub mod replay;
 pub mod report;
 pub mod run;

@@ -43,13 +43,25 @@ pub struct RunArgs {
     shard: Option<Shard>,
     /// Where failing seeds' traces go.
     #[arg(long, default_value = "target/zkit-sim")]
-    trace_dir: PathBuf,
+    pub(super) trace_dir: PathBuf,
     /// Also write a JUnit XML report here (one test case per scenario and seed range).
     #[arg(long, value_name = "FILE")]
-    junit: Option<PathBuf>,
+    pub(super) junit: Option<PathBuf>,
     /// Also write a JSON report here (the summary, coverage and violations).
     #[arg(long, value_name = "FILE")]
-    json: Option<PathBuf>,
+    pub(super) json: Option<PathBuf>,
+    /// Run against a real ZooKeeper ensemble (started with `scripts/zk` on loopback, behind
+    /// fault proxies) instead of the simulation; `--seeds` does not apply, see `--runs`.
+    #[arg(long)]
+    real: bool,
+    /// Real mode: how many runs of each scenario (run i draws its faults and targets as
+    /// seed i would).
+    #[arg(long, default_value = "1", value_parser = clap::value_parser!(u64).range(1..), requires = "real")]
+    pub(super) runs: u64,
+    /// Real mode: also run each scenario for this many simulated seeds and print the real
+    /// and simulated figures side by side.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), requires = "real")]
+    pub(super) compare_seeds: Option<u64>,
     /// Internal: run in this process and print one machine line per seed.
     #[arg(long, hide = true)]
     worker: bool,
@@ -96,7 +108,7 @@ fn parse_shard(v: &str) -> Result<Shard, String> {
 
 /// What one seed gave, as a worker reports it.
 #[derive(Debug, Clone, Default)]
-struct SeedResult {
+pub(super) struct SeedResult {
     scenario: usize,
     seed: u64,
     violations: Vec<String>,
@@ -106,6 +118,30 @@ struct SeedResult {
 }
 
 impl SeedResult {
+    /// What `outcome` (of scenario number `scenario`) gave.
+    pub(super) fn of(scenario: usize, outcome: &runner::Outcome) -> SeedResult {
+        SeedResult {
+            scenario,
+            seed: outcome.seed,
+            violations: outcome.violations.iter().map(|v| v.to_string()).collect(),
+            fired: outcome.coverage.faults_fired,
+            skipped: outcome.coverage.faults_skipped,
+            counts: outcome
+                .coverage
+                .by_kind
+                .iter()
+                .map(|(k, n)| (format!("fault:{k}"), *n))
+                .chain(
+                    outcome
+                        .coverage
+                        .counts
+                        .iter()
+                        .map(|(k, n)| ((*k).to_owned(), *n)),
+                )
+                .collect(),
+        }
+    }
+
     fn to_line(&self) -> String {
         let counts: Vec<String> = self
             .counts
@@ -202,6 +238,9 @@ pub fn run(args: RunArgs) -> ExitCode {
             None => return ExitCode::from(2),
         }
     }
+    if args.real {
+        return super::real::run(&args, &scenarios, &files);
+    }
     let shard = args.shard.unwrap_or(Shard { index: 0, count: 1 });
     if args.worker {
         return worker(&scenarios, &args.seeds, shard, &args.trace_dir);
@@ -249,7 +288,14 @@ pub fn run(args: RunArgs) -> ExitCode {
         let _ = write!(seeds, " shard {}/{}", shard.index + 1, shard.count);
     }
     let report = RunReport {
-        scenarios: reports(&scenarios, &files, &mut results, &seeds, &args.trace_dir),
+        scenarios: reports(
+            &scenarios,
+            &files,
+            &mut results,
+            &seeds,
+            &args.trace_dir,
+            false,
+        ),
         elapsed_s: elapsed,
     };
     let failed = summary(&report);
@@ -337,26 +383,7 @@ fn worker(scenarios: &[Scenario], seeds: &Range<u64>, shard: Shard, trace_dir: &
     for (i, scenario) in scenarios.iter().enumerate() {
         for seed in shard_seeds(seeds, shard) {
             let outcome = runner::run(scenario, seed);
-            let result = SeedResult {
-                scenario: i,
-                seed,
-                violations: outcome.violations.iter().map(|v| v.to_string()).collect(),
-                fired: outcome.coverage.faults_fired,
-                skipped: outcome.coverage.faults_skipped,
-                counts: outcome
-                    .coverage
-                    .by_kind
-                    .iter()
-                    .map(|(k, n)| (format!("fault:{k}"), *n))
-                    .chain(
-                        outcome
-                            .coverage
-                            .counts
-                            .iter()
-                            .map(|(k, n)| ((*k).to_owned(), *n)),
-                    )
-                    .collect(),
-            };
+            let result = SeedResult::of(i, &outcome);
             if !outcome.passed() {
                 failed = true;
                 let file = trace_dir.join(trace_name(&scenario.name, seed));
@@ -387,12 +414,13 @@ fn trace_name(scenario: &str, seed: u64) -> String {
 }
 
 /// Each scenario's results summed up, with every failing seed's replay (and shrink) command.
-fn reports(
+pub(super) fn reports(
     scenarios: &[Scenario],
     files: &[PathBuf],
     results: &mut [Vec<SeedResult>],
     seeds: &str,
     trace_dir: &Path,
+    real: bool,
 ) -> Vec<ScenarioReport> {
     let mut out = Vec::new();
     for ((scenario, file), rs) in scenarios.iter().zip(files).zip(results.iter_mut()) {
@@ -409,13 +437,20 @@ fn reports(
             .map(|r| SeedFailure {
                 seed: r.seed,
                 violations: r.violations.clone(),
-                replay: format!(
-                    "cargo run --release -p zkit-sim -- replay {} --seed {} --trace {}",
-                    file.display(),
-                    r.seed,
-                    trace_dir.join(trace_name(&scenario.name, r.seed)).display()
-                ),
-                shrink: scenario.swarm.is_some().then(|| {
+                replay: if real {
+                    format!(
+                        "real runs do not replay; trace and members' logs in {}",
+                        super::real::failure_dir(trace_dir, &scenario.name, r.seed).display()
+                    )
+                } else {
+                    format!(
+                        "cargo run --release -p zkit-sim -- replay {} --seed {} --trace {}",
+                        file.display(),
+                        r.seed,
+                        trace_dir.join(trace_name(&scenario.name, r.seed)).display()
+                    )
+                },
+                shrink: (scenario.swarm.is_some() && !real).then(|| {
                     format!(
                         "cargo run --release -p zkit-sim -- shrink {} --seed {}",
                         file.display(),
@@ -441,7 +476,7 @@ fn reports(
 }
 
 /// Prints the summary table and each failure's replay command; true if any seed failed.
-fn summary(report: &RunReport) -> bool {
+pub(super) fn summary(report: &RunReport) -> bool {
     let width = report
         .scenarios
         .iter()

@@ -1,26 +1,35 @@
 //! Which scenarios real mode can run: those whose faults a real ensemble behind proxies
-//! can apply faithfully (partitions, splits, heals, crashes and restarts). The rest (a
-//! client's GC pause, an expired session, held messages, latency and loss faults) are
-//! refused with the reason, rather than run as something they are not.
+//! can apply faithfully: partitions, splits, heals, crashes and restarts (of members and of
+//! clients), expiries (by takeover, or by cutting the client off until the leader expires
+//! the session), a client's pause (its application frozen, its traffic held at its
+//! proxies), held messages, added latency and a lagging follower. Packet loss is refused
+//! (a fault or a scenario's base `loss`): on a real TCP link a lost segment is
+//! retransmitted, so what turmoil's loss does has no faithful counterpart at a proxy, and
+//! the scenario is refused with the reason rather than run as something it is not.
 
 use std::fmt::Write as _;
 
 use crate::scenario::{FaultKind, Scenario};
 
 /// The fault kinds real mode applies.
-pub const REAL_FAULTS: [FaultKind; 5] = [
+pub const REAL_FAULTS: [FaultKind; 10] = [
     FaultKind::Partition,
     FaultKind::Split,
     FaultKind::Heal,
     FaultKind::Crash,
     FaultKind::Restart,
+    FaultKind::Expire,
+    FaultKind::Pause,
+    FaultKind::Hold,
+    FaultKind::Latency,
+    FaultKind::Lag,
 ];
 
 /// A scenario real mode refuses, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "scenario {scenario} cannot run against a real ensemble: {reasons} \
-     (real mode applies only partition, split, heal, crash and restart faults)"
+     (real mode applies every fault but packet loss)"
 )]
 pub struct Unsupported {
     /// The scenario's name.
@@ -32,6 +41,12 @@ pub struct Unsupported {
 /// Checks that real mode can run `scenario`.
 pub fn check_supported(scenario: &Scenario) -> Result<(), Unsupported> {
     let mut reasons = Vec::new();
+    if scenario.loss > 0.0 {
+        reasons.push(format!(
+            "a base packet loss of {} (TCP would retransmit a lost segment)",
+            scenario.loss
+        ));
+    }
     if ![1, 3, 5].contains(&scenario.servers) {
         reasons.push(format!(
             "{} servers (a real ensemble has 1, 3 or 5)",
@@ -81,11 +96,12 @@ mod tests {
     }
 
     #[test]
-    fn partitions_and_crashes_are_supported() {
+    fn partitions_crashes_and_pauses_are_supported() {
         let s = parse(
             "[[fault]]\nat_s = 5\nkind = \"partition\"\ntarget = \"leader-server\"\nfor_s = 5\n\
              [[fault]]\nat_s = 12\nkind = \"crash\"\ntarget = \"random-follower\"\n\
-             [[fault]]\nat_s = 15\nkind = \"restart\"\ntarget = \"random-follower\"\n",
+             [[fault]]\nat_s = 15\nkind = \"restart\"\ntarget = \"random-follower\"\n\
+             [[fault]]\nat_s = 18\nkind = \"pause\"\ntarget = \"lock-holder\"\nfor_s = 5\n",
         );
         assert_eq!(check_supported(&s), Ok(()));
     }
@@ -93,11 +109,14 @@ mod tests {
     #[test]
     fn other_faults_are_refused_with_what_and_when() {
         let s = parse(
-            "[[fault]]\nat_s = 5\nkind = \"pause\"\ntarget = \"lock-holder\"\nfor_s = 5\n\
+            "[[fault]]\nat_s = 5\nkind = \"loss\"\nrate = 0.5\nfor_s = 5\n\
              [[fault]]\nat_s = 12\nkind = \"crash\"\ntarget = \"lock-holder\"\n",
         );
-        let err = check_supported(&s).expect_err("pause is not real-mode");
-        assert_eq!(err.reasons, "fault 1 (at 5 s) is `pause`");
-        assert!(err.to_string().contains("only partition, split"), "{err}");
+        let err = check_supported(&s).expect_err("loss is not real-mode");
+        assert_eq!(err.reasons, "fault 1 (at 5 s) is `loss`");
+        assert!(
+            err.to_string().contains("every fault but packet loss"),
+            "{err}"
+        );
     }
 }

@@ -12,33 +12,15 @@ use std::time::Duration;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use zkit::Client;
 
+use super::world::{Host, Takeover, World};
 use super::Run;
 use crate::ensemble::peer::Role;
-use crate::ensemble::Ensemble;
 use crate::history::Event;
-use crate::net::TurmoilConnector;
 use crate::scenario::{Direction, ExpireMode, Fault, FaultKind, Target};
 
-/// A host a target resolved to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Host {
-    Client(usize),
-    Server(u8),
-}
-
-impl Host {
-    fn name(self) -> String {
-        match self {
-            Host::Client(n) => format!("c{n}"),
-            Host::Server(id) => Ensemble::host(id),
-        }
-    }
-}
-
-/// A directed link, by host names.
-type Link = (String, String);
+/// A directed link.
+type Link = (Host, Host);
 
 /// How a fault in force ends.
 #[derive(Debug, Clone)]
@@ -105,10 +87,10 @@ impl Faults {
     }
 }
 
-impl Run<'_, '_> {
+impl<W: World> Run<'_, W> {
     fn record_fault(&self, what: String) {
         self.history
-            .record_at(self.sim.elapsed(), Event::Fault { what });
+            .record_at(self.world.elapsed(), Event::Fault { what });
     }
 
     fn servers(&self) -> Vec<Host> {
@@ -136,15 +118,12 @@ impl Run<'_, '_> {
         hosts
     }
 
-    fn up_servers(&self, role: Option<Role>) -> Vec<Host> {
-        self.ens
-            .status()
+    fn up_servers(&mut self, role: Option<Role>) -> Vec<Host> {
+        self.world
+            .up_servers(role)
             .into_iter()
-            .filter(|(id, s)| {
-                s.up && !self.faults.down.contains(&Host::Server(*id))
-                    && role.is_none_or(|r| s.role == Some(r))
-            })
-            .map(|(id, _)| Host::Server(id))
+            .map(Host::Server)
+            .filter(|h| !self.faults.down.contains(h))
             .collect()
     }
 
@@ -167,7 +146,7 @@ impl Run<'_, '_> {
             Target::LeaderCandidate => one(self.wait_for(end, |r| {
                 r.history.leaders().keys().next().map(|&c| Host::Client(c))
             })),
-            Target::LeaderServer => one(self.wait_for(end, |r| r.ens.leader().map(Host::Server))),
+            Target::LeaderServer => one(self.wait_for(end, |r| r.world.leader().map(Host::Server))),
             Target::RandomFollower => one(self.wait_for(end, |r| {
                 let followers = r.up_servers(Some(Role::Following));
                 followers.choose(&mut r.faults.rng).copied()
@@ -361,14 +340,14 @@ impl Run<'_, '_> {
                 }
                 self.record_fault(format!("expire the session of{target}"));
                 self.history
-                    .record_at(self.sim.elapsed(), Event::Killed { client: c });
+                    .record_at(self.world.elapsed(), Event::Killed { client: c });
                 None
             }
             FaultKind::Pause => {
                 let Some(Host::Client(c)) = hosts.as_ref().and_then(|h| h.first().copied()) else {
                     return;
                 };
-                self.history.set_paused(self.sim.elapsed(), c, true);
+                self.history.set_paused(self.world.elapsed(), c, true);
                 let links = self.hold(&[Host::Client(c)], &self.servers());
                 self.record_fault(format!("pause{target}{lasts}: its messages are held"));
                 Some(Undo::Release {
@@ -397,8 +376,8 @@ impl Run<'_, '_> {
             FaultKind::Latency => {
                 let links = self.links_of(hosts);
                 let ms = fault.latency.unwrap_or_default();
-                for (a, b) in &links {
-                    self.sim.set_link_latency(a.as_str(), b.as_str(), ms);
+                for &(a, b) in &links {
+                    self.world.set_latency(a, b, Some(ms));
                 }
                 self.record_fault(format!(
                     "latency {} ms on {} links{target}{lasts}",
@@ -410,8 +389,8 @@ impl Run<'_, '_> {
             FaultKind::Loss => {
                 let links = self.links_of(hosts);
                 let rate = fault.rate.unwrap_or_default();
-                for (a, b) in &links {
-                    self.sim.set_link_fail_rate(a.as_str(), b.as_str(), rate);
+                for &(a, b) in &links {
+                    self.world.set_loss(a, b, Some(rate));
                 }
                 self.record_fault(format!(
                     "loss {rate} on {} links{target}{lasts}",
@@ -429,7 +408,7 @@ impl Run<'_, '_> {
             if let Some(l) = fault.lasts {
                 self.faults
                     .due
-                    .insert(((planned + l).max(self.sim.elapsed()), id));
+                    .insert(((planned + l).max(self.world.elapsed()), id));
             }
         }
         self.healed_check();
@@ -454,7 +433,7 @@ impl Run<'_, '_> {
                 self.healed_check();
             }
         }
-        let now = self.sim.elapsed();
+        let now = self.world.elapsed();
         while let Some(&(at, id)) = self.faults.due.first() {
             if at > now {
                 break;
@@ -485,12 +464,12 @@ impl Run<'_, '_> {
                 self.restart(&hosts);
             }
             Undo::Release { links, resume } => {
-                for (a, b) in &links {
-                    self.sim.release(a.as_str(), b.as_str());
+                for &(a, b) in &links {
+                    self.world.release(a, b);
                     // Release heals both directions; put back cuts still in force.
-                    for link in [(a.clone(), b.clone()), (b.clone(), a.clone())] {
+                    for link in [(a, b), (b, a)] {
                         if self.faults.cuts.contains_key(&link) {
-                            self.sim.partition_oneway(link.0.as_str(), link.1.as_str());
+                            self.world.cut(link.0, link.1);
                         }
                     }
                 }
@@ -500,22 +479,18 @@ impl Run<'_, '_> {
                     links.len()
                 ));
                 if let Some(c) = resume {
-                    self.history.set_paused(self.sim.elapsed(), c, false);
+                    self.history.set_paused(self.world.elapsed(), c, false);
                 }
             }
             Undo::Latency(links) => {
-                let (min, max) = self.scenario.latency;
-                for (a, b) in &links {
-                    self.sim.set_link_latency(a.as_str(), b.as_str(), min);
-                    self.sim
-                        .set_link_max_message_latency(a.as_str(), b.as_str(), max);
+                for &(a, b) in &links {
+                    self.world.set_latency(a, b, None);
                 }
                 self.record_fault(format!("latency ends on {} links", links.len()));
             }
             Undo::Loss(links) => {
-                for (a, b) in &links {
-                    self.sim
-                        .set_link_fail_rate(a.as_str(), b.as_str(), self.scenario.loss);
+                for &(a, b) in &links {
+                    self.world.set_loss(a, b, None);
                 }
                 self.record_fault(format!("loss ends on {} links", links.len()));
             }
@@ -526,7 +501,7 @@ impl Run<'_, '_> {
     fn healed_check(&mut self) {
         if self.faults.unhealed && self.faults.active.is_empty() {
             self.faults.unhealed = false;
-            self.history.record_at(self.sim.elapsed(), Event::Healed);
+            self.history.record_at(self.world.elapsed(), Event::Healed);
         }
     }
 
@@ -548,23 +523,22 @@ impl Run<'_, '_> {
 
     /// Holds every message between each of `hosts` and each of `others`; returns the links
     /// (one per pair).
-    fn hold(&self, hosts: &[Host], others: &[Host]) -> Vec<Link> {
+    fn hold(&mut self, hosts: &[Host], others: &[Host]) -> Vec<Link> {
         let mut links = Vec::new();
-        for h in hosts {
-            for p in others {
-                let (a, b) = (h.name(), p.name());
-                self.sim.hold(a.as_str(), b.as_str());
-                links.push((a, b));
+        for &h in hosts {
+            for &p in others {
+                self.world.hold(h, p);
+                links.push((h, p));
             }
         }
         links
     }
 
     fn cut(&mut self, link: Link) -> Link {
-        let n = self.faults.cuts.entry(link.clone()).or_default();
+        let n = self.faults.cuts.entry(link).or_default();
         *n += 1;
         if *n == 1 {
-            self.sim.partition_oneway(link.0.as_str(), link.1.as_str());
+            self.world.cut(link.0, link.1);
         }
         link
     }
@@ -576,7 +550,7 @@ impl Run<'_, '_> {
         *n -= 1;
         if *n == 0 {
             self.faults.cuts.remove(link);
-            self.sim.repair_oneway(link.0.as_str(), link.1.as_str());
+            self.world.repair(link.0, link.1);
         }
     }
 
@@ -592,12 +566,11 @@ impl Run<'_, '_> {
         let mut cut = Vec::new();
         for h in &inside {
             for p in &outside {
-                let (h, p) = (h.name(), p.name());
                 if direction != Direction::Inbound {
-                    cut.push(self.cut((h.clone(), p.clone())));
+                    cut.push(self.cut((*h, *p)));
                 }
                 if direction != Direction::Outbound {
-                    cut.push(self.cut((p, h.clone())));
+                    cut.push(self.cut((*p, *h)));
                 }
             }
         }
@@ -620,8 +593,8 @@ impl Run<'_, '_> {
         let mut cut = Vec::new();
         for a in &left {
             for b in &right {
-                cut.push(self.cut((a.name(), b.name())));
-                cut.push(self.cut((b.name(), a.name())));
+                cut.push(self.cut((*a, *b)));
+                cut.push(self.cut((*b, *a)));
             }
         }
         let names = |hs: &[Host]| hs.iter().map(|h| h.name()).collect::<Vec<_>>().join(",");
@@ -637,8 +610,8 @@ impl Run<'_, '_> {
         for a in &from {
             for b in &all {
                 if a != b {
-                    links.insert((a.name(), b.name()));
-                    links.insert((b.name(), a.name()));
+                    links.insert((*a, *b));
+                    links.insert((*b, *a));
                 }
             }
         }
@@ -647,65 +620,42 @@ impl Run<'_, '_> {
 
     fn crash(&mut self, host: Host) {
         self.faults.down.insert(host);
-        match host {
-            Host::Client(c) => {
-                let _context = self.graveyard.as_ref().map(|rt| rt.enter());
-                self.sim.crash(host.name().as_str());
-                self.history
-                    .record_at(self.sim.elapsed(), Event::Crashed { client: c });
-            }
-            Host::Server(id) => self.ens.crash(&mut self.sim, id),
+        self.world.crash(host);
+        if let Host::Client(c) = host {
+            self.history
+                .record_at(self.world.elapsed(), Event::Crashed { client: c });
         }
     }
 
     fn restart(&mut self, hosts: &[Host]) {
         for &host in hosts {
             let was_down = self.faults.down.remove(&host);
-            match host {
-                Host::Client(c) => {
-                    // A running client restarted in place loses its beliefs too.
-                    if !was_down {
-                        self.history
-                            .record_at(self.sim.elapsed(), Event::Crashed { client: c });
-                    }
-                    let _context = self.graveyard.as_ref().map(|rt| rt.enter());
-                    self.sim.bounce(host.name().as_str());
-                }
-                Host::Server(id) => self.ens.bounce(&mut self.sim, id),
+            // A running client restarted in place loses its beliefs too.
+            if let (Host::Client(c), false) = (host, was_down) {
+                self.history
+                    .record_at(self.world.elapsed(), Event::Crashed { client: c });
             }
+            self.world.restart(host);
         }
     }
 
     /// Expires client `c`'s session the way Curator's `KillSession` does: a helper host
     /// resumes the session (the server moves it to the new connection) and closes it.
     fn expire(&mut self, c: usize) -> bool {
-        let Some((id, password)) = self.history.session(c).filter(|(id, _)| *id != 0) else {
+        let Some((session, password)) = self.history.session(c).filter(|(id, _)| *id != 0) else {
             return false;
         };
         self.faults.expirations += 1;
-        let name = format!("x{}", self.faults.expirations);
-        let hosts = self.ens.connect_string();
-        let timeout = self.scenario.session_timeout;
-        let history = self.history.clone();
-        // Seeded from the run (an unseeded client's seed depends on the process).
-        let seed: u64 = self.faults.rng.random();
-        self.sim.client(name.clone(), async move {
-            let attempt = Client::builder(&hosts)
-                .connector(TurmoilConnector)
-                .seed(seed)
-                .resume_session(id, &password)
-                .session_timeout(timeout)
-                .connect()
-                .await;
-            match attempt {
-                Ok(zk) => {
-                    zk.close().await;
-                    history.note(&name, format!("closed session {id:#x}"));
-                }
-                Err(e) => history.note(&name, format!("could not take over {id:#x}: {e}")),
-            }
-            Ok(())
-        });
+        let takeover = Takeover {
+            name: format!("x{}", self.faults.expirations),
+            session,
+            password,
+            // Seeded from the run (an unseeded client's seed depends on the process).
+            seed: self.faults.rng.random(),
+            session_timeout: self.scenario.session_timeout,
+            history: self.history.clone(),
+        };
+        self.world.expire(takeover);
         true
     }
 }

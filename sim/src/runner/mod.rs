@@ -9,8 +9,9 @@
 
 mod coverage;
 mod faults;
+pub mod real;
+mod world;
 
-use std::cell::Cell;
 use std::fmt::Write as _;
 use std::future::Future;
 use std::pin::Pin;
@@ -22,6 +23,7 @@ use rand_chacha::ChaCha8Rng;
 
 pub use self::coverage::Coverage;
 use self::faults::Faults;
+use self::world::{SimWorld, World};
 use crate::check::{self, Finding, Violation};
 use crate::ensemble::{Ensemble, EnsembleConfig};
 use crate::history::{Event, History, Record};
@@ -147,22 +149,21 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: &Options) -> Outcome {
         .tick_duration(scenario.step)
         .simulation_duration(scenario.duration + WAIT * 4)
         .build();
-    let mut target_rng = fault_rng(seed);
-    target_rng.set_stream(FAULT_STREAM + 1);
-    let mut run = Run {
-        scenario,
-        sim,
-        ens,
-        history: History::new(),
-        faults: Faults::new(target_rng),
-        violations: Vec::new(),
-        graveyard: tokio::runtime::Builder::new_current_thread().build().ok(),
-    };
-    if let Some(rt) = &run.graveyard {
+    let graveyard = tokio::runtime::Builder::new_current_thread().build().ok();
+    if let Some(rt) = &graveyard {
         align_task_ids(rt);
     }
-    run.go(seed, &schedule, options.body.clone());
-    let (outcome, sim, graveyard) = run.finish(seed, schedule);
+    let world = SimWorld {
+        sim,
+        ens,
+        scenario: scenario.clone(),
+        body: options.body.clone(),
+        graveyard,
+    };
+    let mut run = Run::new(scenario, seed, world);
+    run.go(seed, &schedule);
+    let (outcome, world) = run.finish(seed, schedule);
+    let SimWorld { sim, graveyard, .. } = world;
     let _context = graveyard.as_ref().map(|rt| rt.enter());
     drop(sim);
     outcome
@@ -189,24 +190,35 @@ fn align_task_ids(rt: &tokio::runtime::Runtime) {
 /// See [`align_task_ids`]: a multiple of every shard count tokio uses.
 const TASK_ID_ALIGN: u64 = 1 << 16;
 
-/// One seed in progress.
-pub(crate) struct Run<'a, 's> {
+/// One seed (or one real run) in progress.
+pub(crate) struct Run<'s, W> {
     scenario: &'s Scenario,
-    sim: turmoil::Sim<'a>,
-    ens: Ensemble,
+    world: W,
     history: History,
     faults: Faults,
     violations: Vec<Violation>,
-    /// A runtime that is never driven, entered while a client host's software is dropped
-    /// (a crash, the end of the run): zkit's guards spawn their clean-up from `Drop`, which
-    /// needs a runtime context; what they spawn there never runs.
-    graveyard: Option<tokio::runtime::Runtime>,
 }
 
-impl<'a> Run<'a, '_> {
+impl<'s, W: World> Run<'s, W> {
+    fn new(scenario: &'s Scenario, seed: u64, world: W) -> Run<'s, W> {
+        Run::with_history(scenario, seed, world, History::new())
+    }
+
+    fn with_history(scenario: &'s Scenario, seed: u64, world: W, history: History) -> Run<'s, W> {
+        let mut target_rng = fault_rng(seed);
+        target_rng.set_stream(FAULT_STREAM + 1);
+        Run {
+            scenario,
+            world,
+            history,
+            faults: Faults::new(target_rng),
+            violations: Vec::new(),
+        }
+    }
+
     fn note(&self, what: String) {
         self.history.record_at(
-            self.sim.elapsed(),
+            self.world.elapsed(),
             Event::Note {
                 who: "runner".to_owned(),
                 what,
@@ -216,13 +228,13 @@ impl<'a> Run<'a, '_> {
 
     /// Steps once; false (with a violation) if the simulation failed.
     fn step(&mut self) -> bool {
-        match self.sim.step() {
-            Ok(_) => true,
-            Err(e) => {
+        match self.world.step() {
+            Ok(()) => true,
+            Err(message) => {
                 self.violations.push(Violation {
                     checker: "simulation",
-                    at: self.sim.elapsed(),
-                    message: e.to_string(),
+                    at: self.world.elapsed(),
+                    message,
                 });
                 false
             }
@@ -235,66 +247,52 @@ impl<'a> Run<'a, '_> {
         end: Duration,
         mut ready: impl FnMut(&mut Self) -> Option<T>,
     ) -> Option<T> {
-        let until = (self.sim.elapsed() + WAIT).min(end);
+        let until = (self.world.elapsed() + WAIT).min(end);
         loop {
             if let Some(t) = ready(self) {
                 return Some(t);
             }
             // Faults in force keep their schedule while a target is awaited.
             self.undo_due();
-            if self.sim.elapsed() >= until || !self.step() {
+            if self.world.elapsed() >= until || !self.step() {
                 return None;
             }
         }
     }
 
-    fn go(&mut self, seed: u64, schedule: &[Fault], body: Option<ClientBody>) {
-        self.ens.record_expiries(self.history.clone());
-        self.ens.register(&mut self.sim);
-        if self.wait_for(Duration::MAX, |r| r.ens.leader()).is_none() {
+    fn go(&mut self, seed: u64, schedule: &[Fault]) {
+        self.world.start(&self.history);
+        if self.wait_for(Duration::MAX, |r| r.world.leader()).is_none() {
             self.violations.push(Violation {
                 checker: "simulation",
-                at: self.sim.elapsed(),
+                at: self.world.elapsed(),
                 message: "no leader elected before the workload".to_owned(),
             });
             return;
         }
-        let start = self.sim.elapsed();
+        let start = self.world.elapsed();
         self.note(format!("leader elected; workload starts (seed {seed})"));
-        let hosts = self.ens.connect_string();
+        let hosts = self.world.connect_string();
+        let real = self.history.is_real_time();
         let mut client = 0;
         for workload in &self.scenario.workloads {
             for _ in 0..workload.count {
                 client += 1;
-                let spec = ClientSpec {
+                self.world.start_client(ClientSpec {
                     client,
                     workload: workload.clone(),
                     hosts: hosts.clone(),
                     session_timeout: self.scenario.session_timeout,
                     seed,
                     history: self.history.clone(),
-                    real: false,
-                };
-                let incarnations = Rc::new(Cell::new(0u32));
-                let body = body.clone();
-                self.sim.host(spec.host(), move || {
-                    let incarnation = incarnations.get();
-                    incarnations.set(incarnation + 1);
-                    let spec = spec.clone();
-                    let body = body.clone();
-                    async move {
-                        match body {
-                            Some(body) => body(spec, incarnation).await,
-                            None => workload::run(spec, incarnation).await,
-                        }
-                    }
+                    real,
                 });
             }
         }
         let end = start + self.scenario.duration;
         let mut pending = schedule.iter().peekable();
-        while self.sim.elapsed() < end {
-            while let Some(f) = pending.next_if(|f| start + f.at <= self.sim.elapsed()) {
+        while self.world.elapsed() < end {
+            while let Some(f) = pending.next_if(|f| start + f.at <= self.world.elapsed()) {
                 self.fire(f, start + f.at, end);
             }
             self.undo_due();
@@ -304,21 +302,17 @@ impl<'a> Run<'a, '_> {
         }
     }
 
-    /// The outcome, and what must be dropped inside the graveyard's context.
-    fn finish(
-        mut self,
-        seed: u64,
-        schedule: Vec<Fault>,
-    ) -> (Outcome, turmoil::Sim<'a>, Option<tokio::runtime::Runtime>) {
+    /// The outcome, and the world (what the caller must drop with care).
+    fn finish(mut self, seed: u64, schedule: Vec<Fault>) -> (Outcome, W) {
         self.note("end of run".to_owned());
         let records = self.history.records();
         let mut violations = std::mem::take(&mut self.violations);
         let report = check::report(&records, self.scenario);
         violations.extend(report.violations);
         let findings = report.findings;
-        violations.extend(self.ens.check().into_iter().map(|message| Violation {
+        violations.extend(self.world.check().into_iter().map(|message| Violation {
             checker: "ensemble",
-            at: self.sim.elapsed(),
+            at: self.world.elapsed(),
             message,
         }));
         let mut coverage = Coverage::of(&records, &self.faults);
@@ -330,7 +324,7 @@ impl<'a> Run<'a, '_> {
         if !schedule.is_empty() && coverage.faults_fired == 0 {
             violations.push(Violation {
                 checker: "coverage",
-                at: self.sim.elapsed(),
+                at: self.world.elapsed(),
                 message: format!(
                     "none of the {} scheduled faults fired (every target was missing)",
                     schedule.len()
@@ -346,7 +340,7 @@ impl<'a> Run<'a, '_> {
             let _ = writeln!(trace, "finding: {f}");
         }
         trace.push_str("-- servers --\n");
-        let server_events = self.ens.events();
+        let server_events = self.world.events();
         for e in &server_events {
             let _ = writeln!(trace, "{e}");
         }
@@ -362,6 +356,6 @@ impl<'a> Run<'a, '_> {
             acquisitions,
             writes: self.history.resource().counts(),
         };
-        (outcome, self.sim, self.graveyard)
+        (outcome, self.world)
     }
 }
