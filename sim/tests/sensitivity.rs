@@ -35,12 +35,14 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant as WallClock};
 
 use rand::Rng;
 use tokio::time::{sleep, sleep_until, Instant};
 use zkit::{Client, CreateMode, Error, EventType, State};
 use zkit_sim::history::{Event, History};
+use zkit_sim::runner::real::{run_real, RealBody, RealOptions};
 use zkit_sim::runner::{self, ClientBody, Options, Outcome};
 use zkit_sim::scenario::{self, Scenario};
 use zkit_sim::shrink;
@@ -852,6 +854,32 @@ fn variant_5_same_token_for_every_holder_is_caught() {
         budget()
     );
     control(&scenario, caught.seed.max(CONTROL_SEEDS - 1));
+}
+
+/// Real mode catches a planted recipe bug too: variant 5 (every holder gets the same
+/// token) run by every client against a real ZooKeeper ensemble, in one run.
+#[test]
+fn variant_5_is_caught_against_a_real_ensemble() {
+    let scenario = shipped("lock_holder_paused.toml");
+    let bugs = Bugs {
+        token: Token::Version,
+        ..Bugs::default()
+    };
+    let body: RealBody = Arc::new(move |spec: ClientSpec, incarnation: u32| -> BoxedRun {
+        Box::pin(async move { lock_contender(spec, incarnation, bugs).await })
+    });
+    let options = RealOptions {
+        body: Some(body),
+        ..RealOptions::default()
+    };
+    let outcome = run_real(&scenario, 0, &options)
+        .unwrap_or_else(|e| panic!("a real ZooKeeper must start for this test: {e}"));
+    assert!(
+        checkers(&outcome).contains(&"fencing"),
+        "variant 5 not caught against the real ensemble: {:?}\n{}",
+        outcome.violations,
+        outcome.coverage
+    );
 }
 
 #[test]
