@@ -71,3 +71,36 @@ fn run_writes_junit_and_json_reports() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot write"));
 }
+
+/// `run --real`'s arguments: a scenario real mode refuses fails the command with the reason
+/// (before any ensemble starts), and the real-mode options are rejected without `--real` or
+/// with a run count of zero.
+#[test]
+fn run_real_refuses_what_it_cannot_run_and_bad_arguments() {
+    let swarm = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/swarm_lock.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_zkit-sim"))
+        .arg("run")
+        .arg(&swarm)
+        .arg("--real")
+        .output()
+        .expect("run zkit-sim");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("cannot run against a real ensemble") && stdout.contains("`loss`"),
+        "{stdout}"
+    );
+    for args in [
+        &["--runs", "2"][..],
+        &["--compare-seeds", "3"],
+        &["--real", "--runs", "0"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_zkit-sim"))
+            .arg("run")
+            .arg(&swarm)
+            .args(args)
+            .output()
+            .expect("run zkit-sim");
+        assert_eq!(out.status.code(), Some(2), "{args:?} accepted");
+    }
+}

@@ -3,7 +3,8 @@
 //! are not spread over workers), with the same summary table and reports as a simulated
 //! run. A scenario real mode cannot run is refused with the reason and fails the command.
 //! With `--compare-seeds N`, each scenario also runs N simulated seeds and the real and
-//! simulated figures are printed side by side ([`zkit_sim::fidelity`]).
+//! simulated figures are printed side by side ([`zkit_sim::fidelity`]); with `--timeline
+//! DIR`, each run's HTML timeline is written there.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,6 +16,7 @@ use zkit_sim::real::support::check_supported;
 use zkit_sim::runner::real::{run_real, RealOptions};
 use zkit_sim::runner::{self, Outcome};
 use zkit_sim::scenario::Scenario;
+use zkit_sim::timeline;
 
 use super::report::RunReport;
 use super::run::{reports, summary, RunArgs, SeedResult};
@@ -45,6 +47,16 @@ pub fn run(args: &RunArgs, scenarios: &[Scenario], files: &[PathBuf]) -> ExitCod
             };
             match run_real(scenario, run, &options) {
                 Ok(outcome) => {
+                    if let Some(dir) = &args.timeline {
+                        let file = dir.join(format!("{}-run{run}.html", scenario.name));
+                        let page = timeline::render(scenario, &outcome);
+                        if let Err(e) =
+                            std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&file, page))
+                        {
+                            eprintln!("zkit-sim run: cannot write {}: {e}", file.display());
+                            return ExitCode::FAILURE;
+                        }
+                    }
                     results[i].push(SeedResult::of(i, &outcome));
                     outcomes.push(outcome);
                 }

@@ -62,6 +62,10 @@ pub struct RunArgs {
     /// and simulated figures side by side.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), requires = "real")]
     pub(super) compare_seeds: Option<u64>,
+    /// Real mode: write each run's HTML timeline into this directory
+    /// (`<scenario>-run<N>.html`).
+    #[arg(long, value_name = "DIR", requires = "real")]
+    pub(super) timeline: Option<PathBuf>,
     /// Internal: run in this process and print one machine line per seed.
     #[arg(long, hide = true)]
     worker: bool,
