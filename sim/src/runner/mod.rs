@@ -290,8 +290,11 @@ impl<'s, W: World> Run<'s, W> {
             }
         }
         let end = start + self.scenario.duration;
+        // A real world acts a little after a fault's planned end; the run goes on that much
+        // longer, so the liveness window after the last fault still fits.
+        let run_until = end + self.world.overrun();
         let mut pending = schedule.iter().peekable();
-        while self.world.elapsed() < end {
+        while self.world.elapsed() < run_until {
             while let Some(f) = pending.next_if(|f| start + f.at <= self.world.elapsed()) {
                 self.fire(f, start + f.at, end);
             }

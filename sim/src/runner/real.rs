@@ -9,9 +9,13 @@
 //!   can cut, hold or slow one client's links without touching the others'.
 //! - The members' links to each other go through the ensemble's proxies; server faults
 //!   (partition, split, lag, crash and restart) act there and on the members' processes.
-//! - A monitor polls the leader's `dump` (its session tracker) and records
-//!   [`Event::SessionExpired`] (or [`Event::SessionClosed`] for a takeover's close) when a
-//!   client's session leaves it, stamped with the last poll that still saw the session, so
+//! - A monitor polls every member's `dump` and records [`Event::SessionExpired`] (or
+//!   [`Event::SessionClosed`] for a takeover's close) when a client's session, once listed
+//!   by the leader's session tracker, is listed by no leader's (an isolated old leader's
+//!   included) in three reads in a row (one read can miss a live session) and stays out of
+//!   them for `syncLimit` ticks plus 2 s (a leader cut off from its quorum expires sessions
+//!   by itself, uncommitted, and the next leader lists them again), stamped with the last
+//!   poll that still saw the session, so
 //!   the checkers that judge clients' beliefs against the ensemble's expiries get the same
 //!   input as in simulation (a lower bound of the expiry time, within the poll interval).
 //!
@@ -67,10 +71,18 @@ impl std::fmt::Debug for RealOptions {
 
 /// How long the runner sleeps between looks at the schedule.
 const STEP: Duration = Duration::from_millis(10);
+/// How much longer than its duration a real run lasts: faults end (and the liveness window
+/// starts) a few steps late in real time.
+const OVERRUN: Duration = Duration::from_millis(500);
 /// How often the members' modes are read (`srvr`) while a target is awaited.
 const MODES_EVERY: Duration = Duration::from_millis(100);
 /// How often the leader's session tracker is read.
 const SESSIONS_EVERY: Duration = Duration::from_millis(100);
+/// Beyond `syncLimit` ticks, how long a session must stay out of every leader's tracker
+/// before it is filed as expired (time for the next leader to be elected and list it).
+const CONFIRM_MARGIN: Duration = Duration::from_secs(2);
+/// How many reads in a row must miss a session before it counts as gone.
+const MISSES: u32 = 3;
 
 /// Runs `scenario` once against a real ensemble; `run` plays the part of a seed (schedule,
 /// targets and client streams). Blocking: call it outside any async runtime.
@@ -102,6 +114,7 @@ pub fn run_real(
         modes: None,
         takeovers: Arc::new(Mutex::new(BTreeSet::new())),
         monitor: None,
+        confirm: scenario.tick * scenario.sync_limit + CONFIRM_MARGIN,
         events: Arc::new(Mutex::new(Vec::new())),
     };
     let schedule = schedule(scenario, run);
@@ -162,6 +175,8 @@ struct RealWorld {
     /// Sessions a takeover closed (filed as closed, not expired).
     takeovers: Arc<Mutex<BTreeSet<i64>>>,
     monitor: Option<tokio::task::JoinHandle<()>>,
+    /// See [`SessionMonitor::confirm`].
+    confirm: Duration,
     /// What the runner and the monitor saw of the members (the trace's server part).
     events: Arc<Mutex<Vec<String>>>,
 }
@@ -307,12 +322,17 @@ impl World for RealWorld {
         Ok(())
     }
 
+    fn overrun(&self) -> Duration {
+        OVERRUN
+    }
+
     fn start(&mut self, history: &History) {
         let members: Vec<SocketAddr> = (0..self.ens.size())
             .map(|i| SocketAddr::from(([127, 0, 0, 1], self.ens.ports(i).client)))
             .collect();
         let monitor = SessionMonitor {
             members,
+            confirm: self.confirm,
             history: history.clone(),
             takeovers: self.takeovers.clone(),
             events: self.events.clone(),
@@ -495,6 +515,10 @@ impl Drop for RealWorld {
 /// Watches the leader's session tracker and files client sessions that leave it.
 struct SessionMonitor {
     members: Vec<SocketAddr>,
+    /// How long a session must stay out of every leader's tracker before it is filed: a
+    /// leader cut off from its quorum keeps leading for `syncLimit` ticks and expires
+    /// sessions by itself meanwhile, uncommitted; the next leader lists them again.
+    confirm: Duration,
     history: History,
     takeovers: Arc<Mutex<BTreeSet<i64>>>,
     events: Arc<Mutex<Vec<String>>>,
@@ -502,19 +526,44 @@ struct SessionMonitor {
 
 impl SessionMonitor {
     async fn run(self) {
-        // Client sessions, with the last time the leader's tracker listed them.
+        // Client sessions, with the last time a leader's tracker listed them.
         let mut seen: BTreeMap<i64, Duration> = BTreeMap::new();
-        let mut leader = 0usize;
+        // The members whose `dump` is a leader's, and the sessions they have listed since
+        // they became that set: a new leader's tracker may be empty for a moment, so only a
+        // session the current leaders listed can leave their trackers.
+        let mut leaders: Vec<usize> = Vec::new();
+        let mut listed: BTreeSet<i64> = BTreeSet::new();
+        // Sessions missing from the last reads (how many in a row): `dump` walks a
+        // snapshot of the expiry buckets while pings move sessions into new ones, so one
+        // read can miss a live session (seen in practice); a session is gone when
+        // [`MISSES`] reads in a row miss it.
+        let mut missing: BTreeMap<i64, u32> = BTreeMap::new();
+        // Sessions gone from the leaders' trackers, and since when, not yet filed: see
+        // [`SessionMonitor::confirm`].
+        let mut pending: BTreeMap<i64, Duration> = BTreeMap::new();
         loop {
             tokio::time::sleep(SESSIONS_EVERY).await;
             let at = self.history.now();
-            let Some((i, tracked)) = self.tracked(leader).await else {
+            let dumps = self.leader_dumps().await;
+            if dumps.is_empty() {
                 continue;
-            };
-            if i != leader {
-                leader = i;
-                lock(&self.events).push(format!("{:>10.3} s{} leads", at.as_secs_f64(), i + 1));
             }
+            let now_leaders: Vec<usize> = dumps.iter().map(|(i, _)| *i).collect();
+            if now_leaders != leaders {
+                let names: Vec<String> =
+                    now_leaders.iter().map(|i| format!("s{}", i + 1)).collect();
+                lock(&self.events).push(format!(
+                    "{:>10.3} leader's tracker read from {}",
+                    at.as_secs_f64(),
+                    names.join(",")
+                ));
+                leaders = now_leaders;
+                listed.clear();
+                missing.clear();
+            }
+            // A session any leader lists is alive (an isolated old leader may have dropped
+            // it on its own, uncommitted).
+            let tracked: BTreeSet<i64> = dumps.into_iter().flat_map(|(_, s)| s).collect();
             let clients: BTreeSet<i64> = self
                 .history
                 .records()
@@ -526,14 +575,36 @@ impl SessionMonitor {
                 .collect();
             for &s in tracked.intersection(&clients) {
                 seen.insert(s, at);
+                listed.insert(s);
             }
-            let gone: Vec<(i64, Duration)> = seen
+            missing = listed
                 .iter()
-                .filter(|(s, _)| !tracked.contains(s))
-                .map(|(s, t)| (*s, *t))
+                .filter(|s| !tracked.contains(s))
+                .map(|s| (*s, missing.get(s).map_or(1, |n| n + 1)))
                 .collect();
-            for (session, last) in gone {
-                seen.remove(&session);
+            let gone: Vec<i64> = missing
+                .iter()
+                .filter(|(_, n)| **n >= MISSES)
+                .map(|(s, _)| *s)
+                .collect();
+            for session in gone {
+                missing.remove(&session);
+                listed.remove(&session);
+                pending.insert(session, at);
+            }
+            // A session a leader lists again was not expired: an isolated leader drops
+            // sessions on its own timer, in closes that are never committed.
+            pending.retain(|s, _| !tracked.contains(s));
+            let confirmed: Vec<i64> = pending
+                .iter()
+                .filter(|(_, since)| at.saturating_sub(**since) >= self.confirm)
+                .map(|(s, _)| *s)
+                .collect();
+            for session in confirmed {
+                pending.remove(&session);
+                let Some(last) = seen.remove(&session) else {
+                    continue;
+                };
                 let closed = lock(&self.takeovers).contains(&session);
                 let event = if closed {
                     Event::SessionClosed { session }
@@ -551,23 +622,27 @@ impl SessionMonitor {
         }
     }
 
-    /// The sessions the leader tracks, trying the last leader first.
-    async fn tracked(&self, last: usize) -> Option<(usize, BTreeSet<i64>)> {
-        let n = self.members.len();
-        for k in 0..n {
-            let i = (last + k) % n;
-            let addr = self.members[i];
-            let reply = tokio::task::spawn_blocking(move || {
-                crate::real::ensemble::four_letter_to(addr, "dump")
+    /// Every member whose `dump` is a leader's (or a standalone server's), with the sessions
+    /// its tracker lists.
+    async fn leader_dumps(&self) -> Vec<(usize, BTreeSet<i64>)> {
+        let reads: Vec<_> = self
+            .members
+            .iter()
+            .map(|&addr| {
+                tokio::task::spawn_blocking(move || {
+                    crate::real::ensemble::four_letter_to(addr, "dump")
+                })
             })
-            .await
-            .ok()?
-            .ok();
-            if let Some(sessions) = reply.as_deref().and_then(sessions_of_dump) {
-                return Some((i, sessions));
+            .collect();
+        let mut out = Vec::new();
+        for (i, read) in reads.into_iter().enumerate() {
+            if let Ok(Ok(reply)) = read.await {
+                if let Some(sessions) = sessions_of_dump(&reply) {
+                    out.push((i, sessions));
+                }
             }
         }
-        None
+        out
     }
 }
 

@@ -83,6 +83,11 @@ pub(crate) trait World {
     fn elapsed(&self) -> Duration;
     /// Lets time pass (one simulation step; a short real sleep).
     fn step(&mut self) -> Result<(), String>;
+    /// How much longer than the scenario's duration a run lasts: zero in simulation, where
+    /// faults end on time; in real time, a margin for acting late.
+    fn overrun(&self) -> Duration {
+        Duration::ZERO
+    }
     /// Starts the ensemble (before the workload).
     fn start(&mut self, history: &History);
     /// The serving leader, if exactly one.
