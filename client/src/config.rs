@@ -99,6 +99,8 @@ pub(crate) struct Config {
     pub(crate) backoff_max: Duration,
     pub(crate) renew_session: bool,
     pub(crate) delete_stale: bool,
+    /// A planted bug (feature `planted-bugs` only; always `None` without it).
+    pub(crate) planted: Option<crate::planted::PlantedBug>,
 }
 
 /// Configures and starts a [`Client`](crate::Client).
@@ -120,6 +122,14 @@ pub struct Builder {
     seed: Option<u64>,
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::TlsConfig>,
+}
+
+impl Config {
+    /// Whether `bug` is planted (always false without the `planted-bugs` feature).
+    #[inline]
+    pub(crate) fn planted(&self, bug: crate::planted::PlantedBug) -> bool {
+        cfg!(feature = "planted-bugs") && self.planted == Some(bug)
+    }
 }
 
 impl Builder {
@@ -147,6 +157,7 @@ impl Builder {
                 backoff_max: Duration::from_secs(1),
                 delete_stale: false,
                 renew_session: false,
+                planted: None,
             },
             seed: None,
             #[cfg(feature = "tls")]
@@ -333,6 +344,15 @@ impl Builder {
     /// Starts the client without waiting for a connection: it is [`State::Connecting`](crate::State::Connecting) until a server answers, and requests wait until then.
     pub fn build(self) -> Result<crate::Client> {
         Ok(crate::Client::start(self.into_config()?))
+    }
+
+    /// Test-only (feature `planted-bugs`): builds the client with `bug` planted in its session
+    /// engine, for the simulation harness's sensitivity tests. Never use it otherwise.
+    #[cfg(feature = "planted-bugs")]
+    #[doc(hidden)]
+    pub fn planted_bug(mut self, bug: crate::planted::PlantedBug) -> Self {
+        self.config.planted = Some(bug);
+        self
     }
 
     /// Starts the client and waits until it is connected, or fails after the session

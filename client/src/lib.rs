@@ -30,6 +30,11 @@ pub mod connector;
 mod error;
 mod op;
 pub mod path;
+#[cfg(feature = "planted-bugs")]
+#[doc(hidden)]
+pub mod planted;
+#[cfg(not(feature = "planted-bugs"))]
+mod planted;
 pub mod proto;
 pub mod recipe;
 pub mod retry;

@@ -361,7 +361,11 @@ impl Session {
         {
             *slot = Some(waiter);
         }
-        if !self.watches.is_empty() {
+        if !self.watches.is_empty()
+            && !self
+                .config
+                .planted(crate::planted::PlantedBug::WatchesNotRestored)
+        {
             for restore in self.watches.restore_requests(self.last_zxid) {
                 let request = match restore {
                     Restore::V1(r) => Request::SetWatches(r),

@@ -26,6 +26,7 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::planted::PlantedBug;
 use crate::proto::{
     AddWatchMode, AuthPacket, ConnectRequest, ErrorCode, FrameDecoder, KeeperState, OpCode,
     Response,
@@ -257,6 +258,8 @@ impl Session {
                 Err(end) => Outcome::End(end),
             };
             match outcome {
+                Outcome::Disconnected if self.config.planted(PlantedBug::SuspendedNotPublished) => {
+                }
                 Outcome::Disconnected => self.publish(State::Suspended, None),
                 Outcome::End(End::Expired) if self.config.renew_session => self.renew(),
                 Outcome::End(end) => break end,
@@ -314,7 +317,12 @@ impl Session {
 
     /// When the client's own timer declares a suspended session lost.
     fn expiry_deadline(&self) -> Option<Instant> {
-        (self.session_id != 0 && !self.negotiated.is_zero()).then(|| self.acked + self.negotiated)
+        let timeout = if self.config.planted(PlantedBug::LateExpiryTimer) {
+            self.negotiated * 3
+        } else {
+            self.negotiated
+        };
+        (self.session_id != 0 && !self.negotiated.is_zero()).then(|| self.acked + timeout)
     }
 
     /// Handles a control message while no server is connected; `Some` ends the session.
@@ -354,7 +362,11 @@ impl Session {
             if self.close_stale(&*connector, &host, per_host).await? {
                 let request = ConnectRequest {
                     protocol_version: 0,
-                    last_zxid_seen: self.last_zxid,
+                    last_zxid_seen: if self.config.planted(PlantedBug::NoLastZxidSeen) {
+                        0
+                    } else {
+                        self.last_zxid
+                    },
                     timeout: i32::try_from(self.config.session_timeout.as_millis())
                         .unwrap_or(i32::MAX),
                     session_id: self.session_id,

@@ -19,6 +19,12 @@
 //!   ensemble last heard of the session; but a follower cut off from the quorum keeps
 //!   answering its clients' pings for up to `syncLimit` ticks (as a real ZooKeeper does)
 //!   while the leader expires their sessions, so the bound includes that too.
+//! - **Suspended in time**: a client cut off from every server (a `partition` fault, both
+//!   ways, naming its host) while `Connected` records another state (`Suspended`, ...) no
+//!   later than its read timeout (two thirds of the negotiated session timeout: the
+//!   scenario's, bounded to [2, 20] ticks), plus [`GRACE`], after the cut, unless the cut ends
+//!   first: the read timeout runs from the last answer, which came before the cut. A client that never says it is
+//!   disconnected leaves every recipe on it trusting what it holds.
 //!
 //! The workloads all use the default policy ([`check`]); [`check_with`] takes another.
 
@@ -100,6 +106,33 @@ struct Client {
     session: Option<i64>,
     /// A deadline for `Lost`: (by when, the expired session, when it expired).
     lost_due: Option<(Duration, i64, Duration)>,
+    /// Since when it is cut off from every server while it says `Connected`.
+    cut: Option<Duration>,
+}
+
+/// The client hosts a fault record cuts off from everything: a both-ways partition's targets.
+fn cut_off(what: &str) -> Vec<usize> {
+    let Some(rest) = what.strip_prefix("partition ") else {
+        return Vec::new();
+    };
+    if rest.starts_with("ends") || what.contains("(outbound)") || what.contains("(inbound)") {
+        return Vec::new();
+    }
+    let Some((_, names)) = rest.split_once(" = ") else {
+        return Vec::new();
+    };
+    let names = names.split(':').next().unwrap_or_default();
+    names
+        .split(',')
+        .filter_map(|n| n.trim().strip_prefix('c')?.parse().ok())
+        .collect()
+}
+
+/// The session timeout a client of `scenario` negotiates (bounded to [2, 20] ticks).
+fn negotiated(scenario: &Scenario) -> Duration {
+    scenario
+        .session_timeout
+        .clamp(scenario.tick * 2, scenario.tick * 20)
 }
 
 impl Client {
@@ -131,6 +164,8 @@ pub fn check_with(
     policy: ConnectionPolicy,
 ) -> Vec<Violation> {
     let bound = lost_bound(scenario);
+    // The read timeout, two thirds of the negotiated timeout, runs from the last answer.
+    let suspend_by = negotiated(scenario) * 2 / 3 + GRACE;
     let mut clients: BTreeMap<usize, Client> = BTreeMap::new();
     let mut out = Vec::new();
     let end = end_of(records);
@@ -152,6 +187,22 @@ pub fn check_with(
                     });
                     // One violation per belief.
                     st.belief = None;
+                }
+            }
+            if let Some(cut) = st.cut {
+                if now > cut + suspend_by {
+                    out.push(Violation {
+                        checker: CHECKER,
+                        at: cut + suspend_by,
+                        message: format!(
+                            "c{c} still says Connected {} ms after it was cut off from every \
+                             server at {:.6} s (its read timeout has run out); its state moved \
+                             to nothing else in time",
+                            suspend_by.as_millis(),
+                            cut.as_secs_f64()
+                        ),
+                    });
+                    st.cut = None;
                 }
             }
             if let Some((due, session, expired)) = st.lost_due {
@@ -192,6 +243,9 @@ pub fn check_with(
             Event::State { client, state } => {
                 let st = clients.entry(*client).or_default();
                 st.state = state.clone();
+                if state != "Connected" {
+                    st.cut = None;
+                }
                 if doubtful(policy, state) {
                     if st.doubt.is_none() {
                         st.doubt = Some((r.at, state.clone()));
@@ -203,6 +257,19 @@ pub fn check_with(
                 if state == "Lost" {
                     st.lost_in = st.session;
                     st.lost_due = None;
+                }
+            }
+            Event::Fault { what } => {
+                if what.starts_with("heal") || what.starts_with("partition ends") {
+                    for st in clients.values_mut() {
+                        st.cut = None;
+                    }
+                }
+                for c in cut_off(what) {
+                    let st = clients.entry(c).or_default();
+                    if st.state == "Connected" && st.cut.is_none() {
+                        st.cut = Some(r.at);
+                    }
                 }
             }
             Event::Paused { client } => clients.entry(*client).or_default().paused = true,
