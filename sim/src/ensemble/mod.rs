@@ -121,6 +121,10 @@ pub struct EnsembleConfig {
     /// Each server snapshots its committed state and drops the log it covers once this many
     /// committed entries are logged (0: never).
     pub snapshot_every: usize,
+    /// `readonlymode.enabled=true` with `localSessionsEnabled=true`: a member that has been
+    /// looking for a leader for [`read_only_delay`](Self::read_only_delay) serves read-only
+    /// clients until it leaves the election (see the module documentation). Off by default.
+    pub read_only: bool,
     /// Template of each server's client-side configuration (`server_id`, `seed` and
     /// `client_port` are set per server).
     pub server: ServerConfig,
@@ -137,6 +141,7 @@ impl Default for EnsembleConfig {
             election_wait: Duration::from_millis(300),
             ack_before_fsync: false,
             snapshot_every: 32,
+            read_only: false,
             server: ServerConfig {
                 tick_time: Duration::from_millis(500),
                 ..ServerConfig::default()
@@ -166,6 +171,12 @@ impl EnsembleConfig {
     pub fn init_timeout(&self) -> Duration {
         self.tick().saturating_mul(self.init_limit)
     }
+
+    /// How long a looking member waits before it starts its read-only server
+    /// (`QuorumPeer`: `Math.max(2000, tickTime)` ms after it started looking).
+    pub fn read_only_delay(&self) -> Duration {
+        self.tick().max(Duration::from_secs(2))
+    }
 }
 
 /// What a server last said about itself (for tests and the event log).
@@ -179,6 +190,9 @@ pub struct ServerStatus {
     pub established: bool,
     /// Whether it serves clients.
     pub serving: bool,
+    /// Whether it serves read-only clients (it has no quorum; see
+    /// [`EnsembleConfig::read_only`]). `serving` is false meanwhile.
+    pub read_only: bool,
     /// Its epoch (current, or the one it leads).
     pub epoch: u32,
     /// The last zxid applied to its tree.
