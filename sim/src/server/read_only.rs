@@ -197,3 +197,146 @@ impl Core {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::sync::{mpsc, Notify};
+    use zkit::proto::{
+        ConnectRequest, ConnectResponse, CreateMode, CreateRequest, ErrorCode, PathRequest, Reader,
+        Record, ReplyHeader, Request,
+    };
+
+    use super::super::core::{Core, Flow, Outbound};
+    use super::super::replica::{session_password, Replica};
+    use crate::server::ServerConfig;
+
+    /// A member core serving read-only.
+    fn read_only_core() -> Core {
+        let (submit, _) = mpsc::unbounded_channel();
+        let mut core = Core::new(ServerConfig::default());
+        core.set_replica(Replica::new(1, 1, 7, submit));
+        core.set_read_only(true);
+        core
+    }
+
+    fn open(core: &mut Core) -> (u64, mpsc::UnboundedReceiver<Outbound>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let peer = "127.0.0.1:1".parse().expect("an address");
+        (core.register(peer, tx, Arc::new(Notify::new())), rx)
+    }
+
+    fn request(session_id: i64, read_only: bool) -> ConnectRequest {
+        ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            timeout: 4000,
+            session_id,
+            passwd: session_password(7, session_id).to_vec(),
+            read_only,
+        }
+    }
+
+    /// The error code of the next reply queued on `rx`.
+    fn next_err(rx: &mut mpsc::UnboundedReceiver<Outbound>) -> i32 {
+        match rx.try_recv() {
+            Ok(Outbound::Bytes(b)) => {
+                ReplyHeader::decode(&mut Reader::new(&b[4..]))
+                    .expect("a reply header")
+                    .err
+            }
+            other => panic!("no reply: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn local_sessions_reads_only_and_global_sessions_refused() {
+        let mut core = read_only_core();
+        assert_eq!(core.four_letter("isro"), "ro");
+        let (conn, _) = open(&mut core);
+        assert!(
+            core.connect(conn, &request(0, false), false, 0).is_none(),
+            "a client that did not ask for read-only is dropped"
+        );
+        let (conn, mut rx) = open(&mut core);
+        let (frame, flow) = core
+            .connect(conn, &request(0, true), false, 0)
+            .expect("an answer");
+        assert_eq!(flow, Flow::Continue);
+        let resp = ConnectResponse::from_frame(&frame[4..]).expect("a ConnectResponse");
+        assert!(resp.read_only);
+        assert_eq!(resp.session_id >> 56, 1, "a session of this member");
+        let local = resp.session_id;
+
+        let create = Request::Create(CreateRequest {
+            path: "/a".into(),
+            data: vec![],
+            acl: zkit::proto::Acl::open_unsafe(),
+            flags: CreateMode::Persistent,
+        });
+        let sync = Request::Sync(PathRequest { path: "/".into() });
+        let exists = Request::Exists(zkit::proto::WatchedRequest {
+            path: "/".into(),
+            watch: false,
+        });
+        for (xid, r, err) in [
+            (1, create, ErrorCode::NotReadOnly),
+            (2, sync, ErrorCode::NotReadOnly),
+            (3, exists, ErrorCode::Ok),
+        ] {
+            let mut frame = Vec::new();
+            r.encode(xid, &mut frame);
+            assert_eq!(core.process(conn, local, xid, r, &frame, 0), Flow::Continue);
+            assert_eq!(next_err(&mut rx), err.code(), "{xid}");
+        }
+
+        // A global session (one the tree knows) is refused; an unknown one is expired.
+        core.tree.apply(
+            &crate::server::txn::TxnHeader {
+                session_id: 0x0200_0000_0000_0001,
+                cxid: 0,
+                zxid: 1,
+                time: 0,
+            },
+            &crate::server::txn::Txn::CreateSession {
+                session_id: 0x0200_0000_0000_0001,
+                timeout_ms: 4000,
+            },
+        );
+        let (other, _) = open(&mut core);
+        let global = request(0x0200_0000_0000_0001, true);
+        assert!(core.connect(other, &global, false, 0).is_none());
+        let (frame, flow) = core
+            .connect(other, &request(0x0200_0000_0000_0002, true), false, 0)
+            .expect("an answer");
+        assert_eq!(flow, Flow::Close);
+        let resp = ConnectResponse::from_frame(&frame[4..]).expect("a ConnectResponse");
+        assert_eq!((resp.timeout, resp.session_id), (0, 0));
+
+        // The local session resumes on another connection of the same member...
+        let (again, _) = open(&mut core);
+        let (frame, _) = core
+            .connect(again, &request(local, true), false, 0)
+            .expect("an answer");
+        let resp = ConnectResponse::from_frame(&frame[4..]).expect("a ConnectResponse");
+        assert_eq!(resp.session_id, local);
+        // ...and expires here when nothing touches it.
+        core.expire(60_000);
+        assert!(core.sessions.get(local).is_none());
+        assert!(!core.connections.contains_key(&again));
+
+        // Leaving read-only mode drops every client and every local session.
+        let (conn, _) = open(&mut core);
+        let (frame, _) = core
+            .connect(conn, &request(0, true), false, 60_000)
+            .expect("an answer");
+        let id = ConnectResponse::from_frame(&frame[4..])
+            .expect("a ConnectResponse")
+            .session_id;
+        core.set_read_only(false);
+        assert!(core.connections.is_empty());
+        assert!(core.sessions.get(id).is_none());
+        assert_eq!(core.four_letter("isro"), "rw");
+    }
+}
