@@ -1,7 +1,8 @@
 //! Read-only mode of the simulated ensemble (`EnsembleConfig::read_only`, ZooKeeper 3.8's
 //! `readonlymode.enabled` with local sessions): three servers, two crashed, the survivor
 //! serves read-only after its grace period. A client that allows read-only gets a new local
-//! session there (`ConnectedReadOnly`), reads, and gets `NotReadOnly` for writes and `sync`;
+//! session there (`ConnectedReadOnly`), reads (multiRead too), and gets `NotReadOnly` for
+//! writes, a multi and `sync`;
 //! a client that does not allow read-only, and a global session opened before the crashes,
 //! cannot connect to it; `isro` says `ro`. Once the crashed servers restart, the survivor
 //! shuts its read-only server down, the local session is expired on reconnect and the client
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use ensemble_common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use zkit::{Client, CreateMode, Error, State};
+use zkit::{Client, CreateMode, Error, Op, ReadOp, ReadResult, State};
 use zkit_sim::ensemble::{Ensemble, EnsembleConfig};
 use zkit_sim::net::TurmoilConnector;
 
@@ -174,6 +175,25 @@ fn a_member_without_quorum_serves_read_only_clients_in_local_sessions() {
             Err(Error::NotReadOnly { .. }) => note(&l, "ro", "setData refused".to_owned()),
             other => note(&l, "ro", format!("setData answered {other:?}")),
         }
+        match zk
+            .multi(&[Op::check("/ro", None), Op::delete("/ro", None)])
+            .await
+        {
+            Err(Error::NotReadOnly { .. }) => note(&l, "ro", "multi refused".to_owned()),
+            other => note(&l, "ro", format!("multi answered {other:?}")),
+        }
+        match zk
+            .multi_read(&[ReadOp::GetData("/ro".into())])
+            .await?
+            .as_slice()
+        {
+            [ReadResult::Data(data, _)] => note(
+                &l,
+                "ro",
+                format!("multiRead {}", String::from_utf8_lossy(data)),
+            ),
+            other => note(&l, "ro", format!("multiRead answered {other:?}")),
+        }
         match zk.sync("/ro").await {
             Err(Error::NotReadOnly { .. }) => note(&l, "ro", "sync refused".to_owned()),
             other => note(&l, "ro", format!("sync answered {other:?}")),
@@ -201,6 +221,8 @@ fn a_member_without_quorum_serves_read_only_clients_in_local_sessions() {
     assert!(has("ro: create refused"), "{lines:#?}");
     assert!(has("ro: setData refused"), "{lines:#?}");
     assert!(has("ro: sync refused"), "{lines:#?}");
+    assert!(has("ro: multi refused"), "{lines:#?}");
+    assert!(has("ro: multiRead v1"), "{lines:#?}");
     assert!(has("ro: isro ro"), "{lines:#?}");
     assert!(has("plain: refused"), "{lines:#?}");
     assert!(has("resume: refused"), "{lines:#?}");
