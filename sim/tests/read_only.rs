@@ -2,9 +2,8 @@
 //! `readonlymode.enabled` with local sessions): three servers, two crashed, the survivor
 //! serves read-only after its grace period. A client that allows read-only gets a new local
 //! session there (`ConnectedReadOnly`), reads (multiRead too), and gets `NotReadOnly` for
-//! writes, a multi and `sync`;
-//! a client that does not allow read-only, and a global session opened before the crashes,
-//! cannot connect to it; `isro` says `ro`. Once the crashed servers restart, the survivor
+//! writes, a multi and `sync`; a client that does not allow read-only, and a global session
+//! opened before the crashes, cannot connect to it; `isro` says `ro`. Once the crashed servers restart, the survivor
 //! shuts its read-only server down, the local session is expired on reconnect and the client
 //! goes on in a new read-write session (the global session's client, cut off from every
 //! member that would take it, has declared its session lost meanwhile).
