@@ -618,3 +618,42 @@ fn ensemble_limits_default_to_the_fixture_and_are_checked() {
     let e = limit("init_limit", "-1");
     assert!(e.starts_with("t.toml:5:14: "), "{e}");
 }
+
+/// `read_only` (in `[ensemble]`) and `allow_read_only` (per `[[workload]]`) are off by
+/// default, carried to a printed schedule, and must be booleans.
+#[test]
+fn read_only_flags_default_off_and_are_checked() {
+    let s = good();
+    assert!(!s.read_only);
+    assert!(s.workloads.iter().all(|w| !w.allow_read_only));
+    let text = GOOD
+        .replacen(
+            "session_timeout_ms = 4000",
+            "session_timeout_ms = 4000\nread_only = true",
+            1,
+        )
+        .replacen(
+            "hold_ms = [10, 20]",
+            "hold_ms = [10, 20]\nallow_read_only = true",
+            1,
+        );
+    let s = scenario::parse("t.toml", "t", &text).unwrap_or_else(|e| panic!("{e}"));
+    assert!(s.read_only);
+    assert!(s.workloads.iter().all(|w| w.allow_read_only));
+    let back = scenario::parse("p.toml", "t", &s.to_toml_with(&s.faults))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(back.read_only);
+    assert_eq!(back.workloads, s.workloads);
+    error(
+        "session_timeout_ms = 4000",
+        "session_timeout_ms = 4000\nread_only = 1",
+        (5, 13),
+        "expected a boolean",
+    );
+    error(
+        "hold_ms = [10, 20]",
+        "hold_ms = [10, 20]\nallow_read_only = \"yes\"",
+        (14, 19),
+        "expected a boolean",
+    );
+}

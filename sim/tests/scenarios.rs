@@ -128,6 +128,10 @@ const MUST_HAPPEN: &[(&str, &[&str])] = &[
         &["sessions expired", "lock handoffs"],
     ),
     ("lock_holder_crashes", &["lock handoffs"]),
+    (
+        "minority_read_only",
+        &["read-only connections", "lock handoffs", "leader changes"],
+    ),
     ("lock_holder_session_expires", &["sessions killed"]),
     (
         "lagging_follower_waiters",

@@ -172,7 +172,7 @@ pub fn findings(records: &[Record], scenario: &Scenario) -> Vec<Finding> {
 /// than the previous one), leader changes (likewise), barrier rounds (a first participant
 /// through enter while nobody else is in), config values seen, stale writes rejected by the
 /// fenced resource, sessions expired (a client state `Lost`, or any state naming `Expired`),
-/// pauses, and a few raw counts.
+/// read-only connections (a client state `ConnectedReadOnly`), pauses, and a few raw counts.
 pub fn coverage(records: &[Record]) -> BTreeMap<&'static str, usize> {
     let mut c: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut last_holder = None;
@@ -221,6 +221,9 @@ pub fn coverage(records: &[Record]) -> BTreeMap<&'static str, usize> {
             } => *c.entry("stale writes rejected").or_default() += 1,
             Event::State { state, .. } if state == "Lost" || state.contains("Expired") => {
                 *c.entry("sessions expired").or_default() += 1;
+            }
+            Event::State { state, .. } if state == "ConnectedReadOnly" => {
+                *c.entry("read-only connections").or_default() += 1;
             }
             Event::Paused { .. } => *c.entry("pauses").or_default() += 1,
             Event::Killed { .. } => *c.entry("sessions killed").or_default() += 1,

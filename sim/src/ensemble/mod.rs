@@ -19,7 +19,8 @@
 //!
 //! Clients talk to any server: reads are answered locally, writes and `sync` go through the
 //! leader (see `server::replica`), sessions are transactions and only the leader expires
-//! them. A server that cannot see a quorum stops serving and closes its client connections.
+//! them. A server that cannot see a quorum stops serving and closes its client connections
+//! (and, in read-only mode, serves read-only clients after a grace period).
 //!
 //! zxid = (epoch << 32) | counter. Everything is deterministic for a seed: time from
 //! `tokio::time`, ordered maps, `biased` selects.
@@ -59,6 +60,16 @@
 //!   `SESSIONMOVED`, which that member answers by closing the connection (ZOOKEEPER-710), so
 //!   a write sent on a connection the client has left never applies after what it sends on
 //!   its new one.
+//! - read-only mode, opt-in ([`EnsembleConfig::read_only`]: `readonlymode.enabled=true` with
+//!   `localSessionsEnabled=true`): a member that has been looking for a leader for
+//!   `max(2 s, tickTime)` starts a read-only server (`QuorumPeer`'s `roZkMgr`), which accepts
+//!   only clients that ask for read-only, each in a new *local* session of that member
+//!   (`ConnectResponse.readOnly = true`), refuses other clients and the reconnection of a
+//!   global session by closing the connection, answers reads from its tree, answers `sync`
+//!   and every write with NOTREADONLY, expires its local sessions itself, and says `ro` to
+//!   `isro`; when the member stops looking it shuts that server down, closing its clients'
+//!   connections, and their local sessions, unknown to the quorum, are refused as expired
+//!   when they reconnect (see `server::read_only`);
 //!
 //! Not modelled (a client can tell):
 //! - TCP retransmission: turmoil drops what a partition catches and the stream stalls for
@@ -67,9 +78,11 @@
 //!   a link with only election traffic is dropped and dialed again after six heartbeats;
 //! - `FastLeaderElection`'s notifications and back-off: a looking server votes from the
 //!   statuses it heard in the last six heartbeats, after [`EnsembleConfig::election_wait`];
-//! - read-only mode; local sessions; idle-connection
-//!   expiry; requests of a closing session are answered, not dropped; a create with
-//!   unknown flags inside a `multi` closes the connection;
+//! - local sessions outside read-only mode (`localSessionsEnabled` on a member with a
+//!   quorum); idle-connection expiry; requests of a closing session are answered, not
+//!   dropped; a create with unknown flags inside a `multi` closes the connection;
+//! - a member that serves nobody still answers four-letter words as if it served (`isro`
+//!   says `rw` where ZooKeeper says `null`, the others do not say "not currently serving");
 //! - `SyncLimitCheck` (a follower that acks proposals too slowly), observers, dynamic
 //!   reconfiguration, quotas, `leaderServes=no`, SASL and TLS.
 
@@ -121,6 +134,10 @@ pub struct EnsembleConfig {
     /// Each server snapshots its committed state and drops the log it covers once this many
     /// committed entries are logged (0: never).
     pub snapshot_every: usize,
+    /// `readonlymode.enabled=true` with `localSessionsEnabled=true`: a member that has been
+    /// looking for a leader for [`read_only_delay`](Self::read_only_delay) serves read-only
+    /// clients until it leaves the election (see the module documentation). Off by default.
+    pub read_only: bool,
     /// Template of each server's client-side configuration (`server_id`, `seed` and
     /// `client_port` are set per server).
     pub server: ServerConfig,
@@ -137,6 +154,7 @@ impl Default for EnsembleConfig {
             election_wait: Duration::from_millis(300),
             ack_before_fsync: false,
             snapshot_every: 32,
+            read_only: false,
             server: ServerConfig {
                 tick_time: Duration::from_millis(500),
                 ..ServerConfig::default()
@@ -166,6 +184,12 @@ impl EnsembleConfig {
     pub fn init_timeout(&self) -> Duration {
         self.tick().saturating_mul(self.init_limit)
     }
+
+    /// How long a looking member waits before it starts its read-only server
+    /// (`QuorumPeer`: `Math.max(2000, tickTime)` ms after it started looking).
+    pub fn read_only_delay(&self) -> Duration {
+        self.tick().max(Duration::from_secs(2))
+    }
 }
 
 /// What a server last said about itself (for tests and the event log).
@@ -179,6 +203,9 @@ pub struct ServerStatus {
     pub established: bool,
     /// Whether it serves clients.
     pub serving: bool,
+    /// Whether it serves read-only clients (it has no quorum; see
+    /// [`EnsembleConfig::read_only`]). `serving` is false meanwhile.
+    pub read_only: bool,
     /// Its epoch (current, or the one it leads).
     pub epoch: u32,
     /// The last zxid applied to its tree.

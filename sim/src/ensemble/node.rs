@@ -104,6 +104,19 @@ pub(super) struct Node {
     link_ids: Arc<LinkIds>,
     pub(super) applied: i64,
     pub(super) serving: bool,
+    /// When the read-only server starts if the member is still looking (`None`: it does
+    /// not, or it runs already); only with [`EnsembleConfig::read_only`].
+    read_only_at: Option<Instant>,
+    /// Whether the read-only server runs.
+    read_only: bool,
+}
+
+/// Waits until `at` (for ever if `None`).
+async fn until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Runs server `id` until its host stops: the client-facing server plus replication.
@@ -171,7 +184,10 @@ pub(super) async fn run(
         link_ids,
         applied: committed,
         serving: false,
+        read_only_at: None,
+        read_only: false,
     };
+    node.schedule_read_only();
     node.publish();
     node.run(events_rx, sub_rx).await;
     drop(handle);
@@ -187,8 +203,10 @@ impl Node {
         let mut tick = tokio::time::interval(self.config.heartbeat);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
+            let read_only_at = self.read_only_at;
             tokio::select! {
                 biased;
+                () = until(read_only_at), if read_only_at.is_some() => self.start_read_only(),
                 ev = events.recv() => match ev {
                     Some(ev) => self.on_link(ev),
                     None => return,
@@ -561,6 +579,42 @@ impl Node {
             _ => (false, false),
         };
         self.set_serving(serving, leading);
+        self.schedule_read_only();
+    }
+
+    /// With [`EnsembleConfig::read_only`]: a member that starts looking starts its
+    /// read-only server once it has looked for [`EnsembleConfig::read_only_delay`]
+    /// (`QuorumPeer`'s `roZkMgr`); a member that stops looking shuts it down, closing its
+    /// clients' connections (`ReadOnlyZooKeeperServer.shutdown`).
+    fn schedule_read_only(&mut self) {
+        if !self.config.read_only {
+            return;
+        }
+        if let State::Looking { since } = self.state {
+            if !self.read_only && self.read_only_at.is_none() {
+                self.read_only_at = Some(since + self.config.read_only_delay());
+            }
+            return;
+        }
+        self.read_only_at = None;
+        if self.read_only {
+            self.read_only = false;
+            self.shared.lock().set_read_only(false);
+            self.event("read-only server shut down: clients dropped".to_owned());
+            self.publish();
+        }
+    }
+
+    /// The grace period passed: a member still looking serves read-only clients.
+    fn start_read_only(&mut self) {
+        self.read_only_at = None;
+        if !matches!(self.state, State::Looking { .. }) || self.read_only {
+            return;
+        }
+        self.read_only = true;
+        self.shared.lock().set_read_only(true);
+        self.event("read-only server started (no quorum)".to_owned());
+        self.publish();
     }
 
     /// Starts or stops serving clients.
@@ -608,6 +662,7 @@ impl Node {
             role: Some(role),
             established,
             serving: self.serving,
+            read_only: self.read_only,
             epoch,
             applied: self.applied,
         };

@@ -134,6 +134,7 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: &Options) -> Outcome {
         seed,
         sync_limit: scenario.sync_limit,
         init_limit: scenario.init_limit,
+        read_only: scenario.read_only,
         server: ServerConfig {
             tick_time: scenario.tick,
             ..EnsembleConfig::default().server

@@ -10,6 +10,7 @@
 //! session_timeout_ms = 4000
 //! sync_limit = 10           # ticks (ZooKeeper's syncLimit; the default, as scripts/zk)
 //! init_limit = 20           # ticks (initLimit; the default)
+//! read_only = false         # readonlymode.enabled: a member without quorum serves read-only
 //!
 //! [network]
 //! latency_ms = [0, 100]     # every message takes this long (the default)
@@ -74,6 +75,9 @@ pub struct Scenario {
     pub sync_limit: u32,
     /// `initLimit`, in ticks: how long a sync and a prospective leader may take.
     pub init_limit: u32,
+    /// `readonlymode.enabled` (with local sessions): a member that has no quorum serves
+    /// read-only clients after a grace period (see [`crate::ensemble`]). Off by default.
+    pub read_only: bool,
     /// Every message's latency, drawn uniformly from this range.
     pub latency: (Duration, Duration),
     /// The chance, per link and step, that a link drops its messages for a while.
@@ -119,7 +123,11 @@ impl Scenario {
             self.session_timeout.as_millis()
         );
         let _ = writeln!(s, "sync_limit = {}", self.sync_limit);
-        let _ = writeln!(s, "init_limit = {}\n", self.init_limit);
+        let _ = writeln!(s, "init_limit = {}", self.init_limit);
+        if self.read_only {
+            let _ = writeln!(s, "read_only = true");
+        }
+        s.push('\n');
         let _ = writeln!(s, "[network]");
         let _ = writeln!(
             s,
@@ -145,6 +153,9 @@ impl Scenario {
             );
             if w.role == Role::Semaphore {
                 let _ = writeln!(s, "leases = {}", w.leases);
+            }
+            if w.allow_read_only {
+                let _ = writeln!(s, "allow_read_only = true");
             }
         }
         for f in faults {
@@ -204,6 +215,7 @@ struct RawEnsemble {
     session_timeout_ms: Option<Spanned<u64>>,
     sync_limit: Option<Spanned<u64>>,
     init_limit: Option<Spanned<u64>>,
+    read_only: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -388,6 +400,7 @@ pub fn parse_with(
         session_timeout: Duration::from_millis(session_ms),
         sync_limit,
         init_limit,
+        read_only: raw.ensemble.read_only.is_some_and(|r| *r.get_ref()),
         latency,
         loss,
         duration: Duration::from_secs(duration_s),

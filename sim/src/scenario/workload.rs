@@ -7,6 +7,7 @@
 //! path = "/locks/a"
 //! hold_ms = [50, 300]    # how long a holder holds (or a leader leads, a member stays)
 //! leases = 2             # semaphore only: how many holders at once
+//! allow_read_only = true # the clients accept read-only servers (default false)
 //! ```
 
 use std::collections::BTreeSet;
@@ -197,6 +198,10 @@ pub struct Workload {
     pub hold: (Duration, Duration),
     /// Semaphore leases (1 for every other role).
     pub leases: usize,
+    /// Whether the clients accept read-only servers (`Builder::allow_read_only`, the Java
+    /// client's `canBeReadOnly`): a member without quorum serves them read-only when the
+    /// ensemble runs with `read_only = true`.
+    pub allow_read_only: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -208,6 +213,7 @@ pub(super) struct RawWorkload {
     // Signed, so a negative bound gets its own error rather than serde's.
     hold_ms: Option<Spanned<[i64; 2]>>,
     leases: Option<Spanned<u64>>,
+    allow_read_only: Option<Spanned<bool>>,
 }
 
 /// Checks one raw workload.
@@ -301,5 +307,6 @@ pub(super) fn workload(ctx: &Ctx<'_>, w: RawWorkload) -> Result<Workload, Scenar
         path: path.clone(),
         hold,
         leases,
+        allow_read_only: w.allow_read_only.is_some_and(|r| *r.get_ref()),
     })
 }

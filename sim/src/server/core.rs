@@ -276,6 +276,9 @@ impl Core {
         old_client: bool,
         now: u64,
     ) -> Option<(Vec<u8>, Flow)> {
+        if self.replica.as_ref().is_some_and(|r| r.read_only) {
+            return self.read_only_connect(conn, req, now);
+        }
         if self.replica.is_some() {
             return self.replica_connect(conn, req, old_client);
         }
@@ -361,6 +364,7 @@ impl Core {
     pub(crate) fn expire(&mut self, now: u64) {
         if self.replica.is_some() {
             self.replica_expire(now);
+            self.read_only_expire(now);
             return;
         }
         for id in self.sessions.expired(now) {
@@ -498,12 +502,23 @@ pub(crate) fn connect_frame(
     passwd: Vec<u8>,
     old_client: bool,
 ) -> Vec<u8> {
+    connect_frame_from(timeout, session_id, passwd, old_client, false)
+}
+
+/// The ConnectResponse frame of a handshake, saying whether the server is read-only.
+pub(crate) fn connect_frame_from(
+    timeout: i32,
+    session_id: i64,
+    passwd: Vec<u8>,
+    old_client: bool,
+    read_only: bool,
+) -> Vec<u8> {
     let response = ConnectResponse {
         protocol_version: 0,
         timeout,
         session_id,
         passwd,
-        read_only: false,
+        read_only,
     };
     let mut out = Vec::new();
     encode_frame(&mut out, |b| {

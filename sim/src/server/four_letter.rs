@@ -28,7 +28,7 @@ impl Core {
         let mut out = String::new();
         match cmd {
             "ruok" => out.push_str("imok"),
-            "isro" => out.push_str("rw"),
+            "isro" => out.push_str(if self.is_read_only() { "ro" } else { "rw" }),
             "srvr" => self.srvr(&mut out),
             "stat" => {
                 let _ = writeln!(out, "Zookeeper version: {VERSION}");
@@ -64,6 +64,15 @@ impl Core {
         out
     }
 
+    /// The server's state as `srvr` and `mntr` name it (`ZooKeeperServer.getState`).
+    fn mode(&self) -> &'static str {
+        if self.is_read_only() {
+            "read-only"
+        } else {
+            "standalone"
+        }
+    }
+
     fn srvr(&self, out: &mut String) {
         let _ = writeln!(out, "Zookeeper version: {VERSION}");
         self.srvr_body(out);
@@ -76,7 +85,7 @@ impl Core {
         let _ = writeln!(out, "Connections: {}", self.connections.len());
         let _ = writeln!(out, "Outstanding: 0");
         let _ = writeln!(out, "Zxid: 0x{:x}", self.tree.last_zxid());
-        let _ = writeln!(out, "Mode: standalone");
+        let _ = writeln!(out, "Mode: {}", self.mode());
         let _ = writeln!(out, "Node count: {}", self.tree.node_count());
     }
 
@@ -100,7 +109,7 @@ impl Core {
             .sum();
         let rows: [(&str, String); 12] = [
             ("zk_version", VERSION.to_owned()),
-            ("zk_server_state", "standalone".to_owned()),
+            ("zk_server_state", self.mode().to_owned()),
             ("zk_packets_received", self.packets_received.to_string()),
             ("zk_packets_sent", self.packets_sent.to_string()),
             (

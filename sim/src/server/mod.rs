@@ -10,6 +10,8 @@
 //! - [`session`]: session ids, passwords, timeouts and expiry buckets;
 //! - `core` / `process`: the state behind one lock and the answer to each request
 //!   (`FinalRequestProcessor`);
+//! - `replica` / `read_only`: the core as an ensemble member, and as a member without
+//!   quorum serving read-only clients (`ReadOnlyZooKeeperServer`);
 //! - [`order`]: the (unsorted, per-server) order of listed children and ephemerals;
 //! - `connection`: the per-connection task; `four_letter`: the text commands.
 //!
@@ -23,6 +25,7 @@ pub mod four_letter;
 pub mod order;
 pub mod prep;
 mod process;
+pub(crate) mod read_only;
 pub(crate) mod replica;
 pub mod session;
 pub mod tree;

@@ -30,7 +30,11 @@ impl Core {
         frame: &[u8],
         now: u64,
     ) -> Flow {
-        if self.replica.is_some() {
+        if self.replica.as_ref().is_some_and(|r| r.read_only) {
+            if let Some(flow) = self.read_only_process(conn, session_id, xid, &request) {
+                return flow;
+            }
+        } else if self.replica.is_some() {
             if let Some(flow) = self.replica_process(conn, xid, &request, frame) {
                 return flow;
             }

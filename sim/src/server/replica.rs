@@ -112,8 +112,8 @@ pub(crate) struct Replica {
     pub(crate) serving: bool,
     /// Whether this member is the established leader (it alone expires sessions).
     pub(crate) leading: bool,
-    secret: u64,
-    next_session: i64,
+    pub(super) secret: u64,
+    pub(super) next_session: i64,
     submit: mpsc::UnboundedSender<Submission>,
     queues: BTreeMap<u64, VecDeque<Queued>>,
     /// Sessions with activity since the last [`Core::take_touched`].
@@ -121,6 +121,10 @@ pub(crate) struct Replica {
     closing: BTreeSet<i64>,
     /// Handshakes refused because the client had seen a zxid this member has not applied.
     pub(crate) refused_behind: u64,
+    /// Whether this member runs its read-only server (see [`super::read_only`]).
+    pub(crate) read_only: bool,
+    /// The local sessions its read-only server opened (they die with it).
+    pub(super) local: BTreeSet<i64>,
 }
 
 impl Replica {
@@ -145,6 +149,8 @@ impl Replica {
             touched: BTreeSet::new(),
             closing: BTreeSet::new(),
             refused_behind: 0,
+            read_only: false,
+            local: BTreeSet::new(),
         }
     }
 }

@@ -152,6 +152,7 @@ pub async fn connect(spec: &ClientSpec, seed: u64) -> Client {
             .seed(seed)
             .session_timeout(spec.session_timeout)
             .renew_expired_session(true)
+            .allow_read_only(spec.workload.allow_read_only)
             .connect()
             .await;
         match attempt {
