@@ -128,14 +128,23 @@ impl RealConfig {
         }
     }
 
-    /// The ensemble a scenario describes: its size, tick and limits.
+    /// The ensemble a scenario describes: its size, tick and limits, and read-only mode.
+    /// The members always run with `readonlymode.enabled` (`scripts/zk`), but a member
+    /// without quorum can hand out read-only sessions only if local sessions are enabled,
+    /// so a scenario with `read_only = true` enables them (upgraded to global sessions when
+    /// a client creates an ephemeral node, as a deployment using read-only mode would).
     pub fn from_scenario(scenario: &Scenario) -> RealConfig {
+        let extra_cfg = if scenario.read_only {
+            "localSessionsEnabled=true\nlocalSessionsUpgradingEnabled=true\n".to_owned()
+        } else {
+            String::new()
+        };
         RealConfig {
             size: usize::from(scenario.servers),
             tick: scenario.tick,
             sync_limit: scenario.sync_limit,
             init_limit: scenario.init_limit,
-            extra_cfg: String::new(),
+            extra_cfg,
             dir: None,
         }
     }
