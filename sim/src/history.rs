@@ -563,6 +563,13 @@ impl History {
         inner.records.push(Record { at, event });
     }
 
+    /// Marks `session` as ended without recording anything yet: real mode's monitor saw it
+    /// leave the leader's tracker and files the expiry once it is sure (see
+    /// `runner::real`), while an `expire` fault waiting for it may end now.
+    pub fn mark_session_ended(&self, session: i64) {
+        self.lock().ended.insert(session);
+    }
+
     /// Whether the ensemble has expired `session`, or a client closed it.
     pub fn session_ended(&self, session: i64) -> bool {
         self.lock().ended.contains(&session)

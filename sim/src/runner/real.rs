@@ -591,6 +591,8 @@ impl SessionMonitor {
                 missing.remove(&session);
                 listed.remove(&session);
                 pending.insert(session, at);
+                // An `expire` fault cutting the client off until now may end.
+                self.history.mark_session_ended(session);
             }
             // A session a leader lists again was not expired: an isolated leader drops
             // sessions on its own timer, in closes that are never committed.
