@@ -15,6 +15,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 use zkit::{Client, CreateMode, Error};
 
 use super::{start, ClientSpec};
@@ -133,12 +134,13 @@ pub fn version_of(result: &RegisterResult) -> Option<i32> {
     }
 }
 
-/// Runs the register client forever.
-pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std::error::Error>> {
+/// The start of a register client: [`start`], the register's parent made, and the
+/// register created unless someone has (recorded operations, until a definite answer).
+/// Returns the random stream, the client and the number of operations made so far.
+pub async fn setup(spec: &ClientSpec, incarnation: u32) -> (ChaCha8Rng, Client, u32) {
     let who = spec.host();
     let path = spec.workload.path.as_str();
-    let (lo, hi) = spec.workload.hold;
-    let (mut rng, zk) = start(spec, incarnation).await;
+    let (rng, zk) = start(spec, incarnation).await;
     if let Some((parent, _)) = path.rsplit_once('/').filter(|(p, _)| !p.is_empty()) {
         while let Err(e) = zk.ensure_path(parent).await {
             spec.history.note(&who, format!("ensure_path failed: {e}"));
@@ -146,7 +148,6 @@ pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std:
         }
     }
     let mut n = 0u32;
-    // Create the register unless someone has: until a definite answer.
     loop {
         let op = RegisterOp::Create {
             value: INITIAL.to_owned(),
@@ -161,6 +162,14 @@ pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std:
             other => recover(&zk, &other).await,
         }
     }
+    (rng, zk, n)
+}
+
+/// Runs the register client forever.
+pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std::error::Error>> {
+    let path = spec.workload.path.as_str();
+    let (lo, hi) = spec.workload.hold;
+    let (mut rng, zk, mut n) = setup(spec, incarnation).await;
     let mut last_version = 0;
     loop {
         tokio::time::sleep(rng.random_range(lo..=hi)).await;
