@@ -1012,8 +1012,6 @@ fn caught_swarm_seed_shrinks_and_replays() {
     );
 }
 
-/// The hand-written recipes with no bug planted pass the variants' scenarios: what the
-/// variants are caught for is their bug, not the hand-written recipe around it.
 // ----- the broken register -----
 
 /// How a broken register client reads.
@@ -1108,6 +1106,8 @@ fn variant_11_reads_from_a_stale_cache_are_caught() {
     control(&scenario, caught.seed.max(CONTROL_SEEDS - 1));
 }
 
+/// The hand-written recipes with no bug planted pass the variants' scenarios: what the
+/// variants are caught for is their bug, not the hand-written recipe around it.
 #[test]
 fn hand_written_recipes_without_their_bug_pass() {
     let seeds = 2;
