@@ -326,3 +326,38 @@ fn register_records_render_and_count() {
     assert_eq!(c.get("register cas refused"), Some(&1));
     assert!(check::all(&h.records, &registers()).is_empty());
 }
+
+/// The shipped scenario's histories are decided (never inconclusive) and quickly: prints the
+/// simulation's and the checker's wall time per seed. `ZKIT_LIN_SEEDS` (default 3) seeds.
+#[test]
+fn shipped_register_histories_are_decided_quickly() {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios/register_under_faults.toml");
+    let s = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let seeds: u64 = std::env::var("ZKIT_LIN_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let (mut run, mut checking, mut ops) = (Duration::ZERO, Duration::ZERO, 0);
+    for seed in 0..seeds {
+        let wall = std::time::Instant::now();
+        let outcome = zkit_sim::runner::run(&s, seed);
+        run += wall.elapsed();
+        assert!(outcome.passed(), "seed {seed}: {:#?}", outcome.violations);
+        let wall = std::time::Instant::now();
+        let (v, f) = linearizable::check(&outcome.records, &s);
+        checking += wall.elapsed();
+        assert!(v.is_empty() && f.is_empty(), "seed {seed}: {v:#?} {f:#?}");
+        ops += outcome
+            .records
+            .iter()
+            .filter(|r| matches!(r.event, Event::RegisterCall { .. }))
+            .count();
+    }
+    println!(
+        "{seeds} seeds, {ops} register ops: {:.1} ms per seed in all, of which the \
+         linearizability check {:.1} ms",
+        run.as_secs_f64() * 1000.0 / seeds as f64,
+        checking.as_secs_f64() * 1000.0 / seeds as f64
+    );
+}
