@@ -1,5 +1,5 @@
-//! The register checkers on hand-built histories: the linearizability checker and the
-//! per-session monotonic-reads checker, each with planted bugs it must catch (a stale read
+//! The register checkers on hand-built histories: the linearizability checker, the
+//! per-session monotonic-reads checker and the read-values checker, each with planted bugs it must catch (a stale read
 //! after a completed write, a lost acknowledged write, a compare-and-set that won on a stale
 //! version, a made-up value, a read going back within a session) and histories it must pass
 //! (overlapping operations in either order, indeterminate writes that did or did not take
@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use zkit_sim::check::{self, linearizable, monotonic, Violation};
+use zkit_sim::check::{self, linearizable, monotonic, read_values, Violation};
 use zkit_sim::history::{render_record, Event, Record};
 use zkit_sim::register::{RegisterError, RegisterOp, RegisterResult};
 use zkit_sim::scenario::{self, Scenario};
@@ -78,6 +78,10 @@ impl H {
         let (v, f) = linearizable::check(&self.records, &registers());
         assert!(f.is_empty(), "{f:#?}");
         v
+    }
+
+    fn values(&self) -> Vec<Violation> {
+        read_values::check(&self.records, &registers())
     }
 
     fn monotonic(&self) -> Vec<Violation> {
@@ -212,6 +216,49 @@ fn a_read_going_back_within_a_session_breaks_monotonic_reads() {
         "monotonic-reads",
         &["after it wrote version 1"],
     );
+}
+
+#[test]
+fn a_local_read_of_a_made_up_state_breaks_register_values() {
+    // A value nobody wrote.
+    let mut h = H::created();
+    h.op(10, 20, 2, local_read(), saw("garbage", 0));
+    one_violation(
+        &h.values(),
+        "register-values",
+        &["a value nobody had written"],
+    );
+    // A value read before anyone wrote it.
+    let mut h = H::created();
+    h.op(10, 20, 2, local_read(), saw("a", 1));
+    h.op(30, 40, 1, write("a"), ok(1));
+    one_violation(&h.values(), "register-values", &["nobody had written"]);
+    // A written value at another version than it was acknowledged with.
+    let mut h = H::created();
+    h.op(10, 20, 1, write("a"), ok(1));
+    h.op(30, 40, 2, local_read(), saw("a", 2));
+    one_violation(
+        &h.values(),
+        "register-values",
+        &["acknowledged as version 1"],
+    );
+    // Two values for one version (the writes' outcomes unknown).
+    let mut h = H::created();
+    h.op(10, 20, 1, write("a"), lost());
+    h.op(10, 20, 3, write("b"), lost());
+    h.op(30, 40, 2, local_read(), saw("a", 1));
+    h.op(50, 60, 1, local_read(), saw("b", 1));
+    one_violation(
+        &h.values(),
+        "register-values",
+        &["c2 read \"a\" as that version"],
+    );
+    // Stale but real local reads pass.
+    let mut h = H::created();
+    h.op(10, 20, 1, write("a"), ok(1));
+    h.op(30, 40, 2, local_read(), saw("init", 0));
+    h.op(50, 60, 3, local_read(), saw("a", 1));
+    assert!(h.values().is_empty());
 }
 
 // ---- must pass ----

@@ -346,7 +346,11 @@ pub fn check_with_budget(
             }),
             Verdict::Not { blocked, states } => {
                 let o = &ops[blocked];
-                let allowed: Vec<String> = states.iter().map(|s| values.show(*s)).collect();
+                let mut allowed: Vec<String> =
+                    states.iter().take(6).map(|s| values.show(*s)).collect();
+                if states.len() > 6 {
+                    allowed.push(format!("{} more", states.len() - 6));
+                }
                 let result = o
                     .result
                     .map_or_else(|| "nothing".to_owned(), ToString::to_string);

@@ -32,7 +32,9 @@
 //! - [`simple_barrier`]: a simple barrier lets nobody through while it is up;
 //! - [`linearizable`]: every register's history of calls and returns is linearizable
 //!   (a bounded Wing & Gong / Lowe search; past its budget, an inconclusive finding);
-//! - [`monotonic`]: within one session, register reads never go back.
+//! - [`monotonic`]: within one session, register reads never go back;
+//! - [`read_values`]: every register read, local ones included, returns a state some
+//!   operation produced (its value, at the version it was acknowledged with).
 //!
 //! **Pauses.** A client whose application was frozen (a GC pause, [`Event::Paused`]) keeps
 //! believing what it believed until it next looks: from its `Paused` until its belief next
@@ -65,6 +67,7 @@ pub mod monotonic;
 pub mod multi_lock;
 pub mod partitioner;
 pub mod queue;
+pub mod read_values;
 pub mod simple_barrier;
 pub mod tree;
 
@@ -162,6 +165,7 @@ pub fn report(records: &[Record], scenario: &Scenario) -> Report {
         .extend(simple_barrier::check(records, scenario));
     r.add(linearizable::check(records, scenario));
     r.violations.extend(monotonic::check(records, scenario));
+    r.violations.extend(read_values::check(records, scenario));
     r
 }
 

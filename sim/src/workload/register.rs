@@ -43,11 +43,13 @@ pub async fn recorded(
     spec.history
         .record(Event::RegisterCall { client, op_id, op });
     let result = body.await;
+    // The session the reply came in (before any pause: the client may move on after it).
+    let session = zk.session_id();
     spec.history.pause_point(client).await;
     spec.history.record(Event::RegisterReturn {
         client,
         op_id,
-        session: zk.session_id(),
+        session,
         result: result.clone(),
     });
     result
