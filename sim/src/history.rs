@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use crate::register::{RegisterOp, RegisterResult};
 use crate::resource::FencedResource;
 
 /// Something that happened.
@@ -405,6 +406,28 @@ pub enum Event {
         /// The client.
         client: usize,
     },
+    /// A register client invoked an operation on its register znode; its outcome is the
+    /// [`Event::RegisterReturn`] with the same `op_id` (none if its host crashed or the run
+    /// ended first: then it stays open, indeterminate).
+    RegisterCall {
+        /// The client.
+        client: usize,
+        /// The operation's id, unique per client across incarnations.
+        op_id: u64,
+        /// What it asked.
+        op: RegisterOp,
+    },
+    /// A register operation returned.
+    RegisterReturn {
+        /// The client.
+        client: usize,
+        /// The id of its [`Event::RegisterCall`].
+        op_id: u64,
+        /// The session the client was in when it returned (0: none).
+        session: i64,
+        /// What it returned.
+        result: RegisterResult,
+    },
     /// An event of a user role's own (recorded through
     /// [`Recorder::record`](crate::workload::user::Recorder::record)): no built-in checker
     /// reads it; the user's invariants do.
@@ -475,6 +498,8 @@ impl Event {
             | Event::BarrierRemoved { client }
             | Event::BarrierWaiting { client }
             | Event::BarrierReleased { client }
+            | Event::RegisterCall { client, .. }
+            | Event::RegisterReturn { client, .. }
             | Event::User { client, .. } => Some(*client),
             Event::Fault { .. }
             | Event::Healed
@@ -865,6 +890,15 @@ pub fn render_record(r: &Record) -> String {
         Event::BarrierRemoved { client } => format!("c{client}: removed the barrier"),
         Event::BarrierWaiting { client } => format!("c{client}: waits at the barrier"),
         Event::BarrierReleased { client } => format!("c{client}: released by the barrier"),
+        Event::RegisterCall { client, op_id, op } => {
+            format!("c{client}: register op {op_id:#x} calls {op}")
+        }
+        Event::RegisterReturn {
+            client,
+            op_id,
+            result,
+            ..
+        } => format!("c{client}: register op {op_id:#x} returns {result}"),
         Event::User { client, key, value } => format!("c{client}: {key} {value}"),
     };
     format!("{at} {line}")

@@ -8,6 +8,7 @@
 //! - [`scenario`]: the TOML scenario format and its parser;
 //! - [`workload`]: what each simulated client host runs (real `zkit` clients);
 //! - [`resource`]: the fenced resource the lock holders write to;
+//! - [`register`]: the register role's operations, results and sequential model;
 //! - [`history`]: the global event log keyed by simulated time, rendered to a trace;
 //! - [`check`](mod@check): checkers over the history (mutual exclusion, fencing);
 //! - [`runner`]: seed -> simulation -> verdict + coverage + trace; and, in real mode, one
@@ -27,6 +28,7 @@ pub mod harness;
 pub mod history;
 pub mod net;
 pub mod real;
+pub mod register;
 pub mod resource;
 pub mod runner;
 pub mod scenario;

@@ -204,3 +204,46 @@ fn writers_creates_are_listed() {
         assert!(listed > 10, "largest listing {listed}");
     }
 }
+
+#[test]
+fn register_clients_do_every_operation() {
+    use zkit_sim::register::{RegisterOp, RegisterResult};
+    let s = scenario(
+        "[[workload]]\nrole = \"register\"\ncount = 3\npath = \"/reg/x\"\nhold_ms = [20, 100]\n",
+        10,
+    );
+    for records in runs(&s) {
+        let calls = |pred: fn(&RegisterOp) -> bool| {
+            count(
+                &records,
+                |e| matches!(e, Event::RegisterCall { op, .. } if pred(op)),
+            )
+        };
+        assert_eq!(calls(|o| matches!(o, RegisterOp::Create { .. })), 3);
+        assert!(calls(|o| matches!(o, RegisterOp::Read { synced: true })) > 10);
+        assert!(calls(|o| matches!(o, RegisterOp::Read { synced: false })) > 5);
+        assert!(calls(|o| matches!(o, RegisterOp::Write { .. })) > 10);
+        assert!(calls(|o| matches!(o, RegisterOp::Cas { .. })) > 10);
+        // Without faults every operation has a verdict, and exactly one create applied.
+        let results: Vec<&RegisterResult> = records
+            .iter()
+            .filter_map(|r| match &r.event {
+                Event::RegisterReturn { result, .. } => Some(result),
+                _ => None,
+            })
+            .collect();
+        assert!(!results.iter().any(|r| r.is_indeterminate()));
+        assert_eq!(
+            results
+                .iter()
+                .filter(|r| **r == &RegisterResult::Written { version: 0 })
+                .count(),
+            1,
+            "one create applied (version 0), no write made version 0"
+        );
+        assert_eq!(
+            distinct_clients(&records, |e| matches!(e, Event::RegisterReturn { .. })),
+            3
+        );
+    }
+}

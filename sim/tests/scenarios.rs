@@ -260,6 +260,17 @@ const RECIPES: &[(&str, &[&str])] = &[
         "writer_lost_replies",
         &["creates acknowledged", "fault:split", "fault:crash"],
     ),
+    (
+        "register_under_faults",
+        &[
+            "register ops",
+            "indeterminate register ops",
+            "register cas applied",
+            "register cas refused",
+            "fault:lag",
+            "fault:crash",
+        ],
+    ),
 ];
 
 #[derive(Debug, Deserialize)]

@@ -27,7 +27,11 @@
 //!    checker catches it where mutual exclusion cannot;
 //! 8. the election of variant 4, caught by the session checker (it leads with a node of its
 //!    expired session);
-//! 9. a double barrier whose leave does not wait for the others.
+//! 9. a double barrier whose leave does not wait for the others;
+//! 10. a register client whose "linearizable" reads skip the `sync` (served from a possibly
+//!     lagging server's tree), and
+//! 11. a register client that serves half its reads from a local cache of the last value it
+//!     saw: both caught by the linearizability checker on `register_under_faults`.
 //!
 //! Bugs planted in zkit's own session engine (its test-only `planted-bugs` feature,
 //! `Builder::planted_bug`; the roles otherwise as shipped):
@@ -67,11 +71,12 @@ use zkit::planted::PlantedBug;
 use zkit::recipe::{Counter, DataWatch, TreeCache, TreeEvent};
 use zkit::{Client, CreateMode, Error, EventType, State};
 use zkit_sim::history::{Event, History};
+use zkit_sim::register::{RegisterOp, RegisterResult};
 use zkit_sim::runner::real::{run_real, RealBody, RealOptions};
 use zkit_sim::runner::{self, ClientBody, Options, Outcome};
 use zkit_sim::scenario::{self, Role, Scenario};
 use zkit_sim::shrink;
-use zkit_sim::workload::{self, ClientSpec};
+use zkit_sim::workload::{self, register, ClientSpec};
 
 // ----- the budget and the search -----
 
@@ -1831,6 +1836,100 @@ fn caught_swarm_seed_shrinks_and_replays() {
         replay.violations,
         replay.trace
     );
+}
+
+// ----- the broken register -----
+
+/// How a broken register client reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StaleRead {
+    /// Variant 10: a read recorded as synced sends no `sync`.
+    SkipSync,
+    /// Variant 11: every other read returns the last value and version the client saw
+    /// (read or wrote) without asking the server.
+    Cache,
+}
+
+fn register_body(bug: StaleRead) -> ClientBody {
+    Rc::new(move |spec: ClientSpec, incarnation: u32| -> BoxedRun {
+        Box::pin(async move { stale_register(spec, incarnation, bug).await })
+    })
+}
+
+/// The register role's loop ([`register::run`]) with `bug` in its synced reads.
+async fn stale_register(spec: ClientSpec, incarnation: u32, bug: StaleRead) -> workload::Result {
+    spec.history.record(Event::Started {
+        client: spec.client,
+        incarnation,
+    });
+    let path = spec.workload.path.clone();
+    let (lo, hi) = spec.workload.hold;
+    let (mut rng, zk, mut n) = register::setup(&spec, incarnation).await;
+    let mut last_version = 0;
+    let mut cache: Option<(String, i32)> = None;
+    loop {
+        sleep(rng.random_range(lo..=hi)).await;
+        let value = format!("c{}-{incarnation}-{n}", spec.client);
+        let op = register::choose(&mut rng, last_version, value);
+        let id = register::op_id(incarnation, n);
+        n += 1;
+        let stale = matches!(op, RegisterOp::Read { synced: true });
+        let use_cache = bug == StaleRead::Cache && stale && rng.random_bool(0.5);
+        let result = match (&op, cache.clone()) {
+            (_, Some(cached)) if use_cache => {
+                register::recorded(&spec, &zk, id, op.clone(), async {
+                    RegisterResult::Read(Some(cached))
+                })
+                .await
+            }
+            (RegisterOp::Read { .. }, _) if stale && bug == StaleRead::SkipSync => {
+                register::recorded(&spec, &zk, id, op.clone(), async {
+                    register::apply(&zk, &path, &RegisterOp::Read { synced: false }).await
+                })
+                .await
+            }
+            _ => {
+                register::recorded(&spec, &zk, id, op.clone(), register::apply(&zk, &path, &op))
+                    .await
+            }
+        };
+        match (&op, &result) {
+            (_, RegisterResult::Read(Some(seen))) => cache = Some(seen.clone()),
+            (
+                RegisterOp::Write { value } | RegisterOp::Cas { value, .. },
+                RegisterResult::Written { version },
+            ) => cache = Some((value.clone(), *version)),
+            _ => {}
+        }
+        if let Some(v) = register::version_of(&result) {
+            last_version = v;
+        }
+        register::recover(&zk, &result).await;
+    }
+}
+
+#[test]
+fn variant_10_reads_without_sync_are_caught() {
+    let scenario = shipped("register_under_faults.toml");
+    let caught = first_catch(
+        "variant 10 (register reads skip the sync)",
+        &scenario,
+        &register_body(StaleRead::SkipSync),
+        &["linearizable"],
+    );
+    control(&scenario, caught.seed.max(CONTROL_SEEDS - 1));
+}
+
+#[test]
+fn variant_11_reads_from_a_stale_cache_are_caught() {
+    let scenario = shipped("register_under_faults.toml");
+    let caught = first_catch(
+        "variant 11 (register reads from a local cache)",
+        &scenario,
+        &register_body(StaleRead::Cache),
+        &["linearizable"],
+    );
+    control(&scenario, caught.seed.max(CONTROL_SEEDS - 1));
 }
 
 /// The hand-written recipes with no bug planted pass the variants' scenarios: what the

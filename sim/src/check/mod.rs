@@ -29,7 +29,12 @@
 //! - [`partitioner`]: no item is owned by two partition members at once;
 //! - [`multi_lock`]: mutual exclusion per lock path of multi-locks;
 //! - [`tree`]: every tree cache converges on the tree;
-//! - [`simple_barrier`]: a simple barrier lets nobody through while it is up.
+//! - [`simple_barrier`]: a simple barrier lets nobody through while it is up;
+//! - [`linearizable`]: every register's history of calls and returns is linearizable
+//!   (a bounded Wing & Gong / Lowe search; past its budget, an inconclusive finding);
+//! - [`monotonic`]: within one session, register reads never go back;
+//! - [`read_values`]: every register read, local ones included, returns a state some
+//!   operation produced (its value, at the version it was acknowledged with).
 //!
 //! **Pauses.** A client whose application was frozen (a GC pause, [`Event::Paused`]) keeps
 //! believing what it believed until it next looks: from its `Paused` until its belief next
@@ -57,9 +62,12 @@ pub mod writes;
 
 pub mod counter;
 pub mod lease;
+pub mod linearizable;
+pub mod monotonic;
 pub mod multi_lock;
 pub mod partitioner;
 pub mod queue;
+pub mod read_values;
 pub mod simple_barrier;
 pub mod tree;
 
@@ -155,6 +163,9 @@ pub fn report(records: &[Record], scenario: &Scenario) -> Report {
     r.violations.extend(tree::check(records, scenario));
     r.violations
         .extend(simple_barrier::check(records, scenario));
+    r.add(linearizable::check(records, scenario));
+    r.violations.extend(monotonic::check(records, scenario));
+    r.violations.extend(read_values::check(records, scenario));
     r
 }
 
@@ -238,6 +249,7 @@ pub fn coverage(records: &[Record]) -> BTreeMap<&'static str, usize> {
     multi_lock::coverage(records, &mut c);
     tree::coverage(records, &mut c);
     simple_barrier::coverage(records, &mut c);
+    linearizable::coverage(records, &mut c);
     c
 }
 

@@ -66,6 +66,9 @@ pub enum Role {
     BarrierKeeper,
     /// Wait at a (simple) barrier until it is removed.
     BarrierWaiter,
+    /// Read, write and compare-and-set one znode used as a register (checked for
+    /// linearizability).
+    Register,
     /// A role the scenario's user registered by this name (the test harness,
     /// [`crate::harness::Check::role`], runs the user's code for it). Any user role may
     /// record holding a lock or leading: `lock-holder` and `leader-candidate` can resolve.
@@ -73,7 +76,7 @@ pub enum Role {
 }
 
 /// Every built-in role, in declaration order.
-pub const BUILTIN_ROLES: [Role; 22] = [
+pub const BUILTIN_ROLES: [Role; 23] = [
     Role::Lock,
     Role::Rwlock,
     Role::Semaphore,
@@ -96,6 +99,7 @@ pub const BUILTIN_ROLES: [Role; 22] = [
     Role::TreeCache,
     Role::BarrierKeeper,
     Role::BarrierWaiter,
+    Role::Register,
 ];
 
 /// The names user roles were made with, each stored once for the life of the process (a
@@ -128,6 +132,7 @@ impl Role {
             Role::TreeCache => "tree-cache",
             Role::BarrierKeeper => "barrier-keeper",
             Role::BarrierWaiter => "barrier-waiter",
+            Role::Register => "register",
             Role::User(name) => name,
         }
     }

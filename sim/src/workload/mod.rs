@@ -17,6 +17,7 @@
 //! - [`multi_lock`]: a multi-lock contender;
 //! - [`tree`]: a tree writer or a tree cache;
 //! - [`barrier`]: a simple barrier's keeper or waiter;
+//! - [`register`]: reads, writes and compare-and-sets of one znode used as a register;
 //! - [`user`]: a role of the user's own code ([`user::UserRole`]), with the [`user::Recorder`]
 //!   it records its beliefs and events through.
 //!
@@ -41,6 +42,7 @@ pub mod locking_queue;
 pub mod multi_lock;
 pub mod partitioner;
 pub mod queue;
+pub mod register;
 pub mod tree;
 pub mod user;
 
@@ -122,6 +124,7 @@ pub async fn run(spec: ClientSpec, incarnation: u32) -> Result {
         Role::TreeCache => tree::cache(&spec, incarnation).await,
         Role::BarrierKeeper => barrier::keep(&spec, incarnation).await,
         Role::BarrierWaiter => barrier::wait(&spec, incarnation).await,
+        Role::Register => register::run(&spec, incarnation).await,
         Role::User(name) => Err(format!(
             "user role {name:?} has no code registered (run the scenario with \
              zkit_sim::check(..).role({name:?}, ..))"

@@ -1,0 +1,188 @@
+//! The register client: one znode (`path`) used as a read/write register. The client
+//! creates it if it is missing (initial value `init`), then loops, a random `hold` apart,
+//! doing a random operation on it: a `sync` then `get_data` (a linearizable read), a plain
+//! `get_data` (a local read, sequentially consistent only), a `set_data` with version -1 of a
+//! unique value `c{client}-{incarnation}-{n}`, or a compare-and-set (`set_data` with the
+//! version it last saw, now and then an older one). Every operation is recorded as it is
+//! called ([`Event::RegisterCall`]) and as it returns ([`Event::RegisterReturn`]): the value
+//! and version read, the version written, a definite failure (`BadVersion`, `NoNode`,
+//! `NodeExists`: it did not apply), or indeterminate (connection loss, timeout, session
+//! expiry: it may or may not have applied; never retried). The
+//! [`linearizable`](crate::check::linearizable) and [`monotonic`](crate::check::monotonic)
+//! checkers judge the records.
+
+use std::future::Future;
+use std::time::Duration;
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use zkit::{Client, CreateMode, Error};
+
+use super::{start, ClientSpec};
+use crate::history::Event;
+use crate::register::{RegisterError, RegisterOp, RegisterResult};
+
+/// The value the role creates the register with.
+pub const INITIAL: &str = "init";
+
+/// The id of operation `n` of `incarnation` (unique per client across incarnations).
+pub fn op_id(incarnation: u32, n: u32) -> u64 {
+    (u64::from(incarnation) << 32) | u64::from(n)
+}
+
+/// Records the call of `op`, runs `body`, records what it returned (in the session the
+/// client is in then), and returns that.
+pub async fn recorded(
+    spec: &ClientSpec,
+    zk: &Client,
+    op_id: u64,
+    op: RegisterOp,
+    body: impl Future<Output = RegisterResult>,
+) -> RegisterResult {
+    let client = spec.client;
+    spec.history
+        .record(Event::RegisterCall { client, op_id, op });
+    let result = body.await;
+    // The session the reply came in (before any pause: the client may move on after it).
+    let session = zk.session_id();
+    spec.history.pause_point(client).await;
+    spec.history.record(Event::RegisterReturn {
+        client,
+        op_id,
+        session,
+        result: result.clone(),
+    });
+    result
+}
+
+/// Runs `op` on the znode at `path` (correctly: a synced read sends `sync` first).
+pub async fn apply(zk: &Client, path: &str, op: &RegisterOp) -> RegisterResult {
+    let out = match op {
+        RegisterOp::Create { value } => zk
+            .create(path, value.as_bytes(), CreateMode::Persistent)
+            .await
+            .map(|(_, stat)| RegisterResult::Written {
+                version: stat.version,
+            }),
+        RegisterOp::Read { synced } => async {
+            if *synced {
+                zk.sync(path).await?;
+            }
+            zk.get_data(path).await
+        }
+        .await
+        .map(|(data, stat)| {
+            RegisterResult::Read(Some((
+                String::from_utf8_lossy(&data).into_owned(),
+                stat.version,
+            )))
+        }),
+        RegisterOp::Write { value } => {
+            zk.set_data(path, value.as_bytes(), None)
+                .await
+                .map(|stat| RegisterResult::Written {
+                    version: stat.version,
+                })
+        }
+        RegisterOp::Cas { expected, value } => zk
+            .set_data(path, value.as_bytes(), Some(*expected))
+            .await
+            .map(|stat| RegisterResult::Written {
+                version: stat.version,
+            }),
+    };
+    match out {
+        Ok(r) => r,
+        Err(Error::NoNode { .. }) if matches!(op, RegisterOp::Read { .. }) => {
+            RegisterResult::Read(None)
+        }
+        Err(e) => RegisterResult::from_error(&e),
+    }
+}
+
+/// Draws the next operation: a synced read, a local read, a write of `value` or a
+/// compare-and-set to `value` expecting `last_version` (one time in four an older one).
+pub fn choose(rng: &mut impl Rng, last_version: i32, value: String) -> RegisterOp {
+    match rng.random_range(0..100) {
+        0..30 => RegisterOp::Read { synced: true },
+        30..45 => RegisterOp::Read { synced: false },
+        45..70 => RegisterOp::Write { value },
+        _ => {
+            let expected = if rng.random_range(0..4) == 0 {
+                (last_version - rng.random_range(1..3)).max(0)
+            } else {
+                last_version
+            };
+            RegisterOp::Cas { expected, value }
+        }
+    }
+}
+
+/// Waits out an indeterminate failure: until connected again after a connection loss, else
+/// a moment.
+pub async fn recover(zk: &Client, result: &RegisterResult) {
+    if let RegisterResult::Indeterminate(_) = result {
+        if zk.wait_connected().await.is_err() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// The version `result` tells the client the node has (if it tells one).
+pub fn version_of(result: &RegisterResult) -> Option<i32> {
+    match result {
+        RegisterResult::Read(Some((_, v))) | RegisterResult::Written { version: v } => Some(*v),
+        _ => None,
+    }
+}
+
+/// The start of a register client: [`start`], the register's parent made, and the
+/// register created unless someone has (recorded operations, until a definite answer).
+/// Returns the random stream, the client and the number of operations made so far.
+pub async fn setup(spec: &ClientSpec, incarnation: u32) -> (ChaCha8Rng, Client, u32) {
+    let who = spec.host();
+    let path = spec.workload.path.as_str();
+    let (rng, zk) = start(spec, incarnation).await;
+    if let Some((parent, _)) = path.rsplit_once('/').filter(|(p, _)| !p.is_empty()) {
+        while let Err(e) = zk.ensure_path(parent).await {
+            spec.history.note(&who, format!("ensure_path failed: {e}"));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let mut n = 0u32;
+    loop {
+        let op = RegisterOp::Create {
+            value: INITIAL.to_owned(),
+        };
+        let id = op_id(incarnation, n);
+        n += 1;
+        let result = recorded(spec, &zk, id, op.clone(), apply(&zk, path, &op)).await;
+        match result {
+            RegisterResult::Written { .. } | RegisterResult::Failed(RegisterError::NodeExists) => {
+                break
+            }
+            other => recover(&zk, &other).await,
+        }
+    }
+    (rng, zk, n)
+}
+
+/// Runs the register client forever.
+pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std::error::Error>> {
+    let path = spec.workload.path.as_str();
+    let (lo, hi) = spec.workload.hold;
+    let (mut rng, zk, mut n) = setup(spec, incarnation).await;
+    let mut last_version = 0;
+    loop {
+        tokio::time::sleep(rng.random_range(lo..=hi)).await;
+        let value = format!("c{}-{incarnation}-{n}", spec.client);
+        let op = choose(&mut rng, last_version, value);
+        let id = op_id(incarnation, n);
+        n += 1;
+        let result = recorded(spec, &zk, id, op.clone(), apply(&zk, path, &op)).await;
+        if let Some(v) = version_of(&result) {
+            last_version = v;
+        }
+        recover(&zk, &result).await;
+    }
+}
