@@ -28,9 +28,9 @@
 //! 8. the election of variant 4, caught by the session checker (it leads with a node of its
 //!    expired session);
 //! 9. a double barrier whose leave does not wait for the others;
-//! 10. a register client whose "linearizable" reads skip the `sync` (served from a possibly
+//! 21. a register client whose "linearizable" reads skip the `sync` (served from a possibly
 //!     lagging server's tree), and
-//! 11. a register client that serves half its reads from a local cache of the last value it
+//! 22. a register client that serves half its reads from a local cache of the last value it
 //!     saw: both caught by the linearizability checker on `register_under_faults`.
 //!
 //! Bugs planted in zkit's own session engine (its test-only `planted-bugs` feature,
@@ -1909,10 +1909,10 @@ async fn stale_register(spec: ClientSpec, incarnation: u32, bug: StaleRead) -> w
 }
 
 #[test]
-fn variant_10_reads_without_sync_are_caught() {
+fn variant_21_reads_without_sync_are_caught() {
     let scenario = shipped("register_under_faults.toml");
     let caught = first_catch(
-        "variant 10 (register reads skip the sync)",
+        "variant 21 (register reads skip the sync)",
         &scenario,
         &register_body(StaleRead::SkipSync),
         &["linearizable"],
@@ -1921,10 +1921,10 @@ fn variant_10_reads_without_sync_are_caught() {
 }
 
 #[test]
-fn variant_11_reads_from_a_stale_cache_are_caught() {
+fn variant_22_reads_from_a_stale_cache_are_caught() {
     let scenario = shipped("register_under_faults.toml");
     let caught = first_catch(
-        "variant 11 (register reads from a local cache)",
+        "variant 22 (register reads from a local cache)",
         &scenario,
         &register_body(StaleRead::Cache),
         &["linearizable"],
