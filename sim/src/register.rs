@@ -1,7 +1,7 @@
 //! The register: one znode's data and data version, as the `register` role uses it and the
 //! [`linearizable`](crate::check::linearizable) checker replays it. What a client asked
 //! ([`RegisterOp`]), what it was told ([`RegisterResult`]), and the sequential model both
-//! are judged against ([`RegisterState::step`]): a read returns the value and version; a
+//! are judged against ([`step`]): a read returns the value and version; a
 //! write sets the value and bumps the version; a compare-and-set applies iff the version
 //! matches; a create makes the node at version 0 iff it is absent.
 
@@ -111,7 +111,7 @@ impl RegisterResult {
 }
 
 /// The sequential register's state, with values interned as numbers (see
-/// [`RegisterState::step`]): `None` while the node does not exist.
+/// [`step`]): `None` while the node does not exist.
 pub type RegisterState = Option<(u32, i32)>;
 
 /// An operation with its value interned (the checker's compact form of [`RegisterOp`]).

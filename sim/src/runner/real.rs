@@ -9,15 +9,16 @@
 //!   can cut, hold or slow one client's links without touching the others'.
 //! - The members' links to each other go through the ensemble's proxies; server faults
 //!   (partition, split, lag, crash and restart) act there and on the members' processes.
-//! - A monitor polls every member's `dump` and records [`Event::SessionExpired`] (or
-//!   [`Event::SessionClosed`] for a takeover's close) when a client's session, once listed
-//!   by the leader's session tracker, is listed by no leader's (an isolated old leader's
-//!   included) in three reads in a row (one read can miss a live session) and stays out of
-//!   them for `syncLimit` ticks plus 2 s (a leader cut off from its quorum expires sessions
-//!   by itself, uncommitted, and the next leader lists them again), stamped with the last
-//!   poll that still saw the session, so
-//!   the checkers that judge clients' beliefs against the ensemble's expiries get the same
-//!   input as in simulation (a lower bound of the expiry time, within the poll interval).
+//! - A monitor polls every member's `dump` and files a client's session as gone when,
+//!   once listed by the leader's session tracker, it is listed by no leader's (an isolated
+//!   old leader's included) in three reads in a row (one read can miss a live session) and
+//!   stays out of them for `syncLimit` ticks plus 2 s (a leader cut off from its quorum
+//!   expires sessions by itself, uncommitted, and the next leader lists them again). It
+//!   records [`Event::SessionExpired`] when a member's log says "Expiring session", else
+//!   [`Event::SessionClosed`] (a takeover's close, or the client's own), stamped with the
+//!   last poll that still saw the session, so the checkers that judge clients' beliefs
+//!   against the ensemble's expiries get the same input as in simulation (a lower bound of
+//!   the expiry time, within the poll interval).
 //!
 //! Runs are not deterministic: the `run` number seeds the fault schedule, the targets and
 //! the clients' random streams exactly as a simulated seed would, but timing is the
@@ -332,6 +333,7 @@ impl World for RealWorld {
             .collect();
         let monitor = SessionMonitor {
             members,
+            logs: (0..self.ens.size()).map(|i| self.ens.log_path(i)).collect(),
             confirm: self.confirm,
             history: history.clone(),
             takeovers: self.takeovers.clone(),
@@ -515,6 +517,8 @@ impl Drop for RealWorld {
 /// Watches the leader's session tracker and files client sessions that leave it.
 struct SessionMonitor {
     members: Vec<SocketAddr>,
+    /// The members' logs, which tell an expiry from a close.
+    logs: Vec<std::path::PathBuf>,
     /// How long a session must stay out of every leader's tracker before it is filed: a
     /// leader cut off from its quorum keeps leading for `syncLimit` ticks and expires
     /// sessions by itself meanwhile, uncommitted; the next leader lists them again.
@@ -607,7 +611,7 @@ impl SessionMonitor {
                 let Some(last) = seen.remove(&session) else {
                     continue;
                 };
-                let closed = lock(&self.takeovers).contains(&session);
+                let closed = lock(&self.takeovers).contains(&session) || !self.expired(session);
                 let event = if closed {
                     Event::SessionClosed { session }
                 } else {
@@ -622,6 +626,17 @@ impl SessionMonitor {
                 ));
             }
         }
+    }
+
+    /// Whether a member's log says its session tracker expired `session` (ZooKeeper logs
+    /// "Expiring session 0x..., timeout of ... exceeded"); otherwise it was closed, by a
+    /// takeover or by its own client (zkit closes a session its own timer gave up before
+    /// opening a new one).
+    fn expired(&self, session: i64) -> bool {
+        let needle = format!("Expiring session {:#x},", session as u64);
+        self.logs
+            .iter()
+            .any(|log| std::fs::read_to_string(log).is_ok_and(|text| text.contains(&needle)))
     }
 
     /// Every member whose `dump` is a leader's (or a standalone server's), with the sessions
