@@ -699,69 +699,10 @@ async fn hasty_participant(
 /// `workload::connect` (retry until connected, log states and sessions into the history),
 /// with `bug` planted in the client (zkit's test-only `planted-bugs` feature).
 async fn connect_with(spec: &ClientSpec, seed: u64, bug: Option<PlantedBug>) -> Client {
-    let Some(bug) = bug else {
-        return workload::connect(spec, seed).await;
-    };
-    let who = spec.host();
-    let zk = loop {
-        let attempt = Client::builder(&spec.hosts)
-            .connector(zkit_sim::net::TurmoilConnector)
-            .seed(seed)
-            .session_timeout(spec.session_timeout)
-            .renew_expired_session(true)
-            .planted_bug(bug)
-            .connect()
-            .await;
-        match attempt {
-            Ok(zk) => break zk,
-            Err(e) => {
-                spec.history.note(&who, format!("connect failed: {e}"));
-                sleep(Duration::from_millis(250)).await;
-            }
-        }
-    };
-    let client = spec.client;
-    let history = spec.history.clone();
-    history.record(Event::State {
-        client,
-        state: format!("{:?}", zk.state()),
-    });
-    let mut info = zk.session_info();
-    let sessions = spec.history.clone();
-    tokio::spawn(async move {
-        let mut last = 0;
-        loop {
-            let (id, password) = {
-                let i = info.borrow_and_update();
-                (i.session_id, i.password.clone())
-            };
-            if id != 0 && id != last {
-                last = id;
-                sessions.record(Event::Session {
-                    client,
-                    session: id,
-                });
-            }
-            sessions.set_session(client, id, password);
-            if info.changed().await.is_err() {
-                break;
-            }
-        }
-    });
-    let mut states = zk.state_changes();
-    tokio::spawn(async move {
-        loop {
-            let state = match states.recv().await {
-                Ok(state) => format!("{state:?}"),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    format!("({n} state changes missed)")
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-            };
-            history.record(Event::State { client, state });
-        }
-    });
-    zk
+    match bug {
+        Some(bug) => workload::connect_configured(spec, seed, |b| b.planted_bug(bug)).await,
+        None => workload::connect(spec, seed).await,
+    }
 }
 
 /// The config workloads with `bug` planted in every watcher's client (writers correct).

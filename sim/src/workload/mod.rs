@@ -145,19 +145,28 @@ pub async fn start(spec: &ClientSpec, incarnation: u32) -> (ChaCha8Rng, Client) 
 /// Connects a client (retrying until it succeeds) and logs its state changes into the
 /// history.
 pub async fn connect(spec: &ClientSpec, seed: u64) -> Client {
+    connect_configured(spec, seed, |builder| builder).await
+}
+
+/// [`connect`], with `configure` applied to each attempt's builder last (e.g. a test
+/// planting a bug in the client).
+pub async fn connect_configured(
+    spec: &ClientSpec,
+    seed: u64,
+    configure: impl Fn(zkit::Builder) -> zkit::Builder,
+) -> Client {
     let who = spec.host();
     let zk = loop {
         let mut builder = Client::builder(&spec.hosts);
         if !spec.real {
             builder = builder.connector(TurmoilConnector);
         }
-        let attempt = builder
+        let builder = builder
             .seed(seed)
             .session_timeout(spec.session_timeout)
             .renew_expired_session(true)
-            .allow_read_only(spec.workload.allow_read_only)
-            .connect()
-            .await;
+            .allow_read_only(spec.workload.allow_read_only);
+        let attempt = configure(builder).connect().await;
         match attempt {
             Ok(zk) => break zk,
             Err(e) => {
