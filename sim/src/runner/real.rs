@@ -119,9 +119,9 @@ pub fn run_real(
         events: Arc::new(Mutex::new(Vec::new())),
     };
     let schedule = schedule(scenario, run);
-    let mut run_ = Run::with_history(scenario, run, world, history);
-    run_.go(run, &schedule);
-    let (outcome, mut world) = run_.finish(run, schedule);
+    let mut driver = Run::with_history(scenario, run, world, history);
+    driver.go(run, &schedule);
+    let (outcome, mut world) = driver.finish(run, schedule);
     world.stop_clients();
     if let (false, Some(dir)) = (outcome.passed(), &options.failure_dir) {
         save(dir, &outcome, &world.ens)?;
