@@ -527,6 +527,9 @@ struct Inner {
     paused: BTreeSet<usize>,
     /// Each client's current session (id and password), for `expire` faults.
     sessions: BTreeMap<usize, (i64, Vec<u8>)>,
+    /// The server each client is connected to (its address as the client sees it), for
+    /// `follower-of:N` targets.
+    servers: BTreeMap<usize, String>,
     /// Sessions the ensemble expired or a client closed.
     ended: BTreeSet<i64>,
 }
@@ -659,6 +662,20 @@ impl History {
     /// Records client `client`'s current session credentials.
     pub fn set_session(&self, client: usize, id: i64, password: Vec<u8>) {
         self.lock().sessions.insert(client, (id, password));
+    }
+
+    /// Records the server client `client` is connected to (`None`: none now).
+    pub fn set_server(&self, client: usize, server: Option<String>) {
+        let mut inner = self.lock();
+        match server {
+            Some(s) => inner.servers.insert(client, s),
+            None => inner.servers.remove(&client),
+        };
+    }
+
+    /// The server client `client` is connected to, as the client names it.
+    pub fn server(&self, client: usize) -> Option<String> {
+        self.lock().servers.get(&client).cloned()
     }
 
     /// Client `client`'s last known session credentials.

@@ -189,6 +189,33 @@ fn target_out_of_range() {
     error("\"server:2\"", "\"client:3\"", (18, 10), "no client 3");
 }
 
+/// `follower-of:N`: client N must exist, and the target resolves, when the fault fires, to
+/// the server that client is connected to.
+#[test]
+fn follower_of_names_the_server_a_client_is_on() {
+    error("\"server:2\"", "\"follower-of:3\"", (18, 10), "no client 3");
+    error(
+        "\"server:2\"",
+        "\"follower-of:x\"",
+        (18, 10),
+        "bad client number",
+    );
+    let text = GOOD.replacen("\"server:2\"", "\"follower-of:2\"", 1);
+    let s = scenario::parse("t.toml", "t", &text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.faults[0].target, Some(Target::FollowerOf(2)));
+    let outcome = runner::run(&s, 3);
+    assert_eq!(outcome.coverage.faults_skipped, 0, "{}", outcome.trace);
+    let crash = outcome.records.iter().find_map(|r| match &r.event {
+        Event::Fault { what } => what.strip_prefix("crash follower-of:2 = zk"),
+        _ => None,
+    });
+    assert!(
+        crash.is_some_and(|rest| rest.starts_with(['1', '2', '3'])),
+        "the crash never named client 2's server:\n{}",
+        outcome.trace
+    );
+}
+
 #[test]
 fn missing_target() {
     error("target = \"server:2\"", "", (17, 8), "needs a target");

@@ -43,7 +43,8 @@
 //! 12. watches not restored after a reconnect (no SetWatches), under `DataWatch`: the config
 //!     checker (a watcher never converges);
 //! 13. `last_zxid_seen` 0 in the connect request: informational (`--ignored`), not caught:
-//!     no checker saw a config watcher go back on a lagging follower within the budget;
+//!     register clients pushed (`follower-of:N` crashes) onto a lagging follower never read
+//!     backwards within the budget (see the test);
 //! 17. watches not restored, under `TreeCache`: the tree-cache checker.
 //!
 //! Broken recipes for the recipes without a variant before:
@@ -1184,93 +1185,6 @@ target = "lock-holder"
 for_s = 12
 "#;
 
-/// Variant 13: config watchers cut off past their sessions while a follower lags: a watcher
-/// that comes back in a new session may reach the lagging follower, which must refuse it
-/// (it is behind what the watcher has seen) unless the client claims to have seen nothing.
-const WATCHERS_MEET_A_LAGGING_FOLLOWER: &str = r#"
-name = "sensitivity_watchers_meet_a_lagging_follower"
-
-[ensemble]
-servers = 3
-tick_ms = 500
-session_timeout_ms = 4000
-
-[run]
-duration_s = 45
-liveness_s = 12
-
-[[workload]]
-role = "config-writer"
-count = 2
-path = "/app/config"
-hold_ms = [50, 200]
-
-[[workload]]
-role = "config-watcher"
-count = 4
-path = "/app/config"
-
-[[fault]]
-at_s = 3
-kind = "partition"
-target = "client:3"
-for_s = 5
-
-[[fault]]
-at_s = 3
-kind = "partition"
-target = "client:4"
-for_s = 5
-
-[[fault]]
-at_s = 3
-kind = "partition"
-target = "client:5"
-for_s = 5
-
-[[fault]]
-at_s = 3
-kind = "partition"
-target = "client:6"
-for_s = 5
-
-[[fault]]
-at_s = 7
-kind = "lag"
-target = "random-follower"
-for_s = 4
-
-[[fault]]
-at_s = 14
-kind = "partition"
-target = "client:3"
-for_s = 1
-
-[[fault]]
-at_s = 14
-kind = "partition"
-target = "client:4"
-for_s = 1
-
-[[fault]]
-at_s = 14
-kind = "partition"
-target = "client:5"
-for_s = 1
-
-[[fault]]
-at_s = 14
-kind = "partition"
-target = "client:6"
-for_s = 1
-
-[[fault]]
-at_s = 14
-kind = "lag"
-target = "random-follower"
-for_s = 4
-"#;
-
 /// Variant 3: lock holders cut off (both ways) for a second while they release: the delete is
 /// dropped, the connection stalls, and the client hears `ConnectionLoss` for it a little later;
 /// the session survives the reconnect. Short holds make every cut holder release inside it.
@@ -1618,22 +1532,96 @@ fn variant_12_watches_not_restored_is_caught() {
     control(&scenario, caught.seed.max(CONTROL_SEEDS - 1));
 }
 
-/// Variant 13, informational (`--ignored`): not caught yet. See the module doc.
+/// Variant 13, informational (`--ignored`): not caught, and not catchable with today's
+/// faults. The scenario does push clients onto the lagging follower (its trace shows the
+/// correct client refused there: "refused a client that has seen a newer zxid"), but no
+/// read went backwards in 100 seeds. Probably because `lag` holds all of the follower's
+/// traffic: the leader's revalidation of a reconnecting session is held too, so the bugged
+/// client is not served there before the follower gives up on its leader. Not yet
+/// confirmed. What it likely needs is a follower slow to *apply* while its links flow (a
+/// new fault).
 #[test]
 #[ignore]
 fn variant_13_last_zxid_not_sent_is_caught() {
     let scenario = inline(
-        "watchers_meet_a_lagging_follower",
-        WATCHERS_MEET_A_LAGGING_FOLLOWER,
+        "readers_pushed_to_a_lagging_follower",
+        READERS_PUSHED_TO_A_LAGGING_FOLLOWER,
     );
     let caught = first_catch(
         "variant 13 (client: last_zxid_seen not sent)",
         &scenario,
-        &planted_watcher_body(PlantedBug::NoLastZxidSeen),
-        &["config"],
+        &planted_register_body(PlantedBug::NoLastZxidSeen),
+        &["monotonic-reads"],
     );
     control(&scenario, caught.seed.max(CONTROL_SEEDS - 1));
 }
+
+/// The register role, its client built with `bug`.
+fn planted_register_body(bug: PlantedBug) -> ClientBody {
+    Rc::new(move |spec: ClientSpec, incarnation: u32| -> BoxedRun {
+        Box::pin(async move {
+            spec.history.record(Event::Started {
+                client: spec.client,
+                incarnation,
+            });
+            register::run_configured(&spec, incarnation, |b| b.planted_bug(bug)).await
+        })
+    })
+}
+
+/// Three servers, one follower lagging (its replication held) while register clients read
+/// and write; then the server each client is on crashes in turn, so a client reconnects in
+/// the same session to one of the others, sometimes the lagging one. A client that sends
+/// its `last_zxid_seen` is refused there; one that sends 0 is served from behind what it
+/// has read (variant 13).
+const READERS_PUSHED_TO_A_LAGGING_FOLLOWER: &str = r#"
+name = "sensitivity_readers_pushed_to_a_lagging_follower"
+
+[ensemble]
+servers = 3
+tick_ms = 500
+session_timeout_ms = 6000
+
+[run]
+duration_s = 30
+liveness_s = 5
+
+[[workload]]
+role = "register"
+count = 4
+path = "/registers/r"
+hold_ms = [10, 60]
+
+[[fault]]
+at_s = 3
+kind = "lag"
+target = "random-follower"
+for_s = 20
+
+[[fault]]
+at_s = 6
+kind = "crash"
+target = "follower-of:1"
+for_s = 2
+
+[[fault]]
+at_s = 9
+kind = "crash"
+target = "follower-of:2"
+for_s = 2
+
+[[fault]]
+at_s = 12
+kind = "crash"
+target = "follower-of:3"
+for_s = 2
+
+[[fault]]
+at_s = 15
+kind = "crash"
+target = "follower-of:4"
+for_s = 2
+"#;
 
 #[test]
 fn variant_14_semaphore_without_a_lock_is_caught() {

@@ -147,6 +147,10 @@ impl<W: World> Run<'_, W> {
                 r.history.leaders().keys().next().map(|&c| Host::Client(c))
             })),
             Target::LeaderServer => one(self.wait_for(end, |r| r.world.leader().map(Host::Server))),
+            Target::FollowerOf(c) => one(self.wait_for(end, |r| {
+                let server = r.history.server(c)?;
+                r.world.server_at(c, &server).map(Host::Server)
+            })),
             Target::RandomFollower => one(self.wait_for(end, |r| {
                 let followers = r.up_servers(Some(Role::Following));
                 followers.choose(&mut r.faults.rng).copied()

@@ -376,6 +376,15 @@ impl World for RealWorld {
         self.ens.connect_string()
     }
 
+    fn server_at(&self, client: usize, addr: &str) -> Option<u8> {
+        let host = self.clients.get(&client)?;
+        let i = host
+            .proxies
+            .iter()
+            .position(|p| p.addr().to_string() == addr)?;
+        u8::try_from(i + 1).ok()
+    }
+
     fn start_client(&mut self, mut spec: ClientSpec) {
         let mut proxies = Vec::new();
         for i in 0..self.ens.size() {

@@ -96,6 +96,8 @@ pub(crate) trait World {
     fn up_servers(&mut self, role: Option<Role>) -> Vec<u8>;
     /// The connect string clients get.
     fn connect_string(&self) -> String;
+    /// The server client `client` reaches at `addr` (as its session reports it).
+    fn server_at(&self, client: usize, addr: &str) -> Option<u8>;
     /// Starts client `spec` (and restarts it as a new incarnation after [`World::crash`]).
     fn start_client(&mut self, spec: ClientSpec);
     /// Drops whatever `from` sends to `to`.
@@ -165,6 +167,11 @@ impl World for SimWorld<'_> {
 
     fn connect_string(&self) -> String {
         self.ens.connect_string()
+    }
+
+    fn server_at(&self, _client: usize, addr: &str) -> Option<u8> {
+        let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+        (1..=self.ens.config().servers).find(|&id| Ensemble::host(id) == host)
     }
 
     fn start_client(&mut self, spec: ClientSpec) {

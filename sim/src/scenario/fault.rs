@@ -205,7 +205,7 @@ pub(super) fn fault(
             let target = Target::parse(t.get_ref())
                 .map_err(|m| ctx.err(t.span(), m, &format!("use {TARGET_NAMES}")))?;
             match target {
-                Target::Client(n) if n > clients => {
+                Target::Client(n) | Target::FollowerOf(n) if n > clients => {
                     return Err(ctx.err(
                         t.span(),
                         format!("there is no client {n}"),

@@ -31,6 +31,10 @@ pub enum Target {
     Client(usize),
     /// Server `N` (1-based, host `zkN`).
     Server(u8),
+    /// The server workload client `N` is connected to when the fault fires (a follower or
+    /// the leader; `follower-of:N`), e.g. to push a client off the server it has read from
+    /// and onto another, possibly lagging, one.
+    FollowerOf(usize),
     /// A running client of a workload with this role (`role:NAME`, a built-in or a user
     /// role), drawn from the run's fault stream.
     Role(Role),
@@ -39,7 +43,8 @@ pub enum Target {
 /// Every target name the parser accepts, for hints.
 pub const TARGET_NAMES: &str = "\"lock-holder\", \"leader-candidate\", \"leader-server\", \
      \"random-follower\", \"random-server\", \"random-client\", \"waiter\", \"servers\", \
-     \"minority\", \"client:N\", \"server:N\" or \"role:NAME\" (a workload's role)";
+     \"minority\", \"client:N\", \"server:N\", \"follower-of:N\" (client N's server) or \
+     \"role:NAME\" (a workload's role)";
 
 impl Target {
     /// Parses one of [`TARGET_NAMES`].
@@ -71,6 +76,11 @@ impl Target {
                 .map(Target::Server)
                 .ok_or_else(|| format!("bad server number in target {s:?}"));
         }
+        if let Some(n) = s.strip_prefix("follower-of:") {
+            return number(n)
+                .map(Target::FollowerOf)
+                .ok_or_else(|| format!("bad client number in target {s:?}"));
+        }
         if let Some(name) = s.strip_prefix("role:").filter(|n| !n.is_empty()) {
             // A user role's name is checked against the scenario's workloads by the parser.
             return Ok(Target::Role(
@@ -101,6 +111,7 @@ impl Target {
                 | Target::RandomFollower
                 | Target::RandomServer
                 | Target::Server(_)
+                | Target::FollowerOf(_)
         )
     }
 }
@@ -119,6 +130,7 @@ impl fmt::Display for Target {
             Target::Minority => f.write_str("minority"),
             Target::Client(n) => write!(f, "client:{n}"),
             Target::Server(n) => write!(f, "server:{n}"),
+            Target::FollowerOf(n) => write!(f, "follower-of:{n}"),
             Target::Role(r) => write!(f, "role:{}", r.name()),
         }
     }

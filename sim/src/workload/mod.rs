@@ -136,9 +136,18 @@ pub async fn run(spec: ClientSpec, incarnation: u32) -> Result {
 /// The common start of every role: the incarnation's random stream, a random delay of up
 /// to half a second (so clients do not start in lockstep), then a connected client.
 pub async fn start(spec: &ClientSpec, incarnation: u32) -> (ChaCha8Rng, Client) {
+    start_configured(spec, incarnation, |builder| builder).await
+}
+
+/// [`start`], connecting with [`connect_configured`].
+pub async fn start_configured(
+    spec: &ClientSpec,
+    incarnation: u32,
+    configure: impl Fn(zkit::Builder) -> zkit::Builder,
+) -> (ChaCha8Rng, Client) {
     let mut rng = spec.rng(incarnation);
     tokio::time::sleep(Duration::from_millis(rng.random_range(0..500))).await;
-    let zk = connect(spec, rng.random()).await;
+    let zk = connect_configured(spec, rng.random(), configure).await;
     (rng, zk)
 }
 
@@ -187,10 +196,11 @@ pub async fn connect_configured(
     tokio::spawn(async move {
         let mut last = 0;
         loop {
-            let (id, password) = {
+            let (id, password, server) = {
                 let i = info.borrow_and_update();
-                (i.session_id, i.password.clone())
+                (i.session_id, i.password.clone(), i.server.clone())
             };
+            sessions.set_server(client, server);
             if id != 0 && id != last {
                 last = id;
                 sessions.record(Event::Session {

@@ -18,7 +18,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use zkit::{Client, CreateMode, Error};
 
-use super::{start, ClientSpec};
+use super::ClientSpec;
 use crate::history::Event;
 use crate::register::{RegisterError, RegisterOp, RegisterResult};
 
@@ -140,9 +140,19 @@ pub fn version_of(result: &RegisterResult) -> Option<i32> {
 /// register created unless someone has (recorded operations, until a definite answer).
 /// Returns the random stream, the client and the number of operations made so far.
 pub async fn setup(spec: &ClientSpec, incarnation: u32) -> (ChaCha8Rng, Client, u32) {
+    setup_configured(spec, incarnation, |builder| builder).await
+}
+
+/// [`setup`], connecting with [`super::connect_configured`] (a test planting a bug in the
+/// client).
+pub async fn setup_configured(
+    spec: &ClientSpec,
+    incarnation: u32,
+    configure: impl Fn(zkit::Builder) -> zkit::Builder,
+) -> (ChaCha8Rng, Client, u32) {
     let who = spec.host();
     let path = spec.workload.path.as_str();
-    let (rng, zk) = start(spec, incarnation).await;
+    let (rng, zk) = super::start_configured(spec, incarnation, configure).await;
     if let Some((parent, _)) = path.rsplit_once('/').filter(|(p, _)| !p.is_empty()) {
         while let Err(e) = zk.ensure_path(parent).await {
             spec.history.note(&who, format!("ensure_path failed: {e}"));
@@ -169,9 +179,19 @@ pub async fn setup(spec: &ClientSpec, incarnation: u32) -> (ChaCha8Rng, Client, 
 
 /// Runs the register client forever.
 pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std::error::Error>> {
+    run_configured(spec, incarnation, |builder| builder).await
+}
+
+/// [`run`], connecting with [`super::connect_configured`] (a test planting a bug in the
+/// client).
+pub async fn run_configured(
+    spec: &ClientSpec,
+    incarnation: u32,
+    configure: impl Fn(zkit::Builder) -> zkit::Builder,
+) -> Result<(), Box<dyn std::error::Error>> {
     let path = spec.workload.path.as_str();
     let (lo, hi) = spec.workload.hold;
-    let (mut rng, zk, mut n) = setup(spec, incarnation).await;
+    let (mut rng, zk, mut n) = setup_configured(spec, incarnation, configure).await;
     let mut last_version = 0;
     loop {
         tokio::time::sleep(rng.random_range(lo..=hi)).await;
