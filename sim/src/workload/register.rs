@@ -136,7 +136,7 @@ pub fn version_of(result: &RegisterResult) -> Option<i32> {
     }
 }
 
-/// The start of a register client: [`start`], the register's parent made, and the
+/// The start of a register client: [`super::start`], the register's parent made, and the
 /// register created unless someone has (recorded operations, until a definite answer).
 /// Returns the random stream, the client and the number of operations made so far.
 pub async fn setup(spec: &ClientSpec, incarnation: u32) -> (ChaCha8Rng, Client, u32) {
