@@ -170,12 +170,6 @@ pub struct Link {
     pub election: ProxyHandle,
 }
 
-impl Link {
-    fn both(&self) -> [&ProxyHandle; 2] {
-        [&self.quorum, &self.election]
-    }
-}
-
 /// A running real ensemble behind proxies. Dropping it SIGKILLs every member (and the
 /// `scripts/zk` watchdog does the same if this process dies without dropping it).
 #[derive(Debug)]
@@ -268,6 +262,17 @@ pub fn four_letter_to(addr: SocketAddr, cmd: &str) -> Result<String, RealError> 
     let mut reply = String::new();
     stream.read_to_string(&mut reply).map_err(err)?;
     Ok(reply)
+}
+
+/// The member whose mode (see [`RealEnsemble::modes`]) is leader or standalone, if exactly
+/// one is.
+pub fn leader_of(modes: &[Option<String>]) -> Option<usize> {
+    let mut leaders =
+        (0..modes.len()).filter(|&i| matches!(modes[i].as_deref(), Some("leader" | "standalone")));
+    match (leaders.next(), leaders.next()) {
+        (Some(i), None) => Some(i),
+        _ => None,
+    }
 }
 
 /// The `Mode:` line of a `srvr` reply (`leader`, `follower`, `standalone`, ...).
@@ -500,12 +505,22 @@ impl RealEnsemble {
 
     /// Sets the mode of everything `from` sends to `to` (see [`RealEnsemble::cut_one_way`]).
     pub fn set_one_way(&self, from: usize, to: usize, mode: Mode) {
-        for p in self.link(from, to).both() {
-            p.set_mode(Direction::Up, mode);
+        for (p, dir) in self.one_way(from, to) {
+            p.set_mode(dir, mode);
         }
-        for p in self.link(to, from).both() {
-            p.set_mode(Direction::Down, mode);
-        }
+    }
+
+    /// The proxies, with the direction, that carry what `from` sends to `to`: up the
+    /// connections `from` opens, down those `to` opens (quorum and election both).
+    pub fn one_way(&self, from: usize, to: usize) -> Vec<(ProxyHandle, Direction)> {
+        let up = self.link(from, to);
+        let down = self.link(to, from);
+        vec![
+            (up.quorum, Direction::Up),
+            (up.election, Direction::Up),
+            (down.quorum, Direction::Down),
+            (down.election, Direction::Down),
+        ]
     }
 
     /// Partitions `a` from `b` both ways.
@@ -578,11 +593,7 @@ impl RealEnsemble {
 
     /// The member whose `srvr` says leader (or standalone), if exactly one does.
     pub async fn leader(&self) -> Option<usize> {
-        let modes = self.modes().await;
-        let leaders: Vec<usize> = (0..modes.len())
-            .filter(|&i| matches!(modes[i].as_deref(), Some("leader" | "standalone")))
-            .collect();
-        (leaders.len() == 1).then(|| leaders[0])
+        leader_of(&self.modes().await)
     }
 
     /// Polls the members' modes every 100 ms until `pred` holds; returns the modes, or

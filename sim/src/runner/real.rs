@@ -38,8 +38,8 @@ use super::world::{Host, Takeover, World};
 use super::{schedule, Outcome, Run};
 use crate::ensemble::peer::Role;
 use crate::history::{Event, History};
-use crate::real::ensemble::{RealConfig, RealEnsemble, RealError};
-use crate::real::proxy::{Direction, Mode, Proxy};
+use crate::real::ensemble::{leader_of, RealConfig, RealEnsemble, RealError};
+use crate::real::proxy::{Direction, Mode, Proxy, ProxyHandle};
 use crate::scenario::Scenario;
 use crate::workload::{self, ClientSpec};
 
@@ -279,36 +279,31 @@ impl RealWorld {
         }
     }
 
-    /// Sets `mode` on what `from` sends to `to`.
-    fn set_mode(&mut self, from: Host, to: Host, mode: Mode) {
+    /// The proxies, with the direction, that carry what `from` sends to `to` (none between
+    /// two clients).
+    fn carriers(&self, from: Host, to: Host) -> Vec<(ProxyHandle, Direction)> {
+        let client = |c: usize, s: u8, dir: Direction| {
+            self.clients
+                .get(&c)
+                .and_then(|h| h.proxies.get(usize::from(s) - 1))
+                .map(|p| (p.handle(), dir))
+                .into_iter()
+                .collect()
+        };
         match (from, to) {
-            (Host::Client(c), Host::Server(s)) => {
-                self.client_proxy(c, s, Direction::Up, |p, d| p.set_mode(d, mode));
-            }
-            (Host::Server(s), Host::Client(c)) => {
-                self.client_proxy(c, s, Direction::Down, |p, d| p.set_mode(d, mode));
-            }
+            (Host::Client(c), Host::Server(s)) => client(c, s, Direction::Up),
+            (Host::Server(s), Host::Client(c)) => client(c, s, Direction::Down),
             (Host::Server(a), Host::Server(b)) => {
-                self.ens
-                    .set_one_way(usize::from(a) - 1, usize::from(b) - 1, mode);
+                self.ens.one_way(usize::from(a) - 1, usize::from(b) - 1)
             }
-            (Host::Client(_), Host::Client(_)) => {}
+            (Host::Client(_), Host::Client(_)) => Vec::new(),
         }
     }
 
-    fn client_proxy(
-        &self,
-        c: usize,
-        s: u8,
-        dir: Direction,
-        f: impl FnOnce(&crate::real::proxy::ProxyHandle, Direction),
-    ) {
-        if let Some(p) = self
-            .clients
-            .get(&c)
-            .and_then(|h| h.proxies.get(usize::from(s) - 1))
-        {
-            f(&p.handle(), dir);
+    /// Sets `mode` on what `from` sends to `to`.
+    fn set_mode(&mut self, from: Host, to: Host, mode: Mode) {
+        for (p, dir) in self.carriers(from, to) {
+            p.set_mode(dir, mode);
         }
     }
 }
@@ -348,11 +343,7 @@ impl World for RealWorld {
     }
 
     fn leader(&mut self) -> Option<u8> {
-        let modes = self.modes();
-        let leaders: Vec<usize> = (0..modes.len())
-            .filter(|&i| matches!(modes[i].as_deref(), Some("leader" | "standalone")))
-            .collect();
-        (leaders.len() == 1).then(|| leaders[0] as u8 + 1)
+        leader_of(&self.modes()).and_then(|i| u8::try_from(i + 1).ok())
     }
 
     fn up_servers(&mut self, role: Option<Role>) -> Vec<u8> {
@@ -438,23 +429,8 @@ impl World for RealWorld {
     fn set_latency(&mut self, a: Host, b: Host, latency: Option<Duration>) {
         // Loopback is the base latency; a fault adds its own on top.
         let latency = latency.unwrap_or_default();
-        match (a, b) {
-            (Host::Client(c), Host::Server(s)) => {
-                self.client_proxy(c, s, Direction::Up, |p, d| p.set_latency(d, latency));
-            }
-            (Host::Server(s), Host::Client(c)) => {
-                self.client_proxy(c, s, Direction::Down, |p, d| p.set_latency(d, latency));
-            }
-            (Host::Server(x), Host::Server(y)) => {
-                let (x, y) = (usize::from(x) - 1, usize::from(y) - 1);
-                for p in [self.ens.link(x, y).quorum, self.ens.link(x, y).election] {
-                    p.set_latency(Direction::Up, latency);
-                }
-                for p in [self.ens.link(y, x).quorum, self.ens.link(y, x).election] {
-                    p.set_latency(Direction::Down, latency);
-                }
-            }
-            (Host::Client(_), Host::Client(_)) => {}
+        for (p, dir) in self.carriers(a, b) {
+            p.set_latency(dir, latency);
         }
     }
 
@@ -577,16 +553,8 @@ impl SessionMonitor {
             // A session any leader lists is alive (an isolated old leader may have dropped
             // it on its own, uncommitted).
             let tracked: BTreeSet<i64> = dumps.into_iter().flat_map(|(_, s)| s).collect();
-            let clients: BTreeSet<i64> = self
-                .history
-                .records()
-                .iter()
-                .filter_map(|r| match r.event {
-                    Event::Session { session, .. } => Some(session),
-                    _ => None,
-                })
-                .collect();
-            for &s in tracked.intersection(&clients) {
+            // Every session of this ensemble is a client's (a takeover resumes one).
+            for &s in &tracked {
                 seen.insert(s, at);
                 listed.insert(s);
             }
