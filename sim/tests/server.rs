@@ -1359,3 +1359,33 @@ async fn notifications_carry_the_zxid_when_configured_like_3_9() {
     assert_eq!(ev.event_type, EventType::NodeCreated);
     assert_eq!(zxid, c.last_zxid);
 }
+
+/// ZooKeeper's NIO connection factory closes a connection with no traffic for its timeout
+/// (10 s before the handshake), in buckets rounded up to the next multiple of 10 s: a
+/// connection that never says anything is closed 10 to 20 s after it was accepted, and no
+/// earlier. After the handshake the negotiated session timeout counts instead, and traffic
+/// (a ping) keeps the connection open.
+#[tokio::test(start_paused = true)]
+async fn idle_connections_are_closed_as_zookeepers_nio_factory_closes_them() {
+    let h = server().await;
+    let start = tokio::time::Instant::now();
+    let mut silent = TcpStream::connect(h.local_addr().expect("addr"))
+        .await
+        .expect("connect");
+    let mut byte = [0u8; 1];
+    let n = silent.read(&mut byte).await.expect("a clean close");
+    assert_eq!(n, 0, "nothing is ever sent to a silent connection");
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_secs(10) && waited <= Duration::from_secs(20),
+        "closed after {waited:?}"
+    );
+
+    // A session's connection lives as long as pings keep coming, well past 20 s.
+    let mut c = connect(&h, 4000).await;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        c.ping().await;
+    }
+    assert!(c.exists("/", false).await.is_ok());
+}

@@ -298,8 +298,13 @@ impl Node {
         // A client's request forwarded by a member that no longer owns its session (the
         // client has moved to another member since) fails with SESSIONMOVED, as ZooKeeper's
         // PrepRequestProcessor answers it: it must never apply after what the client sends on
-        // its new connection.
+        // its new connection. Only requests that make a transaction are refused: a `sync`
+        // from the old owner is checked too, but its SessionMovedException only sets the
+        // leader's copy of the request aside and `ProposalRequestProcessor` still calls
+        // `Leader.processSync`, so the old member answers it; and `closeSession` is not
+        // checked at all (the expirer sends it without being the owner), so it applies.
         let moved = o.conn != 0
+            && matches!(sub.kind, SubmitKind::Request { .. })
             && l.owners
                 .get(&o.session_id)
                 .is_some_and(|&owner| owner != o.server);
@@ -323,7 +328,6 @@ impl Node {
                 self.revalidated(o, valid);
                 return;
             }
-            SubmitKind::Sync | SubmitKind::CloseSession if moved => return,
             SubmitKind::Request { .. } if moved => Txn::Error(ErrorCode::SessionMoved),
             SubmitKind::Sync => {
                 if committed >= last {

@@ -5,8 +5,12 @@
 //! then closed) or the length of the ConnectRequest frame. After the handshake every frame is
 //! a RequestHeader and a body. Anything malformed (a bad length, a frame that does not decode,
 //! an early EOF) ends this connection only; its session lives on until it expires.
+//!
+//! A connection with no traffic either way for its timeout is closed, as ZooKeeper's NIO
+//! connection factory does ([`Idle`]).
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -27,9 +31,55 @@ pub enum ConnectionError {
     /// The peer sent bytes that are not the protocol.
     #[error("malformed input: {0}")]
     Malformed(#[from] DecodeError),
-    /// The peer did not complete the handshake in time.
-    #[error("no handshake within the session timeout")]
-    HandshakeTimeout,
+}
+
+/// ZooKeeper's `zookeeper.nio.sessionlessCnxnTimeout` (10 s): how long a connection without
+/// a session may stay silent, and the width of the connection expiry buckets.
+const SESSIONLESS_TIMEOUT_MS: u64 = 10_000;
+
+/// Idle-connection expiry, as `NIOServerCnxnFactory` (the factory the project's ZooKeeper
+/// runs) does it: every read or write touches the connection, and its
+/// `ConnectionExpirerThread` closes one whose last touch plus its timeout has passed, in
+/// buckets rounded up to the next multiple of 10 s (`ExpiryQueue.roundToNextInterval`).
+/// The timeout is 10 s until the handshake, then the negotiated session timeout
+/// (`processConnectRequest` sets it before the session exists).
+#[derive(Debug)]
+struct Idle {
+    /// Server time (ms) of the last read or write.
+    last_io: AtomicU64,
+    /// The connection's timeout (ms).
+    timeout: AtomicU64,
+}
+
+impl Idle {
+    fn new(now: u64) -> Idle {
+        Idle {
+            last_io: AtomicU64::new(now),
+            timeout: AtomicU64::new(SESSIONLESS_TIMEOUT_MS),
+        }
+    }
+
+    fn touch(&self, now: u64) {
+        self.last_io.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// The server time (ms) at which the connection expires if nothing touches it.
+    fn deadline(&self) -> u64 {
+        let due = self.last_io.load(Ordering::Relaxed) + self.timeout.load(Ordering::Relaxed);
+        (due / SESSIONLESS_TIMEOUT_MS + 1) * SESSIONLESS_TIMEOUT_MS
+    }
+
+    /// Returns once the connection has been idle past its deadline.
+    async fn expired(&self, shared: &Shared) {
+        loop {
+            let deadline = self.deadline();
+            let now = shared.now_ms();
+            if now >= deadline {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(deadline - now)).await;
+        }
+    }
 }
 
 /// Serves one accepted connection until it ends.
@@ -46,12 +96,17 @@ pub(crate) async fn serve<S>(
     let closed = Arc::new(Notify::new());
     let conn = shared.lock().register(peer, tx, closed.clone());
     tracing::debug!(conn, %peer, "connection accepted");
-    let writer = tokio::spawn(write_loop(wr, rx));
+    let idle = Arc::new(Idle::new(shared.now_ms()));
+    let writer = tokio::spawn(write_loop(wr, rx, idle.clone(), shared.clone()));
     let result = tokio::select! {
         biased;
         _ = closed.notified() => Ok(()),
         _ = wait_shutdown(shutdown) => Ok(()),
-        r = read_loop(&mut rd, conn, &shared) => r,
+        r = read_loop(&mut rd, conn, &shared, &idle) => r,
+        _ = idle.expired(&shared) => {
+            tracing::info!(conn, "idle connection expired");
+            Ok(())
+        }
     };
     match &result {
         Ok(()) => tracing::debug!(conn, "connection ended"),
@@ -69,7 +124,12 @@ async fn wait_shutdown(mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-async fn write_loop<W: AsyncWrite>(wr: W, mut rx: mpsc::UnboundedReceiver<Outbound>) {
+async fn write_loop<W: AsyncWrite>(
+    wr: W,
+    mut rx: mpsc::UnboundedReceiver<Outbound>,
+    idle: Arc<Idle>,
+    shared: Arc<Shared>,
+) {
     tokio::pin!(wr);
     while let Some(msg) = rx.recv().await {
         match msg {
@@ -77,6 +137,7 @@ async fn write_loop<W: AsyncWrite>(wr: W, mut rx: mpsc::UnboundedReceiver<Outbou
                 if wr.write_all(&bytes).await.is_err() {
                     return;
                 }
+                idle.touch(shared.now_ms());
             }
             Outbound::Close => break,
         }
@@ -85,32 +146,44 @@ async fn write_loop<W: AsyncWrite>(wr: W, mut rx: mpsc::UnboundedReceiver<Outbou
     let _ = wr.shutdown().await;
 }
 
-/// Reads until `buf` holds at least `n` bytes; false on a clean EOF.
-async fn fill<R: AsyncRead + Unpin>(
-    rd: &mut R,
-    buf: &mut BytesMut,
-    n: usize,
-) -> std::io::Result<bool> {
-    while buf.len() < n {
-        if rd.read_buf(buf).await? == 0 {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+/// The read half of a connection, touching its [`Idle`] clock on every read.
+struct Reader<'a, R> {
+    rd: &'a mut R,
+    idle: &'a Idle,
+    shared: &'a Shared,
 }
 
-/// Reads the next whole frame; `None` on a clean EOF.
-async fn next_frame<R: AsyncRead + Unpin>(
-    rd: &mut R,
-    buf: &mut BytesMut,
-    decoder: &FrameDecoder,
-) -> Result<Option<BytesMut>, ConnectionError> {
-    loop {
-        if let Some(frame) = decoder.decode(buf)? {
-            return Ok(Some(frame));
+impl<R: AsyncRead + Unpin> Reader<'_, R> {
+    /// Reads what is there into `buf`; 0 on a clean EOF.
+    async fn read(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        let n = self.rd.read_buf(buf).await?;
+        self.idle.touch(self.shared.now_ms());
+        Ok(n)
+    }
+
+    /// Reads until `buf` holds at least `n` bytes; false on a clean EOF.
+    async fn fill(&mut self, buf: &mut BytesMut, n: usize) -> std::io::Result<bool> {
+        while buf.len() < n {
+            if self.read(buf).await? == 0 {
+                return Ok(false);
+            }
         }
-        if rd.read_buf(buf).await? == 0 {
-            return Ok(None);
+        Ok(true)
+    }
+
+    /// Reads the next whole frame; `None` on a clean EOF.
+    async fn next_frame(
+        &mut self,
+        buf: &mut BytesMut,
+        decoder: &FrameDecoder,
+    ) -> Result<Option<BytesMut>, ConnectionError> {
+        loop {
+            if let Some(frame) = decoder.decode(buf)? {
+                return Ok(Some(frame));
+            }
+            if self.read(buf).await? == 0 {
+                return Ok(None);
+            }
         }
     }
 }
@@ -119,14 +192,15 @@ async fn read_loop<R: AsyncRead + Unpin>(
     rd: &mut R,
     conn: u64,
     shared: &Shared,
+    idle: &Idle,
 ) -> Result<(), ConnectionError> {
     let decoder = FrameDecoder::new(shared.max_buffer());
     let mut buf = BytesMut::with_capacity(4096);
-    let handshake_timeout = shared.handshake_timeout();
+    let mut rd = Reader { rd, idle, shared };
 
     // The first four bytes: a four-letter word, or the handshake's length.
-    let first = tokio::time::timeout(handshake_timeout, async {
-        if !fill(rd, &mut buf, 4).await? {
+    let first = async {
+        if !rd.fill(&mut buf, 4).await? {
             return Ok::<_, ConnectionError>(None);
         }
         let mut word = [0u8; 4];
@@ -134,10 +208,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
         if let Some(cmd) = four_letter::command(&word) {
             return Ok(Some(Err(cmd)));
         }
-        Ok(next_frame(rd, &mut buf, &decoder).await?.map(Ok))
-    })
-    .await
-    .map_err(|_| ConnectionError::HandshakeTimeout)??;
+        Ok(rd.next_frame(&mut buf, &decoder).await?.map(Ok))
+    }
+    .await?;
     let frame = match first {
         None => return Ok(()),
         Some(Err(cmd)) => {
@@ -155,6 +228,10 @@ async fn read_loop<R: AsyncRead + Unpin>(
     let old_client = ConnectRequest::from_bytes(&frame).is_err();
     {
         let mut core = shared.lock();
+        idle.timeout.store(
+            u64::try_from(core.negotiated_timeout(request.timeout)).unwrap_or(0),
+            Ordering::Relaxed,
+        );
         let now = shared.now_ms();
         match core.connect(conn, &request, old_client, now) {
             None => return Ok(()),
@@ -171,7 +248,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
         }
     }
 
-    while let Some(frame) = next_frame(rd, &mut buf, &decoder).await? {
+    while let Some(frame) = rd.next_frame(&mut buf, &decoder).await? {
         let mut core = shared.lock();
         let now = shared.now_ms();
         if core.handle_frame(conn, &frame, now)? == Flow::Close {

@@ -402,6 +402,16 @@ impl Core {
 
     /// Decodes and answers one request frame of an established connection. A frame that does
     /// not decode is an error: the caller drops the connection.
+    /// The session timeout a handshake asking for `requested` ms is granted
+    /// (`processConnectRequest` clamps it into the server's bounds).
+    pub(crate) fn negotiated_timeout(&self, requested: i32) -> i32 {
+        negotiate_timeout(
+            requested,
+            self.config.min_session_timeout_ms(),
+            self.config.max_session_timeout_ms(),
+        )
+    }
+
     pub(crate) fn handle_frame(
         &mut self,
         conn: u64,
@@ -414,6 +424,18 @@ impl Core {
         c.received += 1;
         let session_id = c.session_id;
         self.packets_received += 1;
+        if self
+            .replica
+            .as_ref()
+            .is_some_and(|r| r.drops_requests_of(session_id))
+        {
+            tracing::debug!(
+                conn,
+                session = format_args!("0x{session_id:x}"),
+                "request of a closing session dropped"
+            );
+            return Ok(Flow::Continue);
+        }
         self.sessions.touch(session_id, now);
         if let Some(r) = self.replica.as_mut() {
             r.touched.insert(session_id);

@@ -122,7 +122,6 @@ pub(crate) struct Shared {
     core: Mutex<Core>,
     start: Instant,
     max_buffer: usize,
-    handshake_timeout: Duration,
 }
 
 impl Shared {
@@ -139,10 +138,6 @@ impl Shared {
 
     pub(crate) fn max_buffer(&self) -> usize {
         self.max_buffer
-    }
-
-    pub(crate) fn handshake_timeout(&self) -> Duration {
-        self.handshake_timeout
     }
 }
 
@@ -175,9 +170,6 @@ impl Server {
         let local_addr = listener.local_addr().ok();
         let tick = config.tick_time.max(Duration::from_millis(1));
         let reaper = config.reaper_interval.max(Duration::from_millis(1));
-        let handshake_timeout =
-            Duration::from_millis(u64::try_from(config.max_session_timeout_ms()).unwrap_or(0))
-                .max(tick);
         let mut core = Core::new(config.clone());
         if let Some(replica) = replica {
             core.set_replica(replica);
@@ -186,7 +178,6 @@ impl Server {
             max_buffer: config.max_buffer,
             core: Mutex::new(core),
             start: Instant::now(),
-            handshake_timeout,
         });
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         tracing::info!(addr = ?local_addr, "zkit-sim server starting");

@@ -155,6 +155,18 @@ impl Replica {
     }
 }
 
+impl Replica {
+    /// Whether a request of `session_id` that reaches this member is dropped unanswered. The
+    /// leader's session tracker refuses to touch a session it is closing
+    /// (`SessionTrackerImpl.touchSession`), and `ZooKeeperServer.submitRequestNow` then drops
+    /// the request ("Dropping request"), pings included, until the close commits and the
+    /// connection goes. A follower touches any global session (`LearnerSessionTracker`) and
+    /// forwards the request; the leader then fails a write with SESSIONEXPIRED.
+    pub(crate) fn drops_requests_of(&self, session_id: i64) -> bool {
+        self.leading && self.closing.contains(&session_id)
+    }
+}
+
 /// The password of session `id` in an ensemble with `secret`.
 pub fn session_password(secret: u64, id: i64) -> [u8; PASSWORD_LEN] {
     let mut rng = ChaCha8Rng::seed_from_u64(secret ^ id as u64);
@@ -711,5 +723,48 @@ mod tests {
             matches!(rx.try_recv(), Ok(Outbound::Bytes(_))),
             "its own commit answers it"
         );
+    }
+
+    /// A request of a session the leader is closing (it expired it, the close has not
+    /// committed) is dropped unanswered, pings included, as ZooKeeper's
+    /// `ZooKeeperServer.submitRequestNow` drops what `touchSession` refuses; a follower
+    /// still answers the same session's ping (its tracker touches any global session).
+    #[test]
+    fn the_leader_drops_requests_of_a_session_it_is_closing() {
+        let session = 0x0100_0000_0000_0001;
+        let mut ping = Vec::new();
+        Request::Ping.encode(-2, &mut ping);
+        for leading in [true, false] {
+            let (submit, _) = mpsc::unbounded_channel();
+            let mut core = Core::new(ServerConfig::default());
+            core.set_replica(Replica::new(1, 1, 7, submit));
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            let peer = "127.0.0.1:1".parse().expect("an address");
+            let conn = core.register(peer, tx, Arc::new(Notify::new()));
+            if let Some(c) = core.connections.get_mut(&conn) {
+                c.session_id = session;
+            }
+            core.sessions.insert(session, 4000, [0; 16], 0);
+            if let Some(r) = core.replica.as_mut() {
+                r.leading = leading;
+            }
+            core.expire(60_000);
+            assert_eq!(
+                core.replica
+                    .as_ref()
+                    .is_some_and(|r| r.drops_requests_of(session)),
+                leading
+            );
+            assert_eq!(
+                core.handle_frame(conn, &ping, 60_000)
+                    .expect("a valid frame"),
+                Flow::Continue
+            );
+            assert_eq!(
+                rx.try_recv().is_ok(),
+                !leading,
+                "leading: {leading}: a ping of a closing session is dropped by the leader only"
+            );
+        }
     }
 }
