@@ -1083,3 +1083,146 @@ fn a_reconnect_to_a_follower_cut_off_from_its_leader_stalls_until_the_leader_ans
     }
     assert_eq!(ens.check(), Vec::<String>::new());
 }
+
+/// A stop-the-world pause of the leader, as measured on a real 3-node ZooKeeper 3.8: frozen
+/// for 6 s (past the 4 s session timeout and the 5 s `syncLimit`), it answers nothing, so
+/// its client gives up on its own timer (`Lost`), while the followers elect a new leader
+/// that starts every session's clock afresh. The client's ephemeral node outlives the
+/// client's belief, by seconds, until the new leader expires the session; and the resumed
+/// old leader, acting on its stale timers, rejoins without any of its own uncommitted
+/// closes applying anywhere.
+#[test]
+fn a_frozen_leader_leaves_its_clients_session_alive_past_its_lost() {
+    let _serial = serial();
+    let seed = 53;
+    let ens = ensemble(seed);
+    let config = ens.config().clone();
+    let session_timeout = Duration::from_secs(4);
+    let pause = Duration::from_secs(6);
+    assert!(session_timeout < config.sync_timeout() && config.sync_timeout() < pause);
+    let mut sim = sim(seed, 60);
+    ens.register(&mut sim);
+    assert!(step_until(&mut sim, Duration::from_secs(10), || ens.converged()));
+    let leader = ens.leader().expect("a leader");
+    let port = config.server.client_port;
+    let followers: Vec<String> = (1..=3)
+        .filter(|&i| i != leader)
+        .map(|i| format!("{}:{port}", Ensemble::host(i)))
+        .collect();
+    let times: Times = Rc::new(RefCell::new(Vec::new()));
+    let t = times.clone();
+    let on_leader = format!("{}:{port}", Ensemble::host(leader));
+    sim.client("a", async move {
+        let zk = zkit::Client::builder(&on_leader)
+            .connector(zkit_sim::net::TurmoilConnector)
+            .seed(1)
+            .session_timeout(session_timeout)
+            .connect()
+            .await?;
+        zk.create("/a", b"", CreateMode::Ephemeral).await?;
+        mark(&t, "a created");
+        let mut states = zk.state_changes();
+        loop {
+            let s = states.recv().await?;
+            mark(&t, &format!("a {s:?}"));
+            if s == zkit::State::Lost {
+                return Ok(());
+            }
+        }
+    });
+    let t = times.clone();
+    sim.client("b", async move {
+        let zk = zkit::Client::builder(&followers.join(","))
+            .connector(zkit_sim::net::TurmoilConnector)
+            .seed(2)
+            .session_timeout(Duration::from_secs(8))
+            .connect()
+            .await?;
+        while at(&t, "a created").is_none() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // A follower may not have applied the create yet.
+        zk.sync("/a").await?;
+        loop {
+            let (stat, watcher) = zk.exists_watch("/a").await?;
+            if stat.is_none() {
+                mark(&t, "b deleted");
+                break;
+            }
+            mark(&t, "b watching");
+            if watcher.await.event_type == zkit::EventType::NodeDeleted {
+                mark(&t, "b deleted");
+                break;
+            }
+        }
+        park(zk).await;
+        Ok(())
+    });
+    assert!(
+        step_until(&mut sim, Duration::from_secs(10), || at(
+            &times,
+            "b watching"
+        )
+        .is_some()),
+        "{:#?}",
+        times.borrow()
+    );
+    let host = Ensemble::host(leader);
+    let others: Vec<String> = (1..=3)
+        .filter(|&i| i != leader)
+        .map(Ensemble::host)
+        .chain(["a".to_owned(), "b".to_owned()])
+        .collect();
+    for o in &others {
+        sim.hold(host.as_str(), o.as_str());
+    }
+    ens.freeze(&sim, leader, true);
+    let frozen = sim.elapsed();
+    step_until(&mut sim, pause, || false);
+    // The frozen leader still says what it said before it froze.
+    let during: Vec<u8> = ens
+        .status()
+        .into_iter()
+        .filter(|&(id, s)| id != leader && s.up && s.established && s.serving)
+        .map(|(id, _)| id)
+        .collect();
+    ens.freeze(&sim, leader, false);
+    for o in &others {
+        sim.release(host.as_str(), o.as_str());
+    }
+    let report = |what: &str| -> ! {
+        panic!(
+            "{what}\nclients: {:#?}\nservers: {:#?}",
+            times.borrow(),
+            ens.events()
+        )
+    };
+    if !step_until(&mut sim, Duration::from_secs(30), || {
+        at(&times, "b deleted").is_some()
+    }) {
+        report("the session never expired");
+    }
+    let since = |what: &str| at(&times, what).map(|t| t.saturating_sub(frozen));
+    let lost = since("a Lost").unwrap_or_else(|| report("a never gave up"));
+    let deleted = since("b deleted").expect("b saw the deletion");
+    assert_eq!(
+        during.len(),
+        1,
+        "no new leader while the old one was frozen: {during:?}"
+    );
+    // The client's own timer: the session timeout after it last heard from the leader.
+    if lost > session_timeout + Duration::from_millis(500) {
+        report(&format!("a gave up {lost:?} after the freeze"));
+    }
+    // The new leader's clock for the session starts at its election (after syncLimit).
+    if deleted < config.sync_timeout() + session_timeout {
+        report(&format!("/a deleted {deleted:?} after the freeze"));
+    }
+    assert!(
+        deleted > lost + Duration::from_secs(1),
+        "{:#?}",
+        times.borrow()
+    );
+    eprintln!("frozen at {frozen:?}: {:#?}", times.borrow());
+    assert_eq!(ens.check(), Vec::<String>::new());
+}

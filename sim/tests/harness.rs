@@ -433,8 +433,8 @@ fn fault_options_are_checked_against_the_kind() {
     error(
         "kind = \"crash\"",
         "kind = \"pause\"",
-        (18, 10),
-        "needs a client target",
+        (17, 8),
+        "a pause needs to say how long it lasts",
     );
     error(
         "kind = \"crash\"\ntarget = \"server:2\"",

@@ -71,6 +71,17 @@
 //!   connections, and their local sessions, unknown to the quorum, are refused as expired
 //!   when they reconnect (see `server::read_only`);
 //!
+//! - a closing session (the leader expired it, the close has not committed): the leader
+//!   drops its requests unanswered, pings included (`touchSession` refuses it), and a
+//!   follower forwards them, the leader failing writes with SESSIONEXPIRED; a `sync` or
+//!   `closeSession` forwarded by a member the session has left is answered or applied, as
+//!   `PrepRequestProcessor` lets them through;
+//! - idle-connection expiry as `NIOServerCnxnFactory` does it: a connection with no traffic
+//!   for its timeout (10 s before the handshake, the session timeout after) is closed, in
+//!   10 s buckets;
+//! - a stop-the-world pause of a member ([`Ensemble::freeze`], the `pause` fault on a
+//!   server): it acts on nothing while frozen and on stale timers once thawed.
+//!
 //! Not modelled (a client can tell):
 //! - TCP retransmission: turmoil drops what a partition catches and the stream stalls for
 //!   good, so a link carrying a replication session that a partition stalled ends when
@@ -79,8 +90,7 @@
 //! - `FastLeaderElection`'s notifications and back-off: a looking server votes from the
 //!   statuses it heard in the last six heartbeats, after [`EnsembleConfig::election_wait`];
 //! - local sessions outside read-only mode (`localSessionsEnabled` on a member with a
-//!   quorum); idle-connection expiry; requests of a closing session are answered, not
-//!   dropped; a create with unknown flags inside a `multi` closes the connection;
+//!   quorum); a create with unknown flags inside a `multi` closes the connection;
 //! - a member that serves nobody still answers four-letter words as if it served (`isro`
 //!   says `rw` where ZooKeeper says `null`, the others do not say "not currently serving");
 //! - `SyncLimitCheck` (a follower that acks proposals too slowly), observers, dynamic
@@ -227,6 +237,9 @@ pub(crate) struct World {
     /// sessions already recorded there.
     pub(crate) history: Option<History>,
     pub(crate) expired: BTreeSet<i64>,
+    /// Each member's client-facing server in its current incarnation (what
+    /// [`Ensemble::freeze`] freezes).
+    pub(crate) servers: BTreeMap<u8, Arc<crate::server::Shared>>,
 }
 
 impl World {
@@ -331,7 +344,25 @@ impl Ensemble {
         if let Some(s) = w.status.get_mut(&id) {
             *s = ServerStatus::default();
         }
+        w.servers.remove(&id);
         w.event_at(sim.elapsed(), id, "crashed".to_owned());
+    }
+
+    /// Freezes server `id`, or thaws it: a stop-the-world pause of its process (a JVM's
+    /// garbage collection). While frozen it acts on nothing: no request, no replication, no
+    /// heartbeat, no session expiry; what its peers and clients send waits for it (the
+    /// caller holds its links, as the kernel would buffer it). Once thawed it acts on what
+    /// it finds, timers long due included: a leader expires every session it has not heard
+    /// from, as ZooKeeper's `SessionTrackerImpl` does when it wakes up late. Nothing happens
+    /// to a server that is down.
+    pub fn freeze(&self, sim: &turmoil::Sim<'_>, id: u8, frozen: bool) {
+        let mut w = lock(&self.world);
+        let Some(server) = w.servers.get(&id).cloned() else {
+            return;
+        };
+        server.set_frozen(frozen);
+        let what = if frozen { "frozen" } else { "thawed" };
+        w.event_at(sim.elapsed(), id, what.to_owned());
     }
 
     /// Restarts server `id` (after a crash, or in place).

@@ -111,6 +111,18 @@ pub(super) struct Node {
     read_only: bool,
 }
 
+/// What woke a member's loop.
+enum Wake {
+    /// Its read-only server is due.
+    ReadOnly,
+    /// A peer link event.
+    Link(LinkEvent),
+    /// Its client-facing server submitted a request.
+    Submission(Submission),
+    /// Its heartbeat.
+    Tick,
+}
+
 /// Waits until `at` (for ever if `None`).
 async fn until(at: Option<Instant>) {
     match at {
@@ -148,6 +160,7 @@ pub(super) async fn run(
     let listener = turmoil::net::TcpListener::bind(("0.0.0.0", port)).await?;
     let handle = Server::start_member(server_config, listener, replica);
     let shared = handle.shared();
+    lock(&world).servers.insert(id, shared.clone());
     {
         let now = shared.now_ms();
         shared.lock().reset_tree(tree, now);
@@ -204,18 +217,27 @@ impl Node {
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             let read_only_at = self.read_only_at;
-            tokio::select! {
+            let wake = tokio::select! {
                 biased;
-                () = until(read_only_at), if read_only_at.is_some() => self.start_read_only(),
+                () = until(read_only_at), if read_only_at.is_some() => Wake::ReadOnly,
                 ev = events.recv() => match ev {
-                    Some(ev) => self.on_link(ev),
+                    Some(ev) => Wake::Link(ev),
                     None => return,
                 },
                 sub = submissions.recv() => match sub {
-                    Some(sub) => self.on_submission(sub),
+                    Some(sub) => Wake::Submission(sub),
                     None => return,
                 },
-                _ = tick.tick() => self.on_tick(),
+                _ = tick.tick() => Wake::Tick,
+            };
+            // A frozen member (a stop-the-world pause) acts on nothing; once thawed it acts
+            // on what woke it, a heartbeat long due included.
+            self.shared.thawed().await;
+            match wake {
+                Wake::ReadOnly => self.start_read_only(),
+                Wake::Link(ev) => self.on_link(ev),
+                Wake::Submission(sub) => self.on_submission(sub),
+                Wake::Tick => self.on_tick(),
             }
         }
     }

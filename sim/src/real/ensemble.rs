@@ -557,6 +557,19 @@ impl RealEnsemble {
         .map(drop)
     }
 
+    /// Freezes member `i` (SIGSTOP: a stop-the-world pause of its JVM, the kernel still
+    /// buffering what it is sent), or thaws it (SIGCONT).
+    pub async fn freeze(&self, i: usize, frozen: bool) -> Result<(), RealError> {
+        self.check(i)?;
+        let verb = if frozen { "pause" } else { "resume" };
+        run_script_async(
+            vec![verb.into(), self.dir_arg(), (i + 1).to_string()],
+            Vec::new(),
+        )
+        .await
+        .map(drop)
+    }
+
     /// Starts member `i` again on its data dir and ports; with `wait`, until it serves.
     pub async fn restart(&self, i: usize, wait: bool) -> Result<(), RealError> {
         self.check(i)?;

@@ -29,11 +29,12 @@ enum Undo {
     Repair(Vec<Link>),
     /// Restart these crashed hosts.
     Restart(Vec<Host>),
-    /// Deliver what these links held (both directions), and let client `resume`'s
-    /// application run again if it was paused.
+    /// Deliver what these links held (both directions), let client `resume`'s
+    /// application run again if it was paused, and thaw the frozen servers `thaw`.
     Release {
         links: Vec<Link>,
         resume: Option<usize>,
+        thaw: Vec<u8>,
     },
     /// Put these links' latency back to the scenario's.
     Latency(Vec<Link>),
@@ -331,6 +332,7 @@ impl<W: World> Run<'_, W> {
                 Some(Undo::Release {
                     links,
                     resume: None,
+                    thaw: Vec::new(),
                 })
             }
             FaultKind::Expire => {
@@ -347,18 +349,47 @@ impl<W: World> Run<'_, W> {
                     .record_at(self.world.elapsed(), Event::Killed { client: c });
                 None
             }
-            FaultKind::Pause => {
-                let Some(Host::Client(c)) = hosts.as_ref().and_then(|h| h.first().copied()) else {
-                    return;
-                };
-                self.history.set_paused(self.world.elapsed(), c, true);
-                let links = self.hold(&[Host::Client(c)], &self.servers());
-                self.record_fault(format!("pause{target}{lasts}: its messages are held"));
-                Some(Undo::Release {
-                    links,
-                    resume: Some(c),
-                })
-            }
+            FaultKind::Pause => match hosts.as_deref() {
+                Some(&[Host::Client(c), ..]) => {
+                    self.history.set_paused(self.world.elapsed(), c, true);
+                    let links = self.hold(&[Host::Client(c)], &self.servers());
+                    self.record_fault(format!("pause{target}{lasts}: its messages are held"));
+                    Some(Undo::Release {
+                        links,
+                        resume: Some(c),
+                        thaw: Vec::new(),
+                    })
+                }
+                Some(servers) if !servers.is_empty() => {
+                    // A stop-the-world pause: the servers act on nothing, and what everyone
+                    // else sends them waits (as the kernel buffers it for a frozen JVM).
+                    let servers = servers.to_vec();
+                    let others: Vec<Host> = self
+                        .servers()
+                        .into_iter()
+                        .chain(self.clients())
+                        .filter(|h| !servers.contains(h))
+                        .collect();
+                    let links = self.hold(&servers, &others);
+                    let mut thaw = Vec::new();
+                    for h in &servers {
+                        if let Host::Server(id) = *h {
+                            self.world.freeze(id, true);
+                            thaw.push(id);
+                        }
+                    }
+                    self.record_fault(format!(
+                        "pause{target}{lasts}: the server process freezes, {} links held",
+                        links.len()
+                    ));
+                    Some(Undo::Release {
+                        links,
+                        resume: None,
+                        thaw,
+                    })
+                }
+                _ => return,
+            },
             FaultKind::Hold => {
                 let hosts = hosts.unwrap_or_default();
                 let others: Vec<Host> = self
@@ -375,6 +406,7 @@ impl<W: World> Run<'_, W> {
                 Some(Undo::Release {
                     links,
                     resume: None,
+                    thaw: Vec::new(),
                 })
             }
             FaultKind::Latency => {
@@ -467,7 +499,16 @@ impl<W: World> Run<'_, W> {
                 self.record_fault(format!("crash ends: restart {}", names.join(",")));
                 self.restart(&hosts);
             }
-            Undo::Release { links, resume } => {
+            Undo::Release {
+                links,
+                resume,
+                thaw,
+            } => {
+                // A server thaws as what was held for it arrives, as a resumed JVM finds
+                // its sockets' buffers full.
+                for id in thaw {
+                    self.world.freeze(id, false);
+                }
                 for &(a, b) in &links {
                     self.world.release(a, b);
                     // Release heals both directions; put back cuts still in force.

@@ -474,6 +474,20 @@ impl World for RealWorld {
         }
     }
 
+    fn freeze(&mut self, id: u8, frozen: bool) {
+        let i = usize::from(id) - 1;
+        self.modes = None;
+        let verb = if frozen {
+            "paused (SIGSTOP)"
+        } else {
+            "resumed (SIGCONT)"
+        };
+        match self.rt.block_on(self.ens.freeze(i, frozen)) {
+            Ok(()) => self.event(format!("s{id} {verb}")),
+            Err(e) => self.event(format!("s{id} not {verb}: {e}")),
+        }
+    }
+
     fn expire(&mut self, takeover: Takeover) {
         lock(&self.takeovers).insert(takeover.session);
         let hosts: Vec<String> = (0..self.ens.size())

@@ -118,6 +118,9 @@ pub(crate) trait World {
     fn crash(&mut self, host: Host);
     /// Starts `host` again (after a crash, or in place).
     fn restart(&mut self, host: Host);
+    /// Freezes server `id` in a stop-the-world pause, or thaws it (the runner holds its
+    /// links meanwhile where the backend needs that).
+    fn freeze(&mut self, id: u8, frozen: bool);
     /// Runs a session takeover-and-close.
     fn expire(&mut self, takeover: Takeover);
     /// The ensemble's own invariant violations at the end of the run.
@@ -246,6 +249,10 @@ impl World for SimWorld<'_> {
             }
             Host::Server(id) => self.ens.bounce(&mut self.sim, id),
         }
+    }
+
+    fn freeze(&mut self, id: u8, frozen: bool) {
+        self.ens.freeze(&self.sim, id, frozen);
     }
 
     fn expire(&mut self, takeover: Takeover) {

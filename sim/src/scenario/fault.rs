@@ -39,8 +39,11 @@ pub enum FaultKind {
     /// Expire the target client's session on the ensemble (another connection takes the
     /// session over and closes it, as Curator's `KillSession` does).
     Expire,
-    /// Pause the target client's application and hold its messages (a GC pause): its session
-    /// runs out while it keeps believing what it believed.
+    /// A stop-the-world pause (a long GC). A client target: its application stops and its
+    /// messages are held, so its session runs out while it keeps believing what it
+    /// believed. A server target: its process freezes (no request, replication, heartbeat
+    /// or session expiry) and its messages are held; once it resumes it acts on stale
+    /// timers, e.g. a leader expiring every session it has not heard from.
     Pause,
     /// Hold every message to and from the target until the fault ends, then deliver them
     /// all (a stalled switch port; a server frozen in a long GC pause).
@@ -275,7 +278,7 @@ pub(super) fn fault(
         ));
     }
     if let Some((t, span)) = &target {
-        if matches!(kind, FaultKind::Expire | FaultKind::Pause) && !t.is_client() {
+        if kind == FaultKind::Expire && !t.is_client() {
             return Err(ctx.err(
                 span.clone(),
                 format!("a {} fault needs a client target, not {t}", kind.name()),

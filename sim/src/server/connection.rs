@@ -69,9 +69,11 @@ impl Idle {
         (due / SESSIONLESS_TIMEOUT_MS + 1) * SESSIONLESS_TIMEOUT_MS
     }
 
-    /// Returns once the connection has been idle past its deadline.
+    /// Returns once the connection has been idle past its deadline (a frozen server's
+    /// expirer acts once thawed).
     async fn expired(&self, shared: &Shared) {
         loop {
+            shared.thawed().await;
             let deadline = self.deadline();
             let now = shared.now_ms();
             if now >= deadline {
@@ -249,6 +251,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     }
 
     while let Some(frame) = rd.next_frame(&mut buf, &decoder).await? {
+        shared.thawed().await;
         let mut core = shared.lock();
         let now = shared.now_ms();
         if core.handle_frame(conn, &frame, now)? == Flow::Close {

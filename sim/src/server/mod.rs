@@ -36,10 +36,11 @@ pub use connection::ConnectionError;
 pub use replica::{session_password, Origin, Submission, SubmitKind};
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -122,6 +123,10 @@ pub(crate) struct Shared {
     core: Mutex<Core>,
     start: Instant,
     max_buffer: usize,
+    /// Whether the server is frozen (a stop-the-world pause of its process).
+    frozen: AtomicBool,
+    /// Wakes what waits in [`Shared::thawed`].
+    thaw: Notify,
 }
 
 impl Shared {
@@ -138,6 +143,27 @@ impl Shared {
 
     pub(crate) fn max_buffer(&self) -> usize {
         self.max_buffer
+    }
+
+    /// Freezes or thaws the server, as a JVM's stop-the-world pause does: while frozen, none
+    /// of its tasks acts (each waits in [`Shared::thawed`] before acting), and once thawed
+    /// each acts on what it finds, timers long due included.
+    pub(crate) fn set_frozen(&self, frozen: bool) {
+        self.frozen.store(frozen, Ordering::SeqCst);
+        if !frozen {
+            self.thaw.notify_waiters();
+        }
+    }
+
+    /// Returns at once unless the server is frozen, else once it is thawed.
+    pub(crate) async fn thawed(&self) {
+        loop {
+            let thaw = self.thaw.notified();
+            if !self.frozen.load(Ordering::SeqCst) {
+                return;
+            }
+            thaw.await;
+        }
     }
 }
 
@@ -176,6 +202,8 @@ impl Server {
         }
         let shared = Arc::new(Shared {
             max_buffer: config.max_buffer,
+            frozen: AtomicBool::new(false),
+            thaw: Notify::new(),
             core: Mutex::new(core),
             start: Instant::now(),
         });
@@ -246,10 +274,12 @@ async fn timer_loop(
                 }
             }
             _ = expiry.tick() => {
+                shared.thawed().await;
                 let now = shared.now_ms();
                 shared.lock().expire(now);
             }
             _ = reap.tick() => {
+                shared.thawed().await;
                 let now = shared.now_ms();
                 shared.lock().reap(now);
             }
