@@ -26,7 +26,7 @@ use proptest::prelude::*;
 use zkit::proto::Record as _;
 use zkit::{
     Acl, AddWatchMode, Client, CreateMode, CreateOptions, Error, Op, OpResult, Perms,
-    PersistentWatcher, Stat, Watcher,
+    PersistentWatcher, ReadOp, ReadResult, Stat, Watcher,
 };
 use zkit_sim::server::{Server, ServerConfig};
 use zkit_tests::ZkServer;
@@ -59,6 +59,11 @@ const MODES: &[CreateMode] = &[
     CreateMode::Container,
     CreateMode::PersistentWithTtl,
     CreateMode::PersistentSequentialWithTtl,
+];
+
+/// Prefixes for getEphemerals: every node of [`PATHS`] and prefixes that are no node.
+const PREFIXES: &[&str] = &[
+    "/", "/a", "/b", "/a/x", "/a/s", "/a/s-0000000000", "/b/s-", "/c", "/a/x/z", "/nope",
 ];
 
 const USERS: &[&str] = &["user1:pw1", "user2:pw2", "user1:wrong"];
@@ -111,6 +116,13 @@ enum Step {
     GetAcl(usize, usize),
     AddAuth(usize, usize),
     AddWatch(usize, usize, bool),
+    /// sync on a node of [`PATHS`] (ZooKeeper does not check that it exists).
+    Sync(usize, usize),
+    /// A read-only multi (multiRead): (getChildren?, node) per read; may be empty.
+    MultiRead(usize, Vec<(bool, usize)>),
+    /// The session's ephemerals under a prefix of [`PREFIXES`] (a string prefix, not a path
+    /// one: `/a/s` matches `/a/s-0000000000`).
+    GetEphemerals(usize, usize),
     /// Closes the session; the session's next step opens a new one in its place.
     Close(usize),
 }
@@ -177,8 +189,12 @@ fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(s, ops)| Step::Multi(s, ops)),
         2 => (s.clone(), p.clone(), 0..ACL_CHOICES, version())
             .prop_map(|(s, p, a, v)| Step::SetAcl(s, p, a, v)),
-        1 => (s.clone(), p).prop_map(|(s, p)| Step::GetAcl(s, p)),
+        1 => (s.clone(), p.clone()).prop_map(|(s, p)| Step::GetAcl(s, p)),
         1 => (s.clone(), 0..USERS.len()).prop_map(|(s, u)| Step::AddAuth(s, u)),
+        1 => (s.clone(), p.clone()).prop_map(|(s, p)| Step::Sync(s, p)),
+        2 => (s.clone(), prop::collection::vec((any::<bool>(), p), 0..4))
+            .prop_map(|(s, reads)| Step::MultiRead(s, reads)),
+        2 => (s.clone(), 0..PREFIXES.len()).prop_map(|(s, p)| Step::GetEphemerals(s, p)),
         1 => s.prop_map(Step::Close),
     ]
 }
@@ -404,6 +420,9 @@ async fn run_case(hosts: &str, case: &Case) -> Vec<String> {
             | Step::GetAcl(s, _)
             | Step::AddAuth(s, _)
             | Step::AddWatch(s, ..)
+            | Step::Sync(s, _)
+            | Step::MultiRead(s, _)
+            | Step::GetEphemerals(s, _)
             | Step::Close(s) => *s % case.sessions,
         };
         let head = format!("{i:>2} S{k} {step:?}");
@@ -554,6 +573,44 @@ async fn run_case(hosts: &str, case: &Case) -> Vec<String> {
                     sessions[k].persistent.push((format!("{mode:?} {path}"), w));
                 });
                 t.result(head, r, |_, _, ()| {});
+            }
+            Step::Sync(_, p) => {
+                let r = c.sync(PATHS[*p]).await;
+                t.result(head, r, |_, _, ()| {});
+            }
+            Step::MultiRead(_, reads) => {
+                let ops: Vec<ReadOp> = reads
+                    .iter()
+                    .map(|&(kids, p)| {
+                        if kids {
+                            ReadOp::GetChildren(PATHS[p].to_owned())
+                        } else {
+                            ReadOp::GetData(PATHS[p].to_owned())
+                        }
+                    })
+                    .collect();
+                let r = c.multi_read(&ops).await;
+                t.result(head, r, |t, l, results| {
+                    for r in results {
+                        match r {
+                            ReadResult::Data(d, s) => {
+                                l.push(Tok::Text(format!(" [data {d:?}")));
+                                t.stat(l, &s);
+                                l.push(Tok::Text("]".into()));
+                            }
+                            ReadResult::Children(kids) => {
+                                l.push(Tok::Text(format!(" [children{}]", children(&kids))));
+                            }
+                            ReadResult::Error(e) => {
+                                l.push(Tok::Text(format!(" [{}]", error(&e))));
+                            }
+                        }
+                    }
+                });
+            }
+            Step::GetEphemerals(_, p) => {
+                let r = c.get_ephemerals(PREFIXES[*p]).await;
+                t.result(head, r, |_, l, paths| l.push(Tok::Text(children(&paths))));
             }
             Step::Close(_) => {
                 c.close().await;
