@@ -1027,3 +1027,243 @@ fn malformed_requests_are_answered_as_zookeeper_does() {
         "ZooKeeper 3.8.0's answers"
     );
 }
+
+// ----- removeWatches and checkWatches, over a raw connection -----
+
+/// The watches a removeWatches case sets before it removes some.
+const WATCH_SETUPS: &[&str] = &[
+    "none",
+    "data",
+    "exists",
+    "exists-missing",
+    "children",
+    "data+children",
+    "persistent",
+    "recursive",
+];
+
+const WATCHER_TYPES: &[zkit::proto::WatcherType] = &[
+    zkit::proto::WatcherType::Children,
+    zkit::proto::WatcherType::Data,
+    zkit::proto::WatcherType::Any,
+    zkit::proto::WatcherType::Persistent,
+    zkit::proto::WatcherType::PersistentRecursive,
+];
+
+impl RawConn {
+    /// Sends `request` with `xid`; returns the reply's error code (`None`: the server closed
+    /// the connection), pushing the notifications that came first onto `events` (paths
+    /// relative to `base`).
+    async fn call(
+        &mut self,
+        request: &zkit::proto::Request,
+        xid: i32,
+        base: &str,
+        events: &mut Vec<String>,
+    ) -> Option<i32> {
+        use zkit::proto::{Reader, ReplyHeader, WatcherEvent};
+        let mut frame = Vec::new();
+        request.encode(xid, &mut frame);
+        self.send(|o| o.extend_from_slice(&frame)).await.ok()?;
+        loop {
+            let f = self.frame().await?;
+            let mut r = Reader::new(&f);
+            let h = ReplyHeader::decode(&mut r).expect("a reply header");
+            if h.xid == -1 {
+                let e = WatcherEvent::decode(&mut r).expect("a notification");
+                let path = e.path.strip_prefix(base).unwrap_or(&e.path);
+                events.push(format!("{:?} {path}", e.event_type));
+            } else {
+                assert_eq!(h.xid, xid, "replies in request order");
+                return Some(h.err);
+            }
+        }
+    }
+}
+
+/// For every watcher type and every kind of watch set on a node (by one connection): what
+/// removeWatches of that type answers, what checkWatches of each type answers afterwards,
+/// and which notifications the connection still gets when the node's data and children
+/// change. The zkit client exposes no removeWatches of its own (dropping a
+/// [`PersistentWatcher`] sends one of type Any), so this speaks the protocol directly.
+async fn remove_watches_transcript(hosts: &str, base: &str) -> Vec<String> {
+    use zkit::proto::{
+        AddWatchRequest, CreateRequest, DeleteRequest, RemoveWatchesRequest, Request,
+        SetDataRequest, WatchedRequest,
+    };
+    let mut lines = Vec::new();
+    for ty in WATCHER_TYPES {
+        for setup in WATCH_SETUPS {
+            let mut c = RawConn::open(hosts).await;
+            let mut events = Vec::new();
+            let mut xid = 0;
+            let node = format!("{base}/{ty:?}-{setup}");
+            let create = |path: &str| {
+                Request::Create(CreateRequest {
+                    path: path.to_owned(),
+                    data: vec![],
+                    acl: Acl::open_unsafe(),
+                    flags: CreateMode::Persistent,
+                })
+            };
+            let watched = |path: &str| WatchedRequest {
+                path: path.to_owned(),
+                watch: true,
+            };
+            let mut setup_errs = vec![call(&mut c, &mut xid, base, create(&node), &mut events).await];
+            // The node watched: `node`, or a child of it that does not exist.
+            let target = if *setup == "exists-missing" {
+                format!("{node}/m")
+            } else {
+                node.clone()
+            };
+            let sets: Vec<Request> = match *setup {
+                "none" => vec![],
+                "data" => vec![Request::GetData(watched(&target))],
+                "exists" | "exists-missing" => vec![Request::Exists(watched(&target))],
+                "children" => vec![Request::GetChildren(watched(&target))],
+                "data+children" => vec![
+                    Request::GetData(watched(&target)),
+                    Request::GetChildren(watched(&target)),
+                ],
+                mode => vec![Request::AddWatch(AddWatchRequest {
+                    path: target.clone(),
+                    mode: if mode == "persistent" {
+                        AddWatchMode::Persistent
+                    } else {
+                        AddWatchMode::PersistentRecursive
+                    },
+                })],
+            };
+            for r in sets {
+                setup_errs.push(call(&mut c, &mut xid, base, r, &mut events).await);
+            }
+            let watches = |w| {
+                RemoveWatchesRequest {
+                    path: target.clone(),
+                    watcher_type: w,
+                }
+            };
+            let removed = call(&mut c, &mut xid, base, Request::RemoveWatches(watches(*ty)), &mut events).await;
+            let mut checks = Vec::new();
+            for w in WATCHER_TYPES {
+                checks.push(call(&mut c, &mut xid, base, Request::CheckWatches(watches(*w)), &mut events).await);
+            }
+            // Changes that would fire what is left: the node's data (or its creation), a
+            // child created and deleted.
+            let change = if target == node {
+                Request::SetData(SetDataRequest {
+                    path: target.clone(),
+                    data: vec![1],
+                    version: -1,
+                })
+            } else {
+                create(&target)
+            };
+            let kid = format!("{target}/k");
+            let mut changes = vec![call(&mut c, &mut xid, base, change, &mut events).await];
+            changes.push(call(&mut c, &mut xid, base, create(&kid), &mut events).await);
+            changes.push(
+                call(
+                    &mut c,
+                    &mut xid,
+                    base,
+                    Request::Delete(DeleteRequest {
+                        path: kid,
+                        version: -1,
+                    }),
+                    &mut events,
+                )
+                .await,
+            );
+            // A ping: every notification of the changes precedes its reply.
+            changes.push(call(&mut c, &mut xid, base, Request::Ping, &mut events).await);
+            lines.push(format!(
+                "remove {ty:?} after {setup} (set {setup_errs:?}) -> {removed}; check \
+                 [children, data, any, persistent, recursive] -> {checks:?}; changes \
+                 {changes:?} -> events {events:?}"
+            ));
+        }
+    }
+    lines
+}
+
+/// One request of [`remove_watches_transcript`]: its error code as text, or `closed`.
+async fn call(
+    c: &mut RawConn,
+    xid: &mut i32,
+    base: &str,
+    request: zkit::proto::Request,
+    events: &mut Vec<String>,
+) -> String {
+    *xid += 1;
+    // Pings go with their reserved xid.
+    let x = if matches!(request, zkit::proto::Request::Ping) {
+        -2
+    } else {
+        *xid
+    };
+    match c.call(&request, x, base, events).await {
+        Some(err) => format!("{err}"),
+        None => "closed".to_owned(),
+    }
+}
+
+/// removeWatches and checkWatches as ZooKeeper 3.8 answers them, for each watcher type
+/// against each kind of watch (and none: NOWATCHER), and what still fires afterwards.
+#[test]
+fn remove_watches_matches_real_zookeeper() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let n = CASE_NO.fetch_add(1, Ordering::Relaxed);
+    let base = format!("/remove-watches-{}-{n}", std::process::id());
+    let real_hosts = real().connect_string().to_owned();
+    let (real, sim) = rt.block_on(async {
+        make_chroot(&real_hosts, &base).await;
+        let real = remove_watches_transcript(&real_hosts, &base).await;
+        let server = sim_server(n as u64).await;
+        let sim_hosts = server.connect_string();
+        make_chroot(&sim_hosts, &base).await;
+        let sim = remove_watches_transcript(&sim_hosts, &base).await;
+        server.shutdown().await;
+        (real, sim)
+    });
+    assert_lines("removeWatches", &real, &sim);
+    assert_eq!(real.len(), WATCHER_TYPES.len() * WATCH_SETUPS.len());
+}
+
+/// A simulated server set up like the real one: same tick, reaper every 100 ms.
+async fn sim_server(seed: u64) -> zkit_sim::server::ServerHandle {
+    let config = ServerConfig {
+        tick_time: TICK,
+        reaper_interval: Duration::from_millis(100),
+        seed,
+        ..ServerConfig::default()
+    };
+    Server::bind("127.0.0.1:0", config)
+        .await
+        .expect("the simulated server binds")
+}
+
+/// Fails with both transcripts and the first difference unless they are equal.
+fn assert_lines(what: &str, real: &[String], sim: &[String]) {
+    if std::env::var_os("ZKIT_CONFORMANCE_SHOW").is_some() {
+        eprintln!("{what}:\n{}\n", real.join("\n"));
+    }
+    if real != sim {
+        let at = real
+            .iter()
+            .zip(sim)
+            .position(|(a, b)| a != b)
+            .unwrap_or(real.len().min(sim.len()));
+        panic!(
+            "{what}: first difference at line {at}\n real: {:?}\n  sim: {:?}\n\nreal:\n{}\n\nsim:\n{}",
+            real.get(at),
+            sim.get(at),
+            real.join("\n"),
+            sim.join("\n")
+        );
+    }
+}
