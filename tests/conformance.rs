@@ -26,9 +26,10 @@ use proptest::prelude::*;
 use zkit::proto::Record as _;
 use zkit::{
     Acl, AddWatchMode, Client, CreateMode, CreateOptions, Error, Op, OpResult, Perms,
-    PersistentWatcher, ReadOp, ReadResult, Stat, Watcher,
+    PersistentWatcher, ReadOp, ReadResult, Stat, State, Watcher,
 };
 use zkit_sim::server::{Server, ServerConfig};
+use zkit_tests::proxy::{Mode, Proxy};
 use zkit_tests::ZkServer;
 
 // ----- the model -----
@@ -1266,4 +1267,214 @@ fn assert_lines(what: &str, real: &[String], sim: &[String]) {
             sim.join("\n")
         );
     }
+}
+
+// ----- reconnects, expiry and reaping: fixed scenarios behind a proxy -----
+
+/// One server as a fixed scenario sees it: its connect string with the scenario's chroot,
+/// and the same through a proxy that can cut the connections that go through it.
+struct Target {
+    direct: String,
+    proxied: String,
+    proxy: Proxy,
+}
+
+/// Runs `scenario` against the real server (the shared one, a fresh chroot) and against a
+/// fresh simulated server (same tick, reaper every 100 ms like the real one), both at the
+/// same time, each behind a proxy of its own; returns (real, sim).
+fn on_both<F, Fut>(name: &str, scenario: F) -> (Vec<String>, Vec<String>)
+where
+    F: Fn(Target) -> Fut,
+    Fut: Future<Output = Vec<String>>,
+{
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let n = CASE_NO.fetch_add(1, Ordering::Relaxed);
+    let chroot = format!("/{name}-{}-{n}", std::process::id());
+    rt.block_on(async {
+        let server = sim_server(n as u64).await;
+        let addrs = [
+            real().addresses()[0],
+            server.local_addr().expect("the simulated server's address"),
+        ];
+        let mut targets = Vec::new();
+        for addr in addrs {
+            make_chroot(&addr.to_string(), &chroot).await;
+            let proxy = Proxy::start(addr).await.expect("a proxy starts");
+            targets.push(Target {
+                direct: format!("{addr}{chroot}"),
+                proxied: format!("{}{chroot}", proxy.connect_string()),
+                proxy,
+            });
+        }
+        let sim_target = targets.pop().expect("two targets");
+        let real_target = targets.pop().expect("two targets");
+        let limit = Duration::from_secs(40);
+        let (real, sim) = tokio::join!(
+            tokio::time::timeout(limit, scenario(real_target)),
+            tokio::time::timeout(limit, scenario(sim_target)),
+        );
+        server.shutdown().await;
+        (
+            real.expect("the scenario finishes against the real server"),
+            sim.expect("the scenario finishes against the simulated server"),
+        )
+    })
+}
+
+/// Labelled one-shot and persistent watchers of one client, polled after a sync.
+#[derive(Default)]
+struct Watchers {
+    one: Vec<(String, Option<Watcher>)>,
+    persistent: Vec<(String, PersistentWatcher)>,
+}
+
+impl Watchers {
+    /// Syncs `c` (every notification sent before the sync's reply has arrived), then says
+    /// what each watcher got, in the order they were set; persistent watchers' events are
+    /// sorted when `sort` (where the servers' deletion order is a hash order).
+    async fn poll(&mut self, c: &Client, sort: bool, out: &mut Vec<String>) {
+        if let Err(e) = c.sync("/").await {
+            out.push(format!("sync -> {}", error(&e)));
+        }
+        for (label, w) in &mut self.one {
+            if let Some(ev) = w.as_mut().and_then(poll_once) {
+                out.push(format!("{label} -> {:?} {} {:?}", ev.event_type, ev.path, ev.state));
+                *w = None;
+            }
+        }
+        for (label, w) in &mut self.persistent {
+            let mut got = Vec::new();
+            while let Some(ev) = poll_recv(w) {
+                got.push(format!("{:?} {} {:?}", ev.event_type, ev.path, ev.state));
+            }
+            if sort {
+                got.sort();
+            }
+            if !got.is_empty() {
+                out.push(format!("{label} -> {got:?}"));
+            }
+        }
+    }
+
+    fn pending(&self) -> Vec<&str> {
+        self.one
+            .iter()
+            .filter(|(_, w)| w.is_some())
+            .map(|(l, _)| l.as_str())
+            .collect()
+    }
+}
+
+/// Every state change `rx` holds now.
+fn drain_states(rx: &mut tokio::sync::broadcast::Receiver<State>) -> Vec<State> {
+    let mut states = Vec::new();
+    while let Ok(s) = rx.try_recv() {
+        states.push(s);
+    }
+    states
+}
+
+/// A session's connection drops while another session changes what it watches; it comes
+/// back to the same session, restores its watches with SetWatches, and gets at once the
+/// events of what changed since the last zxid it saw (`DataTree.setWatches`): NodeDeleted
+/// for a watched node now gone, NodeDataChanged for one modified (or deleted and created
+/// again), NodeCreated for an exists watch on a node that now exists (not for one created
+/// and deleted again: that watch is set anew), NodeChildrenChanged for a child watch whose
+/// node's children changed. Persistent watches are set again without replaying what they
+/// missed. The rest fire later as usual.
+async fn reconnect_scenario(t: Target) -> Vec<String> {
+    let mut out = Vec::new();
+    let other = connect(&t.direct, 11).await;
+    let c = connect(&t.proxied, 12).await;
+    for p in [
+        "/d", "/dd", "/dr", "/c", "/c2", "/c2/old", "/c3", "/u", "/pw", "/rw", "/rw/x",
+    ] {
+        other
+            .create(p, b"0", CreateMode::Persistent)
+            .await
+            .expect("create a node");
+    }
+    let mut w = Watchers::default();
+    for p in ["/d", "/dd", "/dr", "/u"] {
+        let (_, _, x) = c.get_data_watch(p).await.expect("getData");
+        w.one.push((format!("data {p}"), Some(x)));
+    }
+    for p in ["/ne", "/ne2", "/u"] {
+        let (_, x) = c.exists_watch(p).await.expect("exists");
+        w.one.push((format!("exists {p}"), Some(x)));
+    }
+    for p in ["/c", "/c2", "/c3", "/dd"] {
+        let (_, x) = c.get_children_watch(p).await.expect("getChildren");
+        w.one.push((format!("children {p}"), Some(x)));
+    }
+    for (p, mode) in [
+        ("/pw", AddWatchMode::Persistent),
+        ("/rw", AddWatchMode::PersistentRecursive),
+    ] {
+        let x = c.add_watch(p, mode).await.expect("addWatch");
+        w.persistent.push((format!("{mode:?} {p}"), x));
+    }
+    let mut states = c.state_changes();
+    t.proxy.set_mode(Mode::Refuse);
+    t.proxy.cut();
+    c.wait_for_state(|s| s == State::Suspended).await;
+    let set = |p: &'static str| other.set_data(p, b"1", None);
+    set("/d").await.expect("set /d");
+    other.delete("/dd", None).await.expect("delete /dd");
+    other.delete("/dr", None).await.expect("delete /dr");
+    other
+        .create("/dr", b"0", CreateMode::Persistent)
+        .await
+        .expect("create /dr");
+    for p in ["/ne", "/ne2", "/c/k", "/rw/x/y"] {
+        other
+            .create(p, b"", CreateMode::Persistent)
+            .await
+            .expect("create");
+    }
+    other.delete("/ne2", None).await.expect("delete /ne2");
+    other.delete("/c2/old", None).await.expect("delete /c2/old");
+    set("/pw").await.expect("set /pw");
+    t.proxy.set_mode(Mode::Forward);
+    c.wait_for_state(|s| s == State::Connected).await;
+    out.push(format!("states {:?}", drain_states(&mut states)));
+    out.push("-- on reconnect".into());
+    w.poll(&c, false, &mut out).await;
+    out.push(format!("pending {:?}", w.pending()));
+    out.push("-- later changes".into());
+    for p in ["/u", "/pw", "/rw/x", "/d"] {
+        set(p).await.expect("set");
+    }
+    for p in ["/c3/k", "/ne2"] {
+        other
+            .create(p, b"", CreateMode::Persistent)
+            .await
+            .expect("create");
+    }
+    w.poll(&c, false, &mut out).await;
+    out.push(format!("pending {:?}", w.pending()));
+    out.push(format!("same session {}", c.state() == State::Connected));
+    c.close().await;
+    other.close().await;
+    out
+}
+
+#[test]
+fn reconnect_restores_watches_as_real_zookeeper_does() {
+    let (real, sim) = on_both("reconnect", reconnect_scenario);
+    assert_lines("reconnect", &real, &sim);
+    // The scenario did what it says: a reconnect, replayed events, no persistent replay.
+    let at = |l: &str| real.iter().position(|x| x == l);
+    let reconnect = at("-- on reconnect").expect("reconnected");
+    let later = at("-- later changes").expect("went on");
+    assert_eq!(real[0], "states [Suspended, Connected]");
+    let replayed = at("data /dd -> NodeDeleted /dd SyncConnected").expect("replayed");
+    assert!(reconnect < replayed && replayed < later, "{real:#?}");
+    assert!(
+        !real[reconnect..later].iter().any(|l| l.starts_with("Persistent")),
+        "{real:#?}"
+    );
 }
