@@ -64,7 +64,16 @@ const MODES: &[CreateMode] = &[
 
 /// Prefixes for getEphemerals: every node of [`PATHS`] and prefixes that are no node.
 const PREFIXES: &[&str] = &[
-    "/", "/a", "/b", "/a/x", "/a/s", "/a/s-0000000000", "/b/s-", "/c", "/a/x/z", "/nope",
+    "/",
+    "/a",
+    "/b",
+    "/a/x",
+    "/a/s",
+    "/a/s-0000000000",
+    "/b/s-",
+    "/c",
+    "/a/x/z",
+    "/nope",
 ];
 
 const USERS: &[&str] = &["user1:pw1", "user2:pw2", "user1:wrong"];
@@ -1111,7 +1120,8 @@ async fn remove_watches_transcript(hosts: &str, base: &str) -> Vec<String> {
                 path: path.to_owned(),
                 watch: true,
             };
-            let mut setup_errs = vec![call(&mut c, &mut xid, base, create(&node), &mut events).await];
+            let mut setup_errs =
+                vec![call(&mut c, &mut xid, base, create(&node), &mut events).await];
             // The node watched: `node`, or a child of it that does not exist.
             let target = if *setup == "exists-missing" {
                 format!("{node}/m")
@@ -1139,16 +1149,30 @@ async fn remove_watches_transcript(hosts: &str, base: &str) -> Vec<String> {
             for r in sets {
                 setup_errs.push(call(&mut c, &mut xid, base, r, &mut events).await);
             }
-            let watches = |w| {
-                RemoveWatchesRequest {
-                    path: target.clone(),
-                    watcher_type: w,
-                }
+            let watches = |w| RemoveWatchesRequest {
+                path: target.clone(),
+                watcher_type: w,
             };
-            let removed = call(&mut c, &mut xid, base, Request::RemoveWatches(watches(*ty)), &mut events).await;
+            let removed = call(
+                &mut c,
+                &mut xid,
+                base,
+                Request::RemoveWatches(watches(*ty)),
+                &mut events,
+            )
+            .await;
             let mut checks = Vec::new();
             for w in WATCHER_TYPES {
-                checks.push(call(&mut c, &mut xid, base, Request::CheckWatches(watches(*w)), &mut events).await);
+                checks.push(
+                    call(
+                        &mut c,
+                        &mut xid,
+                        base,
+                        Request::CheckWatches(watches(*w)),
+                        &mut events,
+                    )
+                    .await,
+                );
             }
             // Changes that would fire what is left: the node's data (or its creation), a
             // child created and deleted.
@@ -1274,6 +1298,8 @@ fn assert_lines(what: &str, real: &[String], sim: &[String]) {
 /// One server as a fixed scenario sees it: its connect string with the scenario's chroot,
 /// and the same through a proxy that can cut the connections that go through it.
 struct Target {
+    /// `real` or `sim`, for messages.
+    name: &'static str,
     direct: String,
     proxied: String,
     proxy: Proxy,
@@ -1300,10 +1326,11 @@ where
             server.local_addr().expect("the simulated server's address"),
         ];
         let mut targets = Vec::new();
-        for addr in addrs {
+        for (addr, name) in addrs.into_iter().zip(["real", "sim"]) {
             make_chroot(&addr.to_string(), &chroot).await;
             let proxy = Proxy::start(addr).await.expect("a proxy starts");
             targets.push(Target {
+                name,
                 direct: format!("{addr}{chroot}"),
                 proxied: format!("{}{chroot}", proxy.connect_string()),
                 proxy,
@@ -1341,7 +1368,10 @@ impl Watchers {
         }
         for (label, w) in &mut self.one {
             if let Some(ev) = w.as_mut().and_then(poll_once) {
-                out.push(format!("{label} -> {:?} {} {:?}", ev.event_type, ev.path, ev.state));
+                out.push(format!(
+                    "{label} -> {:?} {} {:?}",
+                    ev.event_type, ev.path, ev.state
+                ));
                 *w = None;
             }
         }
@@ -1474,7 +1504,306 @@ fn reconnect_restores_watches_as_real_zookeeper_does() {
     let replayed = at("data /dd -> NodeDeleted /dd SyncConnected").expect("replayed");
     assert!(reconnect < replayed && replayed < later, "{real:#?}");
     assert!(
-        !real[reconnect..later].iter().any(|l| l.starts_with("Persistent")),
+        !real[reconnect..later]
+            .iter()
+            .any(|l| l.starts_with("Persistent")),
         "{real:#?}"
     );
+}
+
+/// The session timeout every client asks for (and gets: between 2 and 20 ticks).
+const SESSION_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// Asserts `took` lies in `range` (inclusive), naming the server and what was timed.
+fn assert_within(t: &Target, what: &str, took: Duration, range: (Duration, Duration)) {
+    if std::env::var_os("ZKIT_CONFORMANCE_SHOW").is_some() {
+        eprintln!("{}: {what}: {took:?} (allowed {range:?})", t.name);
+    }
+    assert!(
+        range.0 <= took && took <= range.1,
+        "{}: {what} took {took:?}, outside {range:?}",
+        t.name
+    );
+}
+
+/// A session is cut off (its proxy closes the connection and refuses new ones) until it
+/// expires. Compared: which of its nodes vanish, the events other sessions get, what the
+/// cut-off client goes through (its own timer declares the session lost; its watchers end
+/// with an Expired event; requests fail), and what a client resuming the session hears
+/// from the server afterwards (expired).
+///
+/// Expiry timing is compared as a range, not exactly: ZooKeeper (`ExpiryQueue`) files a
+/// session under `roundToNextInterval(lastHeard + timeout)`, the next multiple of the tick,
+/// so the session expires after more than `timeout` and at most `timeout + tick` after the
+/// server last heard from it. The last packet it heard is the sync sent just before the
+/// cut, so the other session must see the ephemerals go more than `timeout` after that
+/// sync was sent and no later than `timeout + tick` after the cut (plus 500 ms for
+/// processing and scheduling).
+async fn expiry_scenario(t: Target) -> Vec<String> {
+    let mut out = Vec::new();
+    let other = connect(&t.direct, 21).await;
+    let doomed = connect(&t.proxied, 22).await;
+    other
+        .create("/p", b"", CreateMode::Persistent)
+        .await
+        .expect("create /p");
+    doomed
+        .create("/e1", b"", CreateMode::Ephemeral)
+        .await
+        .expect("create /e1");
+    for _ in 0..2 {
+        doomed
+            .create("/p/e-", b"", CreateMode::EphemeralSequential)
+            .await
+            .expect("create /p/e-");
+    }
+    doomed
+        .create("/keep", b"", CreateMode::Persistent)
+        .await
+        .expect("create /keep");
+    let mut mine = Watchers::default();
+    let (_, _, x) = doomed.get_data_watch("/keep").await.expect("getData");
+    mine.one.push(("data /keep".into(), Some(x)));
+    let x = doomed
+        .add_watch("/p", AddWatchMode::PersistentRecursive)
+        .await
+        .expect("addWatch");
+    mine.persistent.push(("recursive /p".into(), x));
+    let (_, gone) = other.exists_watch("/e1").await.expect("exists");
+    let mut theirs = Watchers::default();
+    let (_, x) = other.get_children_watch("/p").await.expect("getChildren");
+    theirs.one.push(("children /p".into(), Some(x)));
+    let x = other
+        .add_watch("/", AddWatchMode::PersistentRecursive)
+        .await
+        .expect("addWatch");
+    theirs.persistent.push(("recursive /".into(), x));
+    let mut states = doomed.state_changes();
+    out.push(format!(
+        "ephemerals {:?}",
+        doomed.get_ephemerals("/").await.map(|e| children(&e))
+    ));
+    // The last packet the server hears from the doomed session.
+    let synced = tokio::time::Instant::now();
+    doomed.sync("/").await.expect("sync");
+    t.proxy.set_mode(Mode::Refuse);
+    t.proxy.cut();
+    let cut = tokio::time::Instant::now();
+    let ev = gone.await;
+    let (since_sync, since_cut) = (synced.elapsed(), cut.elapsed());
+    out.push(format!(
+        "other: exists /e1 -> {:?} {} {:?}",
+        ev.event_type, ev.path, ev.state
+    ));
+    let tick_ms = TICK;
+    assert_within(
+        &t,
+        "expiry after the last packet",
+        since_sync,
+        (SESSION_TIMEOUT - Duration::from_millis(50), Duration::MAX),
+    );
+    assert_within(
+        &t,
+        "expiry after the cut",
+        since_cut,
+        (
+            Duration::ZERO,
+            SESSION_TIMEOUT + tick_ms + Duration::from_millis(500),
+        ),
+    );
+    // Every ephemeral went in one closeSession: its events are all here after a sync (their
+    // order is the server's hash order: sorted).
+    theirs.poll(&other, true, &mut out).await;
+    for p in ["/e1", "/p/e-0000000000", "/keep"] {
+        out.push(format!(
+            "other: exists {p} -> {:?}",
+            other.exists(p).await.map(|s| s.is_some())
+        ));
+    }
+    out.push(format!(
+        "other: children /p -> {:?}",
+        other.get_children("/p").await.map(|k| children(&k))
+    ));
+    // The doomed client: its own timer ran out no later than the server's.
+    let end = doomed.wait_for_state(State::is_terminal).await;
+    out.push(format!(
+        "doomed: {end:?}, states {:?}",
+        drain_states(&mut states)
+    ));
+    for (label, w) in &mut mine.one {
+        let ev = w.take().expect("set").await;
+        out.push(format!(
+            "doomed: {label} -> {:?} {} {:?}",
+            ev.event_type, ev.path, ev.state
+        ));
+    }
+    for (label, w) in &mut mine.persistent {
+        let mut got = Vec::new();
+        while let Some(ev) = w.recv().await {
+            got.push(format!("{:?} {} {:?}", ev.event_type, ev.path, ev.state));
+        }
+        out.push(format!("doomed: {label} -> {got:?}"));
+    }
+    out.push(format!(
+        "doomed: getData /keep -> {:?}",
+        doomed.get_data("/keep").await.map_err(|e| error(&e))
+    ));
+    // The server's word: resuming the session now is refused as expired.
+    t.proxy.set_mode(Mode::Forward);
+    let (id, password) = doomed.session_credentials();
+    let resumed = Client::builder(&t.proxied)
+        .session_timeout(SESSION_TIMEOUT)
+        .resume_session(id, &password)
+        .seed(23)
+        .connect()
+        .await;
+    match resumed {
+        Ok(c) => {
+            let state = c.wait_for_state(|s| s != State::Connecting).await;
+            out.push(format!(
+                "resumed: {state:?}, exists /keep -> {:?}",
+                c.exists("/keep").await.map_err(|e| error(&e))
+            ));
+            c.close().await;
+        }
+        Err(e) => out.push(format!("resumed: {}", error(&e))),
+    }
+    other.close().await;
+    out
+}
+
+#[test]
+fn session_expiry_matches_real_zookeeper() {
+    let (real, sim) = on_both("expiry", expiry_scenario);
+    assert_lines("expiry", &real, &sim);
+    assert!(
+        real.iter().any(|l| l == "other: exists /e1 -> Ok(false)"),
+        "the ephemerals went: {real:#?}"
+    );
+}
+
+/// Containers and TTL nodes as the reaper leaves them (`ContainerManager`, every
+/// `znode.container.checkIntervalMs` = 100 ms on both servers). Compared as outcomes with
+/// time bounds, not exact times (each server's reaper runs on its own clock): an emptied
+/// container goes within a second; a childless TTL node goes more than its TTL after its
+/// last modification (the TTL counts from mtime: a setData restarts it) and within a
+/// second after that; a container that never had a child, and a TTL node with a child,
+/// stay (checked after two later reaper passes, found by two probe TTL nodes of 1 ms
+/// reaped one after the other); the TTL node goes once its child is deleted.
+async fn reaper_scenario(t: Target) -> Vec<String> {
+    let mut out = Vec::new();
+    let zk = connect(&t.direct, 31).await;
+    let mut all = Watchers::default();
+    let x = zk
+        .add_watch("/", AddWatchMode::PersistentRecursive)
+        .await
+        .expect("addWatch");
+    all.persistent.push(("recursive /".into(), x));
+    let ttl = |ms: i64, mode: CreateMode| {
+        let mut o = CreateOptions::new(mode);
+        o.ttl = Some(ms);
+        o
+    };
+    let create = async |path: &str, opts: &CreateOptions| {
+        zk.create_with(path, b"", opts)
+            .await
+            .unwrap_or_else(|e| panic!("{}: create {path}: {e}", t.name))
+            .0
+    };
+    let plain = CreateOptions::new(CreateMode::Persistent);
+    let container = CreateOptions::new(CreateMode::Container);
+    let gone = async |path: &str| {
+        let (stat, w) = zk.exists_watch(path).await.expect("exists");
+        assert!(stat.is_some(), "{}: {path} exists", t.name);
+        w
+    };
+    let created = tokio::time::Instant::now();
+    let ttl_node = create("/ttl", &ttl(1000, CreateMode::PersistentWithTtl)).await;
+    let seq = create("/ts-", &ttl(1000, CreateMode::PersistentSequentialWithTtl)).await;
+    create("/ttl-set", &ttl(1000, CreateMode::PersistentWithTtl)).await;
+    create("/ttl-kids", &ttl(1000, CreateMode::PersistentWithTtl)).await;
+    create("/ttl-kids/k", &plain).await;
+    create("/never", &container).await;
+    create("/box", &container).await;
+    create("/box/k", &plain).await;
+    out.push(format!("created {ttl_node} {seq}"));
+    let (w_ttl, w_seq, w_box) = (gone(&ttl_node).await, gone(&seq).await, gone("/box").await);
+    let emptied = tokio::time::Instant::now();
+    zk.delete("/box/k", None).await.expect("delete /box/k");
+    let ev = w_box.await;
+    out.push(format!("/box -> {:?}", ev.event_type));
+    let second = Duration::from_secs(1);
+    assert_within(
+        &t,
+        "emptied container reaped",
+        emptied.elapsed(),
+        (Duration::ZERO, second),
+    );
+    // Nothing to wait for here: the point is that time passes before the setData.
+    tokio::time::sleep_until(created + Duration::from_millis(500)).await;
+    let set_at = tokio::time::Instant::now();
+    zk.set_data("/ttl-set", b"1", None)
+        .await
+        .expect("set /ttl-set");
+    let w_set = gone("/ttl-set").await;
+    let ttl_ms = Duration::from_millis(1000);
+    for (label, w) in [("/ttl", w_ttl), ("/ts-", w_seq)] {
+        let ev = w.await;
+        out.push(format!("{label} -> {:?}", ev.event_type));
+        assert_within(
+            &t,
+            "TTL node reaped",
+            created.elapsed(),
+            (ttl_ms, ttl_ms + second),
+        );
+    }
+    let ev = w_set.await;
+    out.push(format!("/ttl-set -> {:?}", ev.event_type));
+    assert_within(
+        &t,
+        "TTL node reaped after setData",
+        set_at.elapsed(),
+        (ttl_ms, ttl_ms + second),
+    );
+    // Two later passes, one after the other: what they would reap is gone by then.
+    for probe in ["/probe1", "/probe2"] {
+        let probed = tokio::time::Instant::now();
+        create(probe, &ttl(1, CreateMode::PersistentWithTtl)).await;
+        let ev = gone(probe).await.await;
+        out.push(format!("{probe} -> {:?}", ev.event_type));
+        assert_within(
+            &t,
+            "1 ms TTL probe reaped",
+            probed.elapsed(),
+            (Duration::ZERO, second),
+        );
+    }
+    for p in ["/never", "/ttl-kids", "/ttl-kids/k"] {
+        out.push(format!(
+            "{p} stays -> {:?}",
+            zk.exists(p).await.map(|s| s.is_some())
+        ));
+    }
+    let w_kids = gone("/ttl-kids").await;
+    let emptied = tokio::time::Instant::now();
+    zk.delete("/ttl-kids/k", None)
+        .await
+        .expect("delete /ttl-kids/k");
+    let ev = w_kids.await;
+    out.push(format!("/ttl-kids emptied -> {:?}", ev.event_type));
+    assert_within(
+        &t,
+        "emptied TTL node reaped",
+        emptied.elapsed(),
+        (Duration::ZERO, second),
+    );
+    all.poll(&zk, true, &mut out).await;
+    zk.close().await;
+    out
+}
+
+#[test]
+fn ttl_and_container_reaping_match_real_zookeeper() {
+    let (real, sim) = on_both("reaper", reaper_scenario);
+    assert_lines("reaper", &real, &sim);
 }
