@@ -879,6 +879,20 @@ struct RawConn {
 impl RawConn {
     /// Connects to the first server of `hosts` and opens a session.
     async fn open(hosts: &str) -> RawConn {
+        let (c, resp) = RawConn::handshake(hosts, 0, vec![0; 16]).await;
+        let resp = resp.expect("a handshake reply");
+        assert_ne!(resp.session_id, 0, "a session");
+        c
+    }
+
+    /// Connects to the first server of `hosts` and asks for session `session_id` with
+    /// `passwd` (0: a new session); returns the connection and the server's answer (`None`
+    /// if it closed the connection without one).
+    async fn handshake(
+        hosts: &str,
+        session_id: i64,
+        passwd: Vec<u8>,
+    ) -> (RawConn, Option<zkit::proto::ConnectResponse>) {
         let addr = hosts.split(['/', ',']).next().expect("an address");
         let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
         let mut c = RawConn {
@@ -890,17 +904,17 @@ impl RawConn {
             protocol_version: 0,
             last_zxid_seen: 0,
             timeout: 4000,
-            session_id: 0,
-            passwd: vec![0; 16],
+            session_id,
+            passwd,
             read_only: false,
         };
         c.send(|o| hello.encode(o))
             .await
             .expect("write the handshake");
-        let reply = c.frame().await.expect("a handshake reply");
-        let resp = zkit::proto::ConnectResponse::from_frame(&reply).expect("a connect response");
-        assert_ne!(resp.session_id, 0, "a session");
-        c
+        let resp = c.frame().await.map(|reply| {
+            zkit::proto::ConnectResponse::from_frame(&reply).expect("a connect response")
+        });
+        (c, resp)
     }
 
     /// Writes one frame (an error once the server has closed the connection).
@@ -1806,4 +1820,122 @@ async fn reaper_scenario(t: Target) -> Vec<String> {
 fn ttl_and_container_reaping_match_real_zookeeper() {
     let (real, sim) = on_both("reaper", reaper_scenario);
     assert_lines("reaper", &real, &sim);
+}
+
+// ----- one session, several connections -----
+
+/// A handshake's answer as the transcript shows it: the negotiated timeout, and whether the
+/// session id and password are the ones asked for (`id` and `passwd`).
+fn handshake_line(
+    who: &str,
+    resp: &Option<zkit::proto::ConnectResponse>,
+    id: i64,
+    passwd: &[u8],
+) -> String {
+    match resp {
+        None => format!("{who}: closed without an answer"),
+        Some(r) => format!(
+            "{who}: timeout {} same id {} same password {}",
+            r.timeout,
+            r.session_id == id,
+            r.passwd == passwd
+        ),
+    }
+}
+
+/// One session over several connections: a second connection resumes a live session (the
+/// first connection is closed, its watches gone with it); a wrong password and an unknown
+/// session id are answered as expired (timeout 0), and the wrong password also closes the
+/// session's live connection (ZooKeeper 3.8 does); closing the session ends it for every
+/// later resume.
+async fn handover_transcript(hosts: &str, base: &str) -> Vec<String> {
+    use zkit::proto::{CreateRequest, Request, WatchedRequest};
+    let mut lines = Vec::new();
+    let mut xid = 0;
+    let (mut a, resp) = RawConn::handshake(hosts, 0, vec![0; 16]).await;
+    let resp = resp.expect("a new session");
+    let (id, pw) = (resp.session_id, resp.passwd.clone());
+    let node = format!("{base}/h");
+    let (mut ev_a, mut ev_b) = (Vec::new(), Vec::new());
+    let exists = Request::Exists(WatchedRequest {
+        path: node.clone(),
+        watch: true,
+    });
+    lines.push(format!(
+        "A: exists {} -> {}",
+        "/h",
+        call(&mut a, &mut xid, base, exists, &mut ev_a).await
+    ));
+    let (mut b, resp) = RawConn::handshake(hosts, id, pw.clone()).await;
+    lines.push(handshake_line("B resumes", &resp, id, &pw));
+    lines.push(format!(
+        "A: ping -> {}",
+        call(&mut a, &mut xid, base, Request::Ping, &mut ev_a).await
+    ));
+    let create = Request::Create(CreateRequest {
+        path: node.clone(),
+        data: vec![],
+        acl: Acl::open_unsafe(),
+        flags: CreateMode::Ephemeral,
+    });
+    lines.push(format!(
+        "B: create /h (ephemeral) -> {}",
+        call(&mut b, &mut xid, base, create, &mut ev_b).await
+    ));
+    lines.push(format!(
+        "B: ping -> {}",
+        call(&mut b, &mut xid, base, Request::Ping, &mut ev_b).await
+    ));
+    let mut wrong = pw.clone();
+    wrong[0] ^= 1;
+    let (mut c, resp) = RawConn::handshake(hosts, id, wrong.clone()).await;
+    lines.push(handshake_line("C, wrong password", &resp, id, &wrong));
+    let mut ev_c = Vec::new();
+    lines.push(format!(
+        "C: ping -> {}",
+        call(&mut c, &mut xid, base, Request::Ping, &mut ev_c).await
+    ));
+    lines.push(format!(
+        "B: ping after C -> {}",
+        call(&mut b, &mut xid, base, Request::Ping, &mut ev_b).await
+    ));
+    // An id no server handed out: this one's server byte is 0x7e.
+    let unknown = (id & 0x00ff_ffff_ffff_ffff) | (0x7e << 56);
+    let (_, resp) = RawConn::handshake(hosts, unknown, pw.clone()).await;
+    lines.push(handshake_line("D, unknown id", &resp, unknown, &pw));
+    let (mut f, resp) = RawConn::handshake(hosts, id, pw.clone()).await;
+    lines.push(handshake_line("F resumes", &resp, id, &pw));
+    let mut ev_f = Vec::new();
+    lines.push(format!(
+        "F: close session -> {}",
+        call(&mut f, &mut xid, base, Request::CloseSession, &mut ev_f).await
+    ));
+    let (_, resp) = RawConn::handshake(hosts, id, pw.clone()).await;
+    lines.push(handshake_line("E resumes the closed session", &resp, id, &pw));
+    lines.push(format!(
+        "events A {ev_a:?} B {ev_b:?} C {ev_c:?} F {ev_f:?}"
+    ));
+    lines
+}
+
+#[test]
+fn session_handover_matches_real_zookeeper() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let n = CASE_NO.fetch_add(1, Ordering::Relaxed);
+    let base = format!("/handover-{}-{n}", std::process::id());
+    let real_hosts = real().connect_string().to_owned();
+    let (real, sim) = rt.block_on(async {
+        make_chroot(&real_hosts, &base).await;
+        let real = handover_transcript(&real_hosts, &base).await;
+        let server = sim_server(n as u64).await;
+        let sim_hosts = server.connect_string();
+        make_chroot(&sim_hosts, &base).await;
+        let sim = handover_transcript(&sim_hosts, &base).await;
+        server.shutdown().await;
+        (real, sim)
+    });
+    assert_lines("handover", &real, &sim);
 }
