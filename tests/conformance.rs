@@ -1085,6 +1085,19 @@ impl RawConn {
         base: &str,
         events: &mut Vec<String>,
     ) -> Option<i32> {
+        self.call_body(request, xid, base, events)
+            .await
+            .map(|(err, _, _)| err)
+    }
+
+    /// [`RawConn::call`], also returning the reply header's zxid and the reply's body.
+    async fn call_body(
+        &mut self,
+        request: &zkit::proto::Request,
+        xid: i32,
+        base: &str,
+        events: &mut Vec<String>,
+    ) -> Option<(i32, i64, Vec<u8>)> {
         use zkit::proto::{Reader, ReplyHeader, WatcherEvent};
         let mut frame = Vec::new();
         request.encode(xid, &mut frame);
@@ -1099,7 +1112,7 @@ impl RawConn {
                 events.push(format!("{:?} {path}", e.event_type));
             } else {
                 assert_eq!(h.xid, xid, "replies in request order");
-                return Some(h.err);
+                return Some((h.err, h.zxid, f[f.len() - r.remaining()..].to_vec()));
             }
         }
     }
@@ -1911,7 +1924,12 @@ async fn handover_transcript(hosts: &str, base: &str) -> Vec<String> {
         call(&mut f, &mut xid, base, Request::CloseSession, &mut ev_f).await
     ));
     let (_, resp) = RawConn::handshake(hosts, id, pw.clone()).await;
-    lines.push(handshake_line("E resumes the closed session", &resp, id, &pw));
+    lines.push(handshake_line(
+        "E resumes the closed session",
+        &resp,
+        id,
+        &pw,
+    ));
     lines.push(format!(
         "events A {ev_a:?} B {ev_b:?} C {ev_c:?} F {ev_f:?}"
     ));
@@ -1938,4 +1956,170 @@ fn session_handover_matches_real_zookeeper() {
         (real, sim)
     });
     assert_lines("handover", &real, &sim);
+}
+
+// ----- multi and multiRead beyond what the client sends -----
+
+/// Multis the zkit client never sends, as raw requests: a multiRead whose reads ask for
+/// watches (ZooKeeper's `Op.getData`/`Op.getChildren` drop the flag, so nothing fires
+/// later), an empty multiRead and an empty multi, a multiRead holding a write, and a multi
+/// holding a read. Each answer: its error code and, when it has one, its decoded body.
+async fn raw_multi_transcript(hosts: &str, base: &str) -> Vec<String> {
+    use zkit::proto::{
+        CheckVersionRequest, CreateRequest, MultiOp, MultiRequest, OpCode, Request, Response,
+        SetDataRequest, WatchedRequest,
+    };
+    let mut lines = Vec::new();
+    let mut c = RawConn::open(hosts).await;
+    let mut events = Vec::new();
+    let node = format!("{base}/m");
+    let read = |watch| WatchedRequest {
+        path: node.clone(),
+        watch,
+    };
+    let check = MultiOp::Check(CheckVersionRequest {
+        path: node.clone(),
+        version: -1,
+    });
+    let requests = vec![
+        (
+            "create /m",
+            Request::Create(CreateRequest {
+                path: node.clone(),
+                data: vec![7],
+                acl: Acl::open_unsafe(),
+                flags: CreateMode::Persistent,
+            }),
+        ),
+        (
+            "multiRead with watches",
+            Request::MultiRead(MultiRequest {
+                ops: vec![
+                    MultiOp::GetData(read(true)),
+                    MultiOp::GetChildren(read(true)),
+                ],
+            }),
+        ),
+        (
+            "setData /m",
+            Request::SetData(SetDataRequest {
+                path: node.clone(),
+                data: vec![8],
+                version: -1,
+            }),
+        ),
+        (
+            "create /m/k",
+            Request::Create(CreateRequest {
+                path: format!("{node}/k"),
+                data: vec![],
+                acl: Acl::open_unsafe(),
+                flags: CreateMode::Persistent,
+            }),
+        ),
+        ("ping", Request::Ping),
+        (
+            "empty multiRead",
+            Request::MultiRead(MultiRequest { ops: vec![] }),
+        ),
+        (
+            "multi of a read",
+            Request::Multi(MultiRequest {
+                ops: vec![MultiOp::GetData(read(false))],
+            }),
+        ),
+        (
+            "multiRead of a write",
+            Request::MultiRead(MultiRequest {
+                ops: vec![check.clone()],
+            }),
+        ),
+        (
+            "multi, a read then a write",
+            Request::Multi(MultiRequest {
+                ops: vec![MultiOp::GetData(read(false)), check.clone()],
+            }),
+        ),
+        ("empty multi", Request::Multi(MultiRequest { ops: vec![] })),
+        (
+            "multi with a read",
+            Request::Multi(MultiRequest {
+                ops: vec![check.clone(), MultiOp::GetData(read(false))],
+            }),
+        ),
+        (
+            "multiRead with a write",
+            Request::MultiRead(MultiRequest {
+                ops: vec![MultiOp::GetData(read(false)), check],
+            }),
+        ),
+        ("ping", Request::Ping),
+    ];
+    let mut last_zxid = None;
+    for (xid, (label, request)) in (1..).zip(requests) {
+        let xid = if matches!(request, Request::Ping) {
+            -2
+        } else {
+            xid
+        };
+        let opcode: OpCode = request.op_code();
+        let Some((err, zxid, body)) = c.call_body(&request, xid, base, &mut events).await else {
+            lines.push(format!("{label} -> closed"));
+            break;
+        };
+        // How many zxids the request took (a failed write still takes one: an error txn).
+        let took = last_zxid.map_or("-".to_owned(), |z| format!("{}", zxid - z));
+        last_zxid = Some(zxid);
+        let answer = match err {
+            0 => match Response::from_bytes(opcode, &body) {
+                Ok(Response::Multi(m)) => {
+                    let results: Vec<String> = m.results.iter().map(multi_result_text).collect();
+                    format!("ok {results:?}")
+                }
+                Ok(_) => "ok".to_owned(),
+                Err(e) => format!("ok, undecodable body: {e}"),
+            },
+            err => format!("err {err}"),
+        };
+        lines.push(format!(
+            "{label} -> {answer}, zxids taken {took}; events so far {events:?}"
+        ));
+    }
+    lines
+}
+
+/// A multi's sub-result without times and zxids.
+fn multi_result_text(r: &zkit::proto::MultiResult) -> String {
+    use zkit::proto::MultiResult;
+    match r {
+        MultiResult::GetData(d) => format!(
+            "data {:?} v={} cv={} kids={}",
+            d.data, d.stat.version, d.stat.cversion, d.stat.num_children
+        ),
+        MultiResult::GetChildren(c) => format!("children{}", children(&c.children)),
+        MultiResult::Error(code) => format!("error {code:?}"),
+        other => format!("{other:?}"),
+    }
+}
+
+#[test]
+fn raw_multis_match_real_zookeeper() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let n = CASE_NO.fetch_add(1, Ordering::Relaxed);
+    let base = format!("/raw-multi-{}-{n}", std::process::id());
+    let real_hosts = real().connect_string().to_owned();
+    let (real, sim) = rt.block_on(async {
+        make_chroot(&real_hosts, &base).await;
+        let real = raw_multi_transcript(&real_hosts, &base).await;
+        let server = sim_server(n as u64).await;
+        let sim_hosts = server.connect_string();
+        make_chroot(&sim_hosts, &base).await;
+        let sim = raw_multi_transcript(&sim_hosts, &base).await;
+        server.shutdown().await;
+        (real, sim)
+    });
+    assert_lines("raw multis", &real, &sim);
 }
