@@ -1441,13 +1441,14 @@ fn drain_states(rx: &mut tokio::sync::broadcast::Receiver<State>) -> Vec<State> 
 /// again), NodeCreated for an exists watch on a node that now exists (not for one created
 /// and deleted again: that watch is set anew), NodeChildrenChanged for a child watch whose
 /// node's children changed. Persistent watches are set again without replaying what they
-/// missed. The rest fire later as usual.
+/// missed. The rest fire later as usual. Replays ignore ACLs; later notifications do not.
 async fn reconnect_scenario(t: Target) -> Vec<String> {
     let mut out = Vec::new();
     let other = connect(&t.direct, 11).await;
     let c = connect(&t.proxied, 12).await;
     for p in [
-        "/d", "/dd", "/dr", "/c", "/c2", "/c2/old", "/c3", "/u", "/pw", "/rw", "/rw/x",
+        "/d", "/dd", "/dr", "/c", "/c2", "/c2/old", "/c3", "/u", "/pw", "/rw", "/rw/x", "/acl1",
+        "/acl2",
     ] {
         other
             .create(p, b"0", CreateMode::Persistent)
@@ -1455,7 +1456,7 @@ async fn reconnect_scenario(t: Target) -> Vec<String> {
             .expect("create a node");
     }
     let mut w = Watchers::default();
-    for p in ["/d", "/dd", "/dr", "/u"] {
+    for p in ["/d", "/dd", "/dr", "/u", "/acl1", "/acl2"] {
         let (_, _, x) = c.get_data_watch(p).await.expect("getData");
         w.one.push((format!("data {p}"), Some(x)));
     }
@@ -1495,6 +1496,16 @@ async fn reconnect_scenario(t: Target) -> Vec<String> {
     other.delete("/ne2", None).await.expect("delete /ne2");
     other.delete("/c2/old", None).await.expect("delete /c2/old");
     set("/pw").await.expect("set /pw");
+    // Nodes the watcher may no longer read: SetWatches replays without checking ACLs; what
+    // fires later is delivered only to a watcher that may read the node (ZooKeeper 3.6+).
+    let unreadable = vec![Acl::new(Perms::WRITE | Perms::ADMIN, "world", "anyone")];
+    for p in ["/acl1", "/acl2"] {
+        other
+            .set_acl(p, unreadable.clone(), None)
+            .await
+            .expect("setAcl");
+    }
+    set("/acl1").await.expect("set /acl1");
     t.proxy.set_mode(Mode::Forward);
     c.wait_for_state(|s| s == State::Connected).await;
     out.push(format!("states {:?}", drain_states(&mut states)));
@@ -1502,7 +1513,7 @@ async fn reconnect_scenario(t: Target) -> Vec<String> {
     w.poll(&c, false, &mut out).await;
     out.push(format!("pending {:?}", w.pending()));
     out.push("-- later changes".into());
-    for p in ["/u", "/pw", "/rw/x", "/d"] {
+    for p in ["/u", "/pw", "/rw/x", "/d", "/acl2"] {
         set(p).await.expect("set");
     }
     for p in ["/c3/k", "/ne2"] {
@@ -2122,4 +2133,80 @@ fn raw_multis_match_real_zookeeper() {
         (real, sim)
     });
     assert_lines("raw multis", &real, &sim);
+}
+
+/// A raw session that stays connected but sends nothing after creating an ephemeral node:
+/// the server expires it and closes its connection. Returns the transcript and how long
+/// after the last request was sent the connection closed.
+async fn silent_session_transcript(hosts: &str, base: &str) -> (Vec<String>, Duration) {
+    use zkit::proto::{CreateRequest, Request, WatchedRequest};
+    let mut lines = Vec::new();
+    let mut c = RawConn::open(hosts).await;
+    let node = format!("{base}/silent");
+    let create = Request::Create(CreateRequest {
+        path: node.clone(),
+        data: vec![],
+        acl: Acl::open_unsafe(),
+        flags: CreateMode::Ephemeral,
+    });
+    let mut events = Vec::new();
+    let sent = tokio::time::Instant::now();
+    let mut xid = 0;
+    lines.push(format!(
+        "create ephemeral -> {}",
+        call(&mut c, &mut xid, base, create, &mut events).await
+    ));
+    // Whatever the server sends before it closes the connection (nothing, on both).
+    while let Some(frame) = c.frame().await {
+        lines.push(format!("server sent {} bytes", frame.len()));
+    }
+    let closed = sent.elapsed();
+    lines.push("closed".into());
+    let mut other = RawConn::open(hosts).await;
+    let exists = Request::Exists(WatchedRequest {
+        path: node,
+        watch: false,
+    });
+    lines.push(format!(
+        "exists, from another session -> {}",
+        call(&mut other, &mut xid, base, exists, &mut events).await
+    ));
+    (lines, closed)
+}
+
+/// A session whose connection stays open but silent expires like a cut-off one (timing as
+/// in [`expiry_scenario`]: more than the timeout after the last request was sent, at most
+/// timeout + tick after, plus 500 ms), and the server closes its connection without a word.
+#[test]
+fn silent_session_expires_and_is_closed_as_real_zookeeper_does() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let n = CASE_NO.fetch_add(1, Ordering::Relaxed);
+    let base = format!("/silent-{}-{n}", std::process::id());
+    let real_hosts = real().connect_string().to_owned();
+    let (real, sim) = rt.block_on(async {
+        let server = sim_server(n as u64).await;
+        let sim_hosts = server.connect_string();
+        make_chroot(&real_hosts, &base).await;
+        make_chroot(&sim_hosts, &base).await;
+        let both = tokio::join!(
+            silent_session_transcript(&real_hosts, &base),
+            silent_session_transcript(&sim_hosts, &base),
+        );
+        server.shutdown().await;
+        both
+    });
+    for (name, took) in [("real", real.1), ("sim", sim.1)] {
+        if std::env::var_os("ZKIT_CONFORMANCE_SHOW").is_some() {
+            eprintln!("{name}: silent session closed after {took:?}");
+        }
+        assert!(
+            SESSION_TIMEOUT - Duration::from_millis(50) <= took
+                && took <= SESSION_TIMEOUT + TICK + Duration::from_millis(500),
+            "{name}: the silent session's connection closed after {took:?}"
+        );
+    }
+    assert_lines("silent session", &real.0, &sim.0);
 }
