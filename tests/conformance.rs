@@ -1,18 +1,45 @@
-//! Differential conformance: proptest generates operation sequences over 2-3 sessions, and
-//! each sequence runs through the zkit client against a real ZooKeeper 3.8 standalone (one per
-//! test binary, a fresh chroot per case) and against the simulated server (a fresh one per
-//! case, in process, same tick time). The two transcripts must be identical: return values,
-//! error codes, Stat fields except times (zxids compared by their rank within the case,
-//! ephemeral owners by session), children as sets, and the watch events each session
-//! received. Children are compared as sets because neither server sorts them; a separate
-//! test checks that the simulated server does not (a recipe must sort by sequence itself).
+//! Differential conformance: the zkit client against a real ZooKeeper 3.8 standalone (one
+//! shared per test binary, a fresh chroot per case) and against the simulated server (a fresh
+//! one per case, in process, same tick time, reaper every 100 ms like `scripts/zk`'s). The
+//! two transcripts must be identical: return values, error codes, Stat fields except times
+//! (zxids compared by their rank within the case, ephemeral owners by session), children
+//! (and ephemeral lists) as sets, and the watch events each session received. Where timing
+//! legitimately differs (expiry, reaping) the outcome is compared exactly and the time as an
+//! allowed range.
+//!
+//! Covered:
+//! - generated (proptest, 2-3 sessions): create in every mode (TTL, containers, sequential,
+//!   ACLs), setData, delete, exists/getData/getChildren with and without watches,
+//!   getChildren2, multi, setACL/getACL, addAuth, addWatch (persistent, recursive), sync,
+//!   multiRead (getData/getChildren, empty too), getEphemerals (all, by node, by a string
+//!   prefix that is no node), and closing sessions (their ephemerals and watchers end);
+//! - removeWatches and checkWatches for every watcher type against every kind of watch, and
+//!   none (NOWATCHER), over a raw connection (the client only sends type Any);
+//! - multis the client never sends: watch flags in a multiRead (ignored), empty multi and
+//!   multiRead, a multi holding a read and a multiRead holding a write (MARSHALLINGERROR);
+//! - reconnect to the same session through a proxy that cut the connection, while another
+//!   session changed the watched nodes: SetWatches replays, ACLs on replay and after;
+//! - session expiry of a cut-off client: ephemerals that vanish, other sessions' events, the
+//!   client's states, watcher events and errors, and a resume refused as expired; expiry of
+//!   a silent but connected session (the server closes the connection); expiry timing as the
+//!   tick-bucket range;
+//! - one session over several connections: resume, wrong password, unknown id, resume after
+//!   close;
+//! - TTL and container reaping: emptied containers, TTL from mtime, TTL nodes with children,
+//!   never-used containers, as outcomes with time bounds;
+//! - malformed requests; create2 results inside multi; children listed unsorted.
+//!
+//! Children are compared as sets because neither server sorts them; a separate test checks
+//! that the simulated server does not (a recipe must sort by sequence itself).
 //!
 //! Events are collected without sleeping: after each step, every live session does a `sync`
 //! round trip (ZooKeeper answers in order, so a notification the step caused has arrived
-//! before the sync's reply) and then polls its outstanding watchers once.
+//! before the sync's reply) and then polls its outstanding watchers once. The fixed scenarios
+//! wait on watch and state events, never on sleeps (one sleep lets time pass before a
+//! setData, which is what it tests).
 //!
-//! `ZKIT_CONFORMANCE_CASES` sets the number of cases (default 64);
-//! `ZKIT_CONFORMANCE_SHOW=1` prints every transcript.
+//! `ZKIT_CONFORMANCE_CASES` sets the number of generated cases (default 64);
+//! `ZKIT_CONFORMANCE_SHOW=1` prints every transcript and measured time.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -1750,11 +1777,6 @@ async fn reaper_scenario(t: Target) -> Vec<String> {
     };
     let plain = CreateOptions::new(CreateMode::Persistent);
     let container = CreateOptions::new(CreateMode::Container);
-    let gone = async |path: &str| {
-        let (stat, w) = zk.exists_watch(path).await.expect("exists");
-        assert!(stat.is_some(), "{}: {path} exists", t.name);
-        w
-    };
     let created = tokio::time::Instant::now();
     let ttl_node = create("/ttl", &ttl(1000, CreateMode::PersistentWithTtl)).await;
     let seq = create("/ts-", &ttl(1000, CreateMode::PersistentSequentialWithTtl)).await;
@@ -1765,7 +1787,11 @@ async fn reaper_scenario(t: Target) -> Vec<String> {
     create("/box", &container).await;
     create("/box/k", &plain).await;
     out.push(format!("created {ttl_node} {seq}"));
-    let (w_ttl, w_seq, w_box) = (gone(&ttl_node).await, gone(&seq).await, gone("/box").await);
+    let (w_ttl, w_seq, w_box) = (
+        watch_deletion(&zk, &t, &ttl_node).await,
+        watch_deletion(&zk, &t, &seq).await,
+        watch_deletion(&zk, &t, "/box").await,
+    );
     let emptied = tokio::time::Instant::now();
     zk.delete("/box/k", None).await.expect("delete /box/k");
     let ev = w_box.await;
@@ -1783,7 +1809,7 @@ async fn reaper_scenario(t: Target) -> Vec<String> {
     zk.set_data("/ttl-set", b"1", None)
         .await
         .expect("set /ttl-set");
-    let w_set = gone("/ttl-set").await;
+    let w_set = watch_deletion(&zk, &t, "/ttl-set").await;
     let ttl_ms = Duration::from_millis(1000);
     for (label, w) in [("/ttl", w_ttl), ("/ts-", w_seq)] {
         let ev = w.await;
@@ -1807,7 +1833,7 @@ async fn reaper_scenario(t: Target) -> Vec<String> {
     for probe in ["/probe1", "/probe2"] {
         let probed = tokio::time::Instant::now();
         create(probe, &ttl(1, CreateMode::PersistentWithTtl)).await;
-        let ev = gone(probe).await.await;
+        let ev = watch_deletion(&zk, &t, probe).await.await;
         out.push(format!("{probe} -> {:?}", ev.event_type));
         assert_within(
             &t,
@@ -1822,7 +1848,7 @@ async fn reaper_scenario(t: Target) -> Vec<String> {
             zk.exists(p).await.map(|s| s.is_some())
         ));
     }
-    let w_kids = gone("/ttl-kids").await;
+    let w_kids = watch_deletion(&zk, &t, "/ttl-kids").await;
     let emptied = tokio::time::Instant::now();
     zk.delete("/ttl-kids/k", None)
         .await
@@ -1838,6 +1864,13 @@ async fn reaper_scenario(t: Target) -> Vec<String> {
     all.poll(&zk, true, &mut out).await;
     zk.close().await;
     out
+}
+
+/// An exists watch on `path`, which must exist: it fires when the node goes.
+async fn watch_deletion(zk: &Client, t: &Target, path: &str) -> Watcher {
+    let (stat, w) = zk.exists_watch(path).await.expect("exists");
+    assert!(stat.is_some(), "{}: {path} exists", t.name);
+    w
 }
 
 #[test]
