@@ -1626,6 +1626,17 @@ async fn expiry_scenario(t: Target) -> Vec<String> {
         .create("/keep", b"", CreateMode::Persistent)
         .await
         .expect("create /keep");
+    // A container whose only child is the doomed session's: the expiry empties it, and the
+    // reaper then deletes it.
+    other
+        .create("/box", b"", CreateMode::Container)
+        .await
+        .expect("create /box");
+    doomed
+        .create("/box/e", b"", CreateMode::Ephemeral)
+        .await
+        .expect("create /box/e");
+    let box_gone = watch_deletion(&other, &t, "/box").await;
     let mut mine = Watchers::default();
     let (_, _, x) = doomed.get_data_watch("/keep").await.expect("getData");
     mine.one.push(("data /keep".into(), Some(x)));
@@ -1675,6 +1686,14 @@ async fn expiry_scenario(t: Target) -> Vec<String> {
             Duration::ZERO,
             SESSION_TIMEOUT + tick_ms + Duration::from_millis(500),
         ),
+    );
+    let ev = box_gone.await;
+    out.push(format!("other: container /box -> {:?}", ev.event_type));
+    assert_within(
+        &t,
+        "container emptied by the expiry reaped",
+        cut.elapsed() - since_cut,
+        (Duration::ZERO, Duration::from_secs(1)),
     );
     // Every ephemeral went in one closeSession: its events are all here after a sync (their
     // order is the server's hash order: sorted).
@@ -2007,11 +2026,13 @@ fn session_handover_matches_real_zookeeper() {
 /// Multis the zkit client never sends, as raw requests: a multiRead whose reads ask for
 /// watches (ZooKeeper's `Op.getData`/`Op.getChildren` drop the flag, so nothing fires
 /// later), an empty multiRead and an empty multi, a multiRead holding a write, and a multi
-/// holding a read. Each answer: its error code and, when it has one, its decoded body.
+/// holding a read; and getEphemerals and sync with prefixes and paths the client would not
+/// send (empty, blank, not a path). Each answer: its error code and, when it has one, its
+/// decoded body.
 async fn raw_multi_transcript(hosts: &str, base: &str) -> Vec<String> {
     use zkit::proto::{
-        CheckVersionRequest, CreateRequest, MultiOp, MultiRequest, OpCode, Request, Response,
-        SetDataRequest, WatchedRequest,
+        CheckVersionRequest, CreateRequest, MultiOp, MultiRequest, OpCode, PathRequest, Request,
+        Response, SetDataRequest, WatchedRequest,
     };
     let mut lines = Vec::new();
     let mut c = RawConn::open(hosts).await;
@@ -2025,6 +2046,8 @@ async fn raw_multi_transcript(hosts: &str, base: &str) -> Vec<String> {
         path: node.clone(),
         version: -1,
     });
+    let ephemerals = |p: &str| Request::GetEphemerals(PathRequest { path: p.to_owned() });
+    let sync = |p: &str| Request::Sync(PathRequest { path: p.to_owned() });
     let requests = vec![
         (
             "create /m",
@@ -2066,6 +2089,22 @@ async fn raw_multi_transcript(hosts: &str, base: &str) -> Vec<String> {
             "empty multiRead",
             Request::MultiRead(MultiRequest { ops: vec![] }),
         ),
+        (
+            "create /m/e (ephemeral)",
+            Request::Create(CreateRequest {
+                path: format!("{node}/e"),
+                data: vec![],
+                acl: Acl::open_unsafe(),
+                flags: CreateMode::Ephemeral,
+            }),
+        ),
+        ("getEphemerals \"\"", ephemerals("")),
+        ("getEphemerals \" \"", ephemerals(" ")),
+        ("getEphemerals base/m/", ephemerals(&format!("{node}/"))),
+        ("getEphemerals base/n", ephemerals(&format!("{base}/n"))),
+        ("sync \"\"", sync("")),
+        ("sync \"no/path\"", sync("no/path")),
+        ("sync base/missing", sync(&format!("{base}/missing"))),
         (
             "multi of a read",
             Request::Multi(MultiRequest {
@@ -2120,6 +2159,17 @@ async fn raw_multi_transcript(hosts: &str, base: &str) -> Vec<String> {
                     let results: Vec<String> = m.results.iter().map(multi_result_text).collect();
                     format!("ok {results:?}")
                 }
+                Ok(Response::GetEphemerals(e)) => {
+                    let paths: Vec<String> = e
+                        .ephemerals
+                        .iter()
+                        .map(|p| p.strip_prefix(base).unwrap_or(p).to_owned())
+                        .collect();
+                    format!("ok{}", children(&paths))
+                }
+                Ok(Response::Sync(s)) => {
+                    format!("ok {:?}", s.path.strip_prefix(base).unwrap_or(&s.path))
+                }
                 Ok(_) => "ok".to_owned(),
                 Err(e) => format!("ok, undecodable body: {e}"),
             },
@@ -2154,7 +2204,10 @@ fn raw_multis_match_real_zookeeper() {
         .expect("a tokio runtime");
     let n = CASE_NO.fetch_add(1, Ordering::Relaxed);
     let base = format!("/raw-multi-{}-{n}", std::process::id());
-    let real_hosts = real().connect_string().to_owned();
+    // A server of its own: the zxids a request takes are counted, and the shared server
+    // takes others' writes at the same time.
+    let own = ZkServer::standalone().expect("a real ZooKeeper 3.8 must start");
+    let real_hosts = own.connect_string().to_owned();
     let (real, sim) = rt.block_on(async {
         make_chroot(&real_hosts, &base).await;
         let real = raw_multi_transcript(&real_hosts, &base).await;
