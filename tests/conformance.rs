@@ -1579,6 +1579,10 @@ fn reconnect_restores_watches_as_real_zookeeper_does() {
 /// The session timeout every client asks for (and gets: between 2 and 20 ticks).
 const SESSION_TIMEOUT: Duration = Duration::from_secs(4);
 
+/// Allowed beyond `timeout + tick` for an expiry to be seen: the expiry's own processing,
+/// the notification, and scheduling on a loaded machine (measured: under 50 ms).
+const EXPIRY_SLACK: Duration = Duration::from_secs(1);
+
 /// Asserts `took` lies in `range` (inclusive), naming the server and what was timed.
 fn assert_within(t: &Target, what: &str, took: Duration, range: (Duration, Duration)) {
     if std::env::var_os("ZKIT_CONFORMANCE_SHOW").is_some() {
@@ -1602,7 +1606,7 @@ fn assert_within(t: &Target, what: &str, took: Duration, range: (Duration, Durat
 /// so the session expires after more than `timeout` and at most `timeout + tick` after the
 /// server last heard from it. The last packet it heard is the sync sent just before the
 /// cut, so the other session must see the ephemerals go more than `timeout` after that
-/// sync was sent and no later than `timeout + tick` after the cut (plus 500 ms for
+/// sync was sent and no later than `timeout + tick` after the cut (plus a second for
 /// processing and scheduling).
 async fn expiry_scenario(t: Target) -> Vec<String> {
     let mut out = Vec::new();
@@ -1682,10 +1686,7 @@ async fn expiry_scenario(t: Target) -> Vec<String> {
         &t,
         "expiry after the cut",
         since_cut,
-        (
-            Duration::ZERO,
-            SESSION_TIMEOUT + tick_ms + Duration::from_millis(500),
-        ),
+        (Duration::ZERO, SESSION_TIMEOUT + tick_ms + EXPIRY_SLACK),
     );
     let ev = box_gone.await;
     out.push(format!("other: container /box -> {:?}", ev.event_type));
@@ -2262,7 +2263,7 @@ async fn silent_session_transcript(hosts: &str, base: &str) -> (Vec<String>, Dur
 
 /// A session whose connection stays open but silent expires like a cut-off one (timing as
 /// in [`expiry_scenario`]: more than the timeout after the last request was sent, at most
-/// timeout + tick after, plus 500 ms), and the server closes its connection without a word.
+/// timeout + tick after, plus a second), and the server closes its connection without a word.
 #[test]
 fn silent_session_expires_and_is_closed_as_real_zookeeper_does() {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -2290,7 +2291,7 @@ fn silent_session_expires_and_is_closed_as_real_zookeeper_does() {
         }
         assert!(
             SESSION_TIMEOUT - Duration::from_millis(50) <= took
-                && took <= SESSION_TIMEOUT + TICK + Duration::from_millis(500),
+                && took <= SESSION_TIMEOUT + TICK + EXPIRY_SLACK,
             "{name}: the silent session's connection closed after {took:?}"
         );
     }
