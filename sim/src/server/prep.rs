@@ -99,9 +99,10 @@ pub fn prepare(tree: &DataTree, ctx: &PrepContext<'_>, request: &Request) -> Txn
         Request::SetAcl(r) => set_acl(&mut view, ctx, r),
         Request::Check(r) => check(&mut view, ctx, r),
         // ZooKeeper 3.8 refuses a multi holding a read as a whole: `MultiOperationRecord`
-        // will not mix read and write ops (`setOrCheckOpKind`), and a multi of reads alone
-        // has no transaction to prepare; `PrepRequestProcessor.pRequest` turns either failure
-        // into an error txn with MARSHALLINGERROR, which takes a zxid like any failed write.
+        // will not mix read and write ops, and a multi of reads alone fails too in
+        // `PrepRequestProcessor`, which turns such exceptions into an error txn with
+        // MARSHALLINGERROR: it takes a zxid like any failed write, and the connection stays
+        // open (all observed against 3.8.0 by tests/conformance.rs).
         Request::Multi(m) if m.ops.iter().any(is_read_op) => Err(ErrorCode::MarshallingError),
         Request::Multi(m) => return multi(&mut view, ctx, &m.ops),
         Request::Reconfig(_) => Err(ErrorCode::ReconfigDisabled),

@@ -232,8 +232,8 @@ impl Core {
             }
             // ZooKeeper 3.8's `FinalRequestProcessor` refuses a multiRead holding a write as a
             // whole: `MultiOperationRecord` will not mix read and write ops, and a write alone
-            // is an "Invalid type of readOp"; both exceptions become MARSHALLINGERROR (no
-            // zxid taken: a read).
+            // is not a read op it knows; the exception becomes MARSHALLINGERROR, no zxid taken
+            // (observed against 3.8.0 by tests/conformance.rs).
             Request::MultiRead(m) if !m.ops.iter().all(is_read_op) => {
                 Err(ErrorCode::MarshallingError)
             }
