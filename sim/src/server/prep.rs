@@ -98,6 +98,12 @@ pub fn prepare(tree: &DataTree, ctx: &PrepContext<'_>, request: &Request) -> Txn
         Request::SetData(r) => set_data(&mut view, ctx, r),
         Request::SetAcl(r) => set_acl(&mut view, ctx, r),
         Request::Check(r) => check(&mut view, ctx, r),
+        // ZooKeeper 3.8 refuses a multi holding a read as a whole: `MultiOperationRecord`
+        // will not mix read and write ops, and a multi of reads alone fails too in
+        // `PrepRequestProcessor`, which turns such exceptions into an error txn with
+        // MARSHALLINGERROR: it takes a zxid like any failed write, and the connection stays
+        // open (all observed against 3.8.0 by tests/conformance.rs).
+        Request::Multi(m) if m.ops.iter().any(is_read_op) => Err(ErrorCode::MarshallingError),
         Request::Multi(m) => return multi(&mut view, ctx, &m.ops),
         Request::Reconfig(_) => Err(ErrorCode::ReconfigDisabled),
         Request::CloseSession => Ok(Txn::CloseSession {
@@ -106,6 +112,11 @@ pub fn prepare(tree: &DataTree, ctx: &PrepContext<'_>, request: &Request) -> Txn
         _ => Err(ErrorCode::BadArguments),
     };
     prepared.unwrap_or_else(Txn::Error)
+}
+
+/// Whether `op` is a read (getData, getChildren): the ops of a multiRead.
+pub(crate) fn is_read_op(op: &MultiOp) -> bool {
+    matches!(op, MultiOp::GetData(_) | MultiOp::GetChildren(_))
 }
 
 /// Prepares the server's own deletion of an expired container or TTL node.
@@ -140,8 +151,8 @@ fn multi(view: &mut View<'_>, ctx: &PrepContext<'_>, ops: &[MultiOp]) -> Txn {
             MultiOp::Delete(r) => delete(view, ctx, r),
             MultiOp::SetData(r) => set_data(view, ctx, r),
             MultiOp::Check(r) => check(view, ctx, r),
-            // Reads belong in multiRead; ZooKeeper's clients refuse to mix them.
-            MultiOp::GetChildren(_) | MultiOp::GetData(_) => Err(ErrorCode::BadArguments),
+            // Not reached from `prepare`, which refuses a multi holding a read as a whole.
+            MultiOp::GetChildren(_) | MultiOp::GetData(_) => Err(ErrorCode::MarshallingError),
         };
         match prepared {
             Ok(txn) => txns.push(txn),
@@ -448,6 +459,34 @@ mod tests {
             })),
             Txn::Error(ErrorCode::BadArguments)
         );
+    }
+
+    /// ZooKeeper 3.8 answers a multi that holds a read with MARSHALLINGERROR for the whole
+    /// request, in an error txn (checked against a real server by tests/conformance.rs).
+    #[test]
+    fn multi_holding_a_read_is_a_marshalling_error() {
+        let tree = DataTree::new();
+        let auth = AuthInfo::default();
+        let c = ctx(&auth);
+        let read = MultiOp::GetData(zkit::proto::WatchedRequest {
+            path: "/".into(),
+            watch: false,
+        });
+        let check = MultiOp::Check(CheckVersionRequest {
+            path: "/".into(),
+            version: -1,
+        });
+        for ops in [
+            vec![read.clone()],
+            vec![check.clone(), read.clone()],
+            vec![read, check],
+        ] {
+            let m = Request::Multi(MultiRequest { ops });
+            assert_eq!(
+                prepare(&tree, &c, &m),
+                Txn::Error(ErrorCode::MarshallingError)
+            );
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use zkit::proto::{
 
 use super::acl::{check_acl, redact, AuthInfo};
 use super::core::{reply_frame, Core, Flow};
-use super::prep::prepare;
+use super::prep::{is_read_op, prepare};
 use super::txn::{CreateReply, TxnResult};
 use super::watches::WatchSet;
 
@@ -230,6 +230,13 @@ impl Core {
                     Err(ErrorCode::NoWatcher)
                 }
             }
+            // ZooKeeper 3.8's `FinalRequestProcessor` refuses a multiRead holding a write as a
+            // whole: `MultiOperationRecord` will not mix read and write ops, and a write alone
+            // is not a read op it knows; the exception becomes MARSHALLINGERROR, no zxid taken
+            // (observed against 3.8.0 by tests/conformance.rs).
+            Request::MultiRead(m) if !m.ops.iter().all(is_read_op) => {
+                Err(ErrorCode::MarshallingError)
+            }
             Request::MultiRead(m) => {
                 let mut results = Vec::with_capacity(m.ops.len());
                 for op in &m.ops {
@@ -244,7 +251,8 @@ impl Core {
                                     MultiResult::GetChildren(GetChildrenResponse { children })
                                 })
                         }
-                        _ => Err(ErrorCode::BadArguments),
+                        // Refused above.
+                        _ => Err(ErrorCode::MarshallingError),
                     };
                     results.push(result.unwrap_or_else(MultiResult::Error));
                 }
