@@ -428,6 +428,28 @@ pub enum Event {
         /// What it returned.
         result: RegisterResult,
     },
+    /// A register client holds a one-shot data watch on its register, set by its read
+    /// `read` (recorded right after that read's [`Event::RegisterReturn`]).
+    RegisterWatchSet {
+        /// The client.
+        client: usize,
+        /// The op id of the read that set it.
+        read: u64,
+        /// The session it was set in.
+        session: i64,
+    },
+    /// A register client's one-shot data watch fired (recorded before the next
+    /// [`Event::RegisterReturn`] of that client after the notification reached it).
+    RegisterWatchFired {
+        /// The client.
+        client: usize,
+        /// The op id of the read that set it.
+        read: u64,
+        /// The client's session when it was seen fired (0: none).
+        session: i64,
+        /// What fired it (`None`: the session ended).
+        event: zkit::EventType,
+    },
     /// An event of a user role's own (recorded through
     /// [`Recorder::record`](crate::workload::user::Recorder::record)): no built-in checker
     /// reads it; the user's invariants do.
@@ -500,6 +522,8 @@ impl Event {
             | Event::BarrierReleased { client }
             | Event::RegisterCall { client, .. }
             | Event::RegisterReturn { client, .. }
+            | Event::RegisterWatchSet { client, .. }
+            | Event::RegisterWatchFired { client, .. }
             | Event::User { client, .. } => Some(*client),
             Event::Fault { .. }
             | Event::Healed
@@ -916,6 +940,15 @@ pub fn render_record(r: &Record) -> String {
             result,
             ..
         } => format!("c{client}: register op {op_id:#x} returns {result}"),
+        Event::RegisterWatchSet { client, read, .. } => {
+            format!("c{client}: register op {read:#x} left a data watch")
+        }
+        Event::RegisterWatchFired {
+            client,
+            read,
+            event,
+            ..
+        } => format!("c{client}: data watch of register op {read:#x} fired: {event:?}"),
         Event::User { client, key, value } => format!("c{client}: {key} {value}"),
     };
     format!("{at} {line}")

@@ -3,7 +3,9 @@
 //! ([`RegisterOp`]), what it was told ([`RegisterResult`]), and the sequential model both
 //! are judged against ([`step`]): a read returns the value and version; a
 //! write sets the value and bumps the version; a compare-and-set applies iff the version
-//! matches; a create makes the node at version 0 iff it is absent.
+//! matches; a create makes the node at version 0 iff it is absent; a `multi` of a version
+//! check and a `set_data` ([`RegisterOp::Multi`]) is atomic, so the model treats it as the
+//! compare-and-set it amounts to.
 
 use std::fmt;
 
@@ -34,6 +36,15 @@ pub enum RegisterOp {
         /// The value written if it has.
         value: String,
     },
+    /// A `multi` of `check(path, expected)` and `set_data(path, value, -1)`: atomic, so it
+    /// applies iff the node is at `expected` (a compare-and-set made of two operations; its
+    /// result is the `set_data`'s version, or the failed op's error).
+    Multi {
+        /// The version the check requires.
+        expected: i32,
+        /// The value the `set_data` writes.
+        value: String,
+    },
 }
 
 impl fmt::Display for RegisterOp {
@@ -45,6 +56,9 @@ impl fmt::Display for RegisterOp {
             RegisterOp::Write { value } => write!(f, "write {value:?}"),
             RegisterOp::Cas { expected, value } => {
                 write!(f, "cas version {expected} -> {value:?}")
+            }
+            RegisterOp::Multi { expected, value } => {
+                write!(f, "multi [check version {expected}, set {value:?}]")
             }
         }
     }
@@ -94,12 +108,23 @@ impl fmt::Display for RegisterResult {
 
 impl RegisterResult {
     /// The result of a zkit error: a definite failure where the server gave a verdict that
-    /// the operation did not apply, else indeterminate.
+    /// the operation did not apply (a failed `multi` applied none of its operations), else
+    /// indeterminate.
     pub fn from_error(e: &zkit::Error) -> RegisterResult {
         match e {
             zkit::Error::BadVersion { .. } => RegisterResult::Failed(RegisterError::BadVersion),
             zkit::Error::NoNode { .. } => RegisterResult::Failed(RegisterError::NoNode),
             zkit::Error::NodeExists { .. } => RegisterResult::Failed(RegisterError::NodeExists),
+            zkit::Error::MultiFailed { code, .. } => match code {
+                zkit::proto::ErrorCode::BadVersion => {
+                    RegisterResult::Failed(RegisterError::BadVersion)
+                }
+                zkit::proto::ErrorCode::NoNode => RegisterResult::Failed(RegisterError::NoNode),
+                zkit::proto::ErrorCode::NodeExists => {
+                    RegisterResult::Failed(RegisterError::NodeExists)
+                }
+                _ => RegisterResult::Indeterminate(e.to_string()),
+            },
             other => RegisterResult::Indeterminate(other.to_string()),
         }
     }

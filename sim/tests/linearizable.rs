@@ -101,6 +101,12 @@ fn cas(expected: i32, v: &str) -> RegisterOp {
         value: v.into(),
     }
 }
+fn multi(expected: i32, v: &str) -> RegisterOp {
+    RegisterOp::Multi {
+        expected,
+        value: v.into(),
+    }
+}
 fn read() -> RegisterOp {
     RegisterOp::Read { synced: true }
 }
@@ -182,6 +188,40 @@ fn a_cas_that_won_on_a_stale_version_is_not_linearizable() {
         RegisterResult::Failed(RegisterError::BadVersion),
     );
     one_violation(&h.linearizable(), "linearizable", &["BadVersion"]);
+}
+
+#[test]
+fn a_multi_that_won_on_a_stale_version_is_not_linearizable() {
+    let mut h = H::created();
+    h.op(10, 20, 1, write("a"), ok(1));
+    h.op(30, 40, 2, multi(0, "x"), ok(2));
+    one_violation(
+        &h.linearizable(),
+        "linearizable",
+        &["c2's multi [check version 0, set \"x\"]", "ok, version 2"],
+    );
+    // A multi refused although its check held.
+    let mut h = H::created();
+    h.op(10, 20, 1, write("a"), ok(1));
+    h.op(
+        30,
+        40,
+        2,
+        multi(1, "x"),
+        RegisterResult::Failed(RegisterError::BadVersion),
+    );
+    one_violation(&h.linearizable(), "linearizable", &["BadVersion"]);
+    // And one that applied on the right version, seen by a later read, passes; its
+    // value is a written one for the read-values checker.
+    let mut h = H::created();
+    h.op(10, 20, 1, write("a"), ok(1));
+    h.op(30, 40, 2, multi(1, "x"), ok(2));
+    h.op(50, 60, 3, local_read(), saw("x", 2));
+    h.op(70, 80, 1, read(), saw("x", 2));
+    assert!(h.linearizable().is_empty());
+    assert!(h.values().is_empty(), "{:#?}", h.values());
+    let c = check::coverage(&h.records);
+    assert_eq!(c.get("register multi applied"), Some(&1));
 }
 
 #[test]

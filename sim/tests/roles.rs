@@ -224,6 +224,10 @@ fn register_clients_do_every_operation() {
         assert!(calls(|o| matches!(o, RegisterOp::Read { synced: false })) > 5);
         assert!(calls(|o| matches!(o, RegisterOp::Write { .. })) > 10);
         assert!(calls(|o| matches!(o, RegisterOp::Cas { .. })) > 10);
+        assert!(calls(|o| matches!(o, RegisterOp::Multi { .. })) > 3);
+        // Every read leaves a data watch; writes fire them.
+        assert!(count(&records, |e| matches!(e, Event::RegisterWatchSet { .. })) > 10);
+        assert!(count(&records, |e| matches!(e, Event::RegisterWatchFired { .. })) > 10);
         // Without faults every operation has a verdict, and exactly one create applied.
         let results: Vec<&RegisterResult> = records
             .iter()

@@ -45,7 +45,10 @@
 //! 13. `last_zxid_seen` 0 in the connect request: informational (`--ignored`), not caught:
 //!     register clients pushed (`follower-of:N` crashes) onto a lagging follower never read
 //!     backwards within the budget (see the test);
-//! 17. watches not restored, under `TreeCache`: the tree-cache checker.
+//! 17. watches not restored, under `TreeCache`: the tree-cache checker;
+//! 23. watches not restored, under the register role's one-shot data watches (every read
+//!     leaves one) on `register_under_faults`: the watches checker (a read after a
+//!     reconnect sees a change its watch never announced).
 //!
 //! Broken recipes for the recipes without a variant before:
 //!
@@ -1845,6 +1848,18 @@ fn variant_21_reads_without_sync_are_caught() {
         &scenario,
         &register_body(StaleRead::SkipSync),
         &["linearizable"],
+    );
+    control(&scenario, caught.seed.max(CONTROL_SEEDS - 1));
+}
+
+#[test]
+fn variant_23_register_watches_not_restored_are_caught() {
+    let scenario = shipped("register_under_faults.toml");
+    let caught = first_catch(
+        "variant 23 (client: watches not restored, register data watches)",
+        &scenario,
+        &planted_register_body(PlantedBug::WatchesNotRestored),
+        &["watches"],
     );
     control(&scenario, caught.seed.max(CONTROL_SEEDS - 1));
 }

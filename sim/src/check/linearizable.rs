@@ -6,7 +6,8 @@
 //! it is called ([`Event::RegisterCall`]) and as it returns ([`Event::RegisterReturn`]). The
 //! checker replays them against the sequential model ([`crate::register::step`]: value and
 //! version; a read returns both; a write sets the value and bumps the version; a
-//! compare-and-set applies iff the version matches; a create applies iff the node is absent)
+//! compare-and-set, or a `multi` of a version check and a write, applies iff the version
+//! matches; a create applies iff the node is absent)
 //! with the Wing & Gong / Lowe search Porcupine and Knossos use: depth first over which
 //! pending operation takes effect next, memoizing every (set of operations taken effect,
 //! register state) already explored, so no configuration is explored twice.
@@ -106,7 +107,9 @@ fn operations<'r>(
                     RegisterOp::Create { value } => Input::Create(values.id(value)),
                     RegisterOp::Read { .. } => Input::Read,
                     RegisterOp::Write { value } => Input::Write(values.id(value)),
-                    RegisterOp::Cas { expected, value } => Input::Cas(*expected, values.id(value)),
+                    RegisterOp::Cas { expected, value } | RegisterOp::Multi { expected, value } => {
+                        Input::Cas(*expected, values.id(value))
+                    }
                 };
                 open.insert((*client, *op_id), ops.len());
                 ops.push(Op {
@@ -381,9 +384,10 @@ pub fn check_with_budget(
 }
 
 /// Adds the registers' coverage counts to `c`: operations with a verdict, indeterminate
-/// ones, compare-and-sets that applied and that did not.
+/// ones, compare-and-sets and multis that applied and that did not.
 pub(crate) fn coverage(records: &[Record], c: &mut BTreeMap<&'static str, usize>) {
     let mut cas: BTreeSet<(usize, u64)> = BTreeSet::new();
+    let mut multi: BTreeSet<(usize, u64)> = BTreeSet::new();
     for r in records {
         match &r.event {
             Event::RegisterCall {
@@ -392,6 +396,13 @@ pub(crate) fn coverage(records: &[Record], c: &mut BTreeMap<&'static str, usize>
                 op: RegisterOp::Cas { .. },
             } => {
                 cas.insert((*client, *op_id));
+            }
+            Event::RegisterCall {
+                client,
+                op_id,
+                op: RegisterOp::Multi { .. },
+            } => {
+                multi.insert((*client, *op_id));
             }
             Event::RegisterReturn {
                 client,
@@ -403,6 +414,17 @@ pub(crate) fn coverage(records: &[Record], c: &mut BTreeMap<&'static str, usize>
                     *c.entry("indeterminate register ops").or_default() += 1;
                 } else {
                     *c.entry("register ops").or_default() += 1;
+                }
+                if multi.remove(&(*client, *op_id)) {
+                    match result {
+                        RegisterResult::Written { .. } => {
+                            *c.entry("register multi applied").or_default() += 1;
+                        }
+                        RegisterResult::Failed(_) => {
+                            *c.entry("register multi refused").or_default() += 1;
+                        }
+                        RegisterResult::Read(_) | RegisterResult::Indeterminate(_) => {}
+                    }
                 }
                 if cas.remove(&(*client, *op_id)) {
                     match result {

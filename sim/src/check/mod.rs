@@ -34,7 +34,9 @@
 //!   (a bounded Wing & Gong / Lowe search; past its budget, an inconclusive finding);
 //! - [`monotonic`]: within one session, register reads never go back;
 //! - [`read_values`]: every register read, local ones included, returns a state some
-//!   operation produced (its value, at the version it was acknowledged with).
+//!   operation produced (its value, at the version it was acknowledged with);
+//! - [`watches`]: a register client's one-shot data watch announces a change before the
+//!   client's reads in the same session see it (none missed, none late).
 //!
 //! **Pauses.** A client whose application was frozen (a GC pause, [`Event::Paused`]) keeps
 //! believing what it believed until it next looks: from its `Paused` until its belief next
@@ -70,6 +72,7 @@ pub mod queue;
 pub mod read_values;
 pub mod simple_barrier;
 pub mod tree;
+pub mod watches;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -166,6 +169,7 @@ pub fn report(records: &[Record], scenario: &Scenario) -> Report {
     r.add(linearizable::check(records, scenario));
     r.violations.extend(monotonic::check(records, scenario));
     r.violations.extend(read_values::check(records, scenario));
+    r.violations.extend(watches::check(records, scenario));
     r
 }
 
@@ -250,6 +254,7 @@ pub fn coverage(records: &[Record]) -> BTreeMap<&'static str, usize> {
     tree::coverage(records, &mut c);
     simple_barrier::coverage(records, &mut c);
     linearizable::coverage(records, &mut c);
+    watches::coverage(records, &mut c);
     c
 }
 

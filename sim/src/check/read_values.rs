@@ -4,8 +4,8 @@
 //! Local reads (no `sync`) are outside the [`linearizable`](super::linearizable) check:
 //! ZooKeeper may serve them stale. Stale, but not made up: per register path,
 //!
-//! - **Written values only**: a read returns a value some create, write or compare-and-set
-//!   was called with before the read returned;
+//! - **Written values only**: a read returns a value some create, write, compare-and-set or
+//!   multi was called with before the read returned;
 //! - **At its version**: if that operation was acknowledged, the read returns the version it
 //!   was acknowledged with;
 //! - **One value per version**: no two reads see one version with different values (the
@@ -45,7 +45,8 @@ pub fn check(records: &[Record], scenario: &Scenario) -> Vec<Violation> {
                     op:
                         RegisterOp::Create { value }
                         | RegisterOp::Write { value }
-                        | RegisterOp::Cas { value, .. },
+                        | RegisterOp::Cas { value, .. }
+                        | RegisterOp::Multi { value, .. },
                 } if clients.contains(client) => {
                     written.entry(value.as_str()).or_insert(None);
                     calls.insert((*client, *op_id), value.as_str());
