@@ -177,6 +177,20 @@ const MUST_HAPPEN: &[(&str, &[&str])] = &[
 /// zero: what each exists to provoke.
 const RECIPES: &[(&str, &[&str])] = &[
     (
+        "cancelled_calls",
+        &[
+            "cancelled acquires",
+            "cancelled releases",
+            "cancelled enters",
+            "cancelled closes",
+            "lock handoffs",
+            "leases acquired",
+            "barrier rounds",
+            "leaderships",
+            "fault:cancel",
+        ],
+    ),
+    (
         "semaphore_holders_expire",
         &[
             "leases acquired",
