@@ -182,6 +182,7 @@ const RECIPES: &[(&str, &[&str])] = &[
             "cancelled acquires",
             "cancelled releases",
             "cancelled enters",
+            "cancelled leaves",
             "cancelled closes",
             "lock handoffs",
             "leases acquired",
