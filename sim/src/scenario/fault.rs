@@ -6,7 +6,7 @@
 //! kind = "partition"        # see FaultKind
 //! target = "lock-holder"    # see Target
 //! direction = "inbound"     # partitions only: both (default) | outbound | inbound
-//! for_s = 5                 # optional: undo it after this long (required for pause,
+//! for_s = 5                 # optional: undo it after this long (required for pause, cancel,
 //!                           # hold and lag; for an expire by timeout, a cap)
 //! mode = "timeout"          # expire only: close (default, a takeover-and-close) | timeout
 //!                           # (the client is cut off until the leader expires its session)
