@@ -176,6 +176,42 @@ async fn a_cancelled_double_barrier_enter_leaves_no_node() {
     );
 }
 
+/// Issue 10 (the `cancel` fault): the lowest participant's `leave`, cancelled while it waits
+/// for the others, must not keep its node once the barrier is dropped: the others' `leave`
+/// waits for the lowest node to go, and would wait for as long as that session lives.
+#[tokio::test]
+async fn a_cancelled_double_barrier_leave_leaves_no_node() {
+    let path = "/recipes/double-cancel-leave";
+    let cs = clients(2, 700).await;
+    let observer = connect(standalone().connect_string()).await;
+    let (a, b) = (
+        DoubleBarrier::new(&cs[0], path, 2).unwrap(),
+        DoubleBarrier::new(&cs[1], path, 2).unwrap(),
+    );
+    let (ea, eb) = tokio::join!(a.enter(), b.enter());
+    ea.unwrap();
+    eb.unwrap();
+    // Whose node sorts lowest (the one that leaves last, waiting for the others).
+    let mut children = observer.get_children(path).await.unwrap();
+    children.retain(|c| c != "ready");
+    children.sort();
+    let lowest_node = observer
+        .exists(&format!("{path}/{}", children[0]))
+        .await
+        .unwrap()
+        .unwrap();
+    let (lowest, other) = if lowest_node.ephemeral_owner == cs[0].session_id() {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    let cancelled = tokio::time::timeout(Duration::from_millis(300), lowest.leave()).await;
+    assert!(cancelled.is_err(), "the lowest leave waits for the other");
+    drop(lowest);
+    within("the other leaves", other.leave()).await.unwrap();
+    participants_become(&observer, path, 0).await;
+}
+
 /// Issue 11, bug 2: a `ready` left by a round whose last participants died inside belongs to
 /// that round (its generation): it must not release the next round early.
 #[tokio::test]

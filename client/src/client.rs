@@ -108,6 +108,8 @@ struct Inner {
     next_watch_id: AtomicU64,
     renews: bool,
     delete_stale: bool,
+    /// A planted bug (feature `planted-bugs` only) the recipes read.
+    planted: Option<crate::planted::PlantedBug>,
 }
 
 impl Drop for Inner {
@@ -149,6 +151,7 @@ impl Client {
         let connect_timeout = config.connect_timeout.unwrap_or(config.session_timeout);
         let renews = config.renew_session;
         let delete_stale = config.delete_stale;
+        let planted = config.planted;
         let handles = session::spawn(config);
         Client {
             inner: Arc::new(Inner {
@@ -166,11 +169,18 @@ impl Client {
                 next_watch_id: AtomicU64::new(1),
                 renews,
                 delete_stale,
+                planted,
             }),
         }
     }
 
     // ----- session -----
+
+    /// Whether `bug` is planted in this client (always false without the `planted-bugs`
+    /// feature).
+    pub(crate) fn planted(&self, bug: crate::planted::PlantedBug) -> bool {
+        cfg!(feature = "planted-bugs") && self.inner.planted == Some(bug)
+    }
 
     /// The current connection state.
     pub fn state(&self) -> State {

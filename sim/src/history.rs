@@ -80,6 +80,17 @@ pub enum Event {
         /// The client.
         client: usize,
     },
+    /// A `cancel` fault's timeout fired on one of the client's recipe calls: its future was
+    /// dropped unfinished (an acquire, or a release, leave or close the recipe must now
+    /// finish on its own).
+    Cancelled {
+        /// The client.
+        client: usize,
+        /// The call (`acquire`, `release`, `enter`, `leave`, `close`).
+        call: &'static str,
+        /// The timeout that fired.
+        after: Duration,
+    },
     /// Every fault has been undone: the network is whole and every crashed host is back.
     Healed,
     /// A read-write lock contender's read acquire returned: it believes it shares the lock
@@ -477,6 +488,7 @@ impl Event {
             | Event::Killed { client }
             | Event::Paused { client }
             | Event::Resumed { client }
+            | Event::Cancelled { client, .. }
             | Event::ReadAcquired { client, .. }
             | Event::WriteAcquired { client, .. }
             | Event::LeaseAcquired { client, .. }
@@ -549,6 +561,8 @@ struct Inner {
     resource: FencedResource,
     /// Clients whose application is paused now.
     paused: BTreeSet<usize>,
+    /// `cancel` faults in force: (client, fault id) → the range of timeouts its calls get.
+    cancels: BTreeMap<(usize, u64), (Duration, Duration)>,
     /// Each client's current session (id and password), for `expire` faults.
     sessions: BTreeMap<usize, (i64, Vec<u8>)>,
     /// The server each client is connected to (its address as the client sees it), for
@@ -683,6 +697,27 @@ impl History {
         }
     }
 
+    /// Starts (`Some(range)`) or ends (`None`) `cancel` fault `id` on client `client`: while
+    /// one is in force, the client's workload wraps its recipe calls in timeouts drawn from
+    /// `range` ([`History::cancel_range`]).
+    pub fn set_cancel(&self, client: usize, id: u64, range: Option<(Duration, Duration)>) {
+        let mut inner = self.lock();
+        match range {
+            Some(r) => inner.cancels.insert((client, id), r),
+            None => inner.cancels.remove(&(client, id)),
+        };
+    }
+
+    /// The range of timeouts client `client`'s recipe calls get now (the earliest `cancel`
+    /// fault in force on it), or `None`: its calls run to the end.
+    pub fn cancel_range(&self, client: usize) -> Option<(Duration, Duration)> {
+        self.lock()
+            .cancels
+            .range((client, 0)..=(client, u64::MAX))
+            .next()
+            .map(|(_, r)| *r)
+    }
+
     /// Records client `client`'s current session credentials.
     pub fn set_session(&self, client: usize, id: i64, password: Vec<u8>) {
         self.lock().sessions.insert(client, (id, password));
@@ -811,6 +846,11 @@ pub fn render_record(r: &Record) -> String {
         Event::Killed { client } => format!("c{client}: session expired by the harness"),
         Event::Paused { client } => format!("c{client}: application paused"),
         Event::Resumed { client } => format!("c{client}: application resumed"),
+        Event::Cancelled {
+            client,
+            call,
+            after,
+        } => format!("c{client}: {call} cancelled after {} ms", after.as_millis()),
         Event::Healed => "every fault undone".to_owned(),
         Event::ReadAcquired { client, token } => {
             format!("c{client}: read-acquired token {token:#x}")

@@ -684,3 +684,131 @@ fn read_only_flags_default_off_and_are_checked() {
         "expected a boolean",
     );
 }
+
+/// [`GOOD`]'s fault as a cancel of client 1 (its `timeout_ms` on line 20, value at column 14).
+const CANCEL: &str = "kind = \"cancel\"\ntarget = \"client:1\"\nfor_s = 5\ntimeout_ms = [10, 50]";
+
+/// [`GOOD`] with its fault replaced by `fault`.
+fn with_fault(fault: &str) -> String {
+    GOOD.replacen("kind = \"crash\"\ntarget = \"server:2\"", fault, 1)
+}
+
+/// Parses [`GOOD`] with its fault replaced by `fault`, expecting an error at `at` that
+/// mentions `needle`, with a hint.
+fn fault_error(fault: &str, at: (usize, usize), needle: &str) {
+    let e = match scenario::parse("t.toml", "t", &with_fault(fault)) {
+        Ok(s) => panic!("{fault:?} parsed: {s:?}"),
+        Err(e) => e,
+    };
+    let shown = e.to_string();
+    let prefix = format!("t.toml:{}:{}: ", at.0, at.1);
+    assert!(
+        shown.starts_with(&prefix),
+        "{shown:?} does not start with {prefix:?}"
+    );
+    assert!(
+        shown.contains(needle),
+        "{shown:?} does not mention {needle:?}"
+    );
+    assert!(shown.ends_with(')'), "{shown:?} has no hint");
+}
+
+#[test]
+fn a_cancel_fault_parses_and_prints_back() {
+    let s = scenario::parse("t.toml", "t", &with_fault(CANCEL)).unwrap_or_else(|e| panic!("{e}"));
+    let f = s.faults[0];
+    assert_eq!(f.kind, FaultKind::Cancel);
+    assert_eq!(f.target, Some(Target::Client(1)));
+    assert_eq!(f.lasts, Some(Duration::from_secs(5)));
+    assert_eq!(
+        f.timeout,
+        Some((Duration::from_millis(10), Duration::from_millis(50)))
+    );
+    let again = scenario::parse("t.toml", "t", &s.to_toml_with(&s.faults))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again.faults, s.faults);
+}
+
+#[test]
+fn bad_cancel_timeouts_are_located_errors() {
+    let range = |r: &str| CANCEL.replace("[10, 50]", r);
+    fault_error(
+        &range("[50, 10]"),
+        (20, 14),
+        "timeout_ms = [50, 10] is reversed",
+    );
+    fault_error(&range("[-5, 10]"), (20, 14), "has a negative timeout");
+    fault_error(&range("[0, 10]"), (20, 14), "allows a 0 ms timeout");
+    // The run lasts 30 s: a timeout that long never fires.
+    fault_error(&range("[30000, 40000]"), (20, 14), "is vacuous");
+    fault_error(&range("[10, 70000]"), (20, 14), "out of range");
+    fault_error(&range("[10]"), (20, 14), "not a range");
+    fault_error(
+        &CANCEL.replace("\ntimeout_ms = [10, 50]", ""),
+        (17, 8),
+        "needs its range of timeouts",
+    );
+    fault_error(
+        &CANCEL.replace("\nfor_s = 5", ""),
+        (17, 8),
+        "needs to say how long it lasts",
+    );
+    fault_error(
+        &CANCEL.replace("client:1", "server:2"),
+        (18, 10),
+        "needs a client target",
+    );
+    fault_error(
+        "kind = \"crash\"\ntarget = \"server:2\"\ntimeout_ms = [10, 50]",
+        (19, 14),
+        "only applies to a cancel fault",
+    );
+}
+
+/// Seeds of `cancelled_calls` on which, before `DoubleBarrier` removed its node when dropped
+/// inside the barrier, a participant whose `leave` was cancelled left its node behind: the
+/// others then waited in `leave` for it as long as its session lived, and the barrier never
+/// completed another round (no checker judges a double barrier's progress; this test does).
+const BARRIER_STUCK_SEEDS: [u64; 5] = [9, 13, 14, 16, 19];
+
+#[test]
+fn barrier_rounds_go_on_after_cancelled_leaves() {
+    let s = scenario::load(&scenarios_dir().join("cancelled_calls.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut participants = Vec::new();
+    let mut client = 0;
+    for w in &s.workloads {
+        for _ in 0..w.count {
+            client += 1;
+            if w.role == scenario::Role::DoubleBarrier {
+                participants.push(client);
+            }
+        }
+    }
+    assert!(!participants.is_empty());
+    let mut cancelled_leaves = 0;
+    for seed in BARRIER_STUCK_SEEDS {
+        let o = runner::run(&s, seed);
+        assert!(o.passed(), "seed {seed}: {:#?}\n{}", o.violations, o.trace);
+        cancelled_leaves += o
+            .records
+            .iter()
+            .filter(|r| matches!(r.event, Event::Cancelled { call: "leave", .. }))
+            .count();
+        let healed = o
+            .records
+            .iter()
+            .rposition(|r| r.event == Event::Healed)
+            .unwrap_or_else(|| panic!("seed {seed}: the faults never all ended"));
+        for &c in &participants {
+            assert!(
+                o.records[healed..]
+                    .iter()
+                    .any(|r| r.event == Event::BarrierLeft { client: c }),
+                "seed {seed}: c{c} never left the barrier after the faults ended\n{}",
+                o.trace
+            );
+        }
+    }
+    assert!(cancelled_leaves > 0, "no leave was cancelled");
+}

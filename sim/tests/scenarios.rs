@@ -152,6 +152,15 @@ const MUST_HAPPEN: &[(&str, &[&str])] = &[
     ),
     ("leader_crash_during_handoff", &["lock handoffs"]),
     (
+        "leader_paused",
+        &[
+            "fault:pause",
+            "lock handoffs",
+            "leader changes",
+            "ensemble expiries",
+        ],
+    ),
+    (
         "leader_election_split_halves",
         &["leader changes", "fault:split"],
     ),
@@ -176,6 +185,21 @@ const MUST_HAPPEN: &[(&str, &[&str])] = &[
 /// The per-recipe scenarios (file stem = name), with the coverage counts that must not be
 /// zero: what each exists to provoke.
 const RECIPES: &[(&str, &[&str])] = &[
+    (
+        "cancelled_calls",
+        &[
+            "cancelled acquires",
+            "cancelled releases",
+            "cancelled enters",
+            "cancelled leaves",
+            "cancelled closes",
+            "lock handoffs",
+            "leases acquired",
+            "barrier rounds",
+            "leaderships",
+            "fault:cancel",
+        ],
+    ),
     (
         "semaphore_holders_expire",
         &[

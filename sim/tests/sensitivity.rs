@@ -60,6 +60,13 @@
 //!     first catch may be its hasty leave);
 //! 20. a semaphore holder that ignores `Suspended` and `Lost`: connection-policy.
 //!
+//! Cancellation (the `cancel` fault, on `cancelled_calls`):
+//!
+//! 24. zkit's recipes built with `PlantedBug::CancelledDeleteLosesNode` (a lock's or latch's
+//!     node given up as its delete is sent, not once it is confirmed): a release or close
+//!     cancelled half-way loses its node, which blocks the lock or election while the
+//!     session lives: liveness.
+//!
 //! Each test prints how many seeds the harness needed. `ZKIT_SENSITIVITY_SEEDS` (default 100)
 //! is the budget: a variant not caught within it fails its test.
 
@@ -1706,6 +1713,44 @@ fn variant_20_semaphore_holder_ignoring_suspended_is_caught() {
         &scenario,
         &trusting_semaphore_body(),
         &["connection-policy", "semaphore"],
+    );
+    control(&scenario, caught.seed.max(CONTROL_SEEDS - 1));
+}
+
+/// The shipped roles, the lock contenders' and latch candidates' clients built with `bug`.
+fn planted_recipes_body(bug: PlantedBug) -> ClientBody {
+    Rc::new(move |spec: ClientSpec, incarnation: u32| -> BoxedRun {
+        Box::pin(async move {
+            let configure = |b: zkit::Builder| b.planted_bug(bug);
+            match spec.workload.role {
+                Role::Lock => {
+                    spec.history.record(Event::Started {
+                        client: spec.client,
+                        incarnation,
+                    });
+                    workload::lock::run_configured(&spec, incarnation, configure).await
+                }
+                Role::LeaderLatch => {
+                    spec.history.record(Event::Started {
+                        client: spec.client,
+                        incarnation,
+                    });
+                    workload::leader_latch::run_configured(&spec, incarnation, configure).await
+                }
+                _ => workload::run(spec, incarnation).await,
+            }
+        })
+    })
+}
+
+#[test]
+fn variant_24_a_cancelled_release_losing_its_node_is_caught() {
+    let scenario = shipped("cancelled_calls.toml");
+    let caught = first_catch(
+        "variant 24 (recipes: a cancelled release or close loses its node)",
+        &scenario,
+        &planted_recipes_body(PlantedBug::CancelledDeleteLosesNode),
+        &["liveness"],
     );
     control(&scenario, caught.seed.max(CONTROL_SEEDS - 1));
 }

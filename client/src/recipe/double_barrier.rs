@@ -14,11 +14,16 @@
 //!
 //! A participant's node exists only while `enter` runs or after it succeeded: an `enter` that
 //! fails or is cancelled removes it, and `enter` returns `Ok` only while the node is there in
-//! the client's current session.
+//! the client's current session. A participant that entered owns its node until a `leave`
+//! returns: dropped before that (never left, or its `leave` cancelled half-way, say by a
+//! timeout), it deletes the node in the background, as a participant that died would lose
+//! it. Otherwise the others would wait in `leave` for it for as long as its session lives.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
-use super::protected::{create_ephemeral_once, new_guid, retry_on_loss, PendingNode};
+use super::protected::{
+    create_ephemeral_once, delete_in_background, new_guid, retry_on_loss, PendingNode,
+};
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::op::Op;
@@ -38,6 +43,9 @@ pub struct DoubleBarrier {
     data: Vec<u8>,
     /// The session that owns this participant's node, once `enter` succeeded (0 before).
     session: AtomicI64,
+    /// Whether a `leave` returned (its outcome told the caller): from then on the node is
+    /// not this participant's to delete when dropped.
+    settled: AtomicBool,
 }
 
 impl DoubleBarrier {
@@ -56,6 +64,7 @@ impl DoubleBarrier {
             count,
             data: Vec::new(),
             session: AtomicI64::new(0),
+            settled: AtomicBool::new(false),
         })
     }
 
@@ -119,6 +128,7 @@ impl DoubleBarrier {
         self.check_mine(session).await?;
         pending.disarm();
         self.session.store(session, Ordering::Relaxed);
+        self.settled.store(false, Ordering::Relaxed);
         Ok(())
     }
 
@@ -186,7 +196,16 @@ impl DoubleBarrier {
     /// ready marker with its node, so the barrier can be used again. Fails with
     /// [`Error::SessionExpired`] if this participant's node went with the session it entered
     /// in (it cannot tell whether the others have left).
+    ///
+    /// Dropping this future before it returns (a timeout) still removes this participant's
+    /// node, in the background, once the barrier is dropped.
     pub async fn leave(&self) -> Result<()> {
+        let result = self.leave_round().await;
+        self.settled.store(true, Ordering::Relaxed);
+        result
+    }
+
+    async fn leave_round(&self) -> Result<()> {
         let me = self.node_name.as_str();
         let session = self.session.load(Ordering::Relaxed);
         loop {
@@ -265,5 +284,16 @@ impl DoubleBarrier {
             }
         }
         Ok(())
+    }
+}
+
+impl Drop for DoubleBarrier {
+    fn drop(&mut self) {
+        // Entered, and no leave returned: the node is still ours (a leave cut short, or
+        // none), and the others' leave waits for it.
+        if *self.session.get_mut() != 0 && !*self.settled.get_mut() {
+            tracing::debug!(node = %self.node(), "participant dropped inside the barrier");
+            delete_in_background(self.client.clone(), self.node());
+        }
     }
 }

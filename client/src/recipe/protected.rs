@@ -287,6 +287,13 @@ impl OwnedNode {
         let Some(path) = self.path.clone() else {
             return Ok(());
         };
+        if self
+            .client
+            .planted(crate::planted::PlantedBug::CancelledDeleteLosesNode)
+        {
+            // Planted: given up before the delete is confirmed.
+            self.path = None;
+        }
         let result = match self.owner {
             // A name only we create: left alone if it is an earlier session's (see
             // `delete_recipe_node`).

@@ -232,7 +232,12 @@ impl Node {
             };
             // A frozen member (a stop-the-world pause) acts on nothing; once thawed it acts
             // on what woke it, a heartbeat long due included.
+            let frozen_at = Instant::now();
             self.shared.thawed().await;
+            let frozen_for = frozen_at.elapsed();
+            if !frozen_for.is_zero() {
+                self.thawed_after(frozen_for);
+            }
             match wake {
                 Wake::ReadOnly => self.start_read_only(),
                 Wake::Link(ev) => self.on_link(ev),
@@ -240,6 +245,38 @@ impl Node {
                 Wake::Tick => self.on_tick(),
             }
         }
+    }
+
+    /// After a freeze of `frozen_for`: ZooKeeper counts a quorum peer's deadlines in ticks
+    /// of its own loop (`Leader.lead`'s `tick`, `LearnerHandler.synced`), and a frozen JVM
+    /// counts none, while what its peers sent meanwhile sits unread in its sockets. So the
+    /// frozen time does not count against anyone: every stamp of when a peer was last heard
+    /// (and since when a role or a join runs) moves forward by it. A resumed leader leads
+    /// on until it reads that its followers have gone, and meanwhile its session tracker,
+    /// which runs on elapsed time, expires every session it has not heard from.
+    fn thawed_after(&mut self, frozen_for: Duration) {
+        let now = Instant::now();
+        let shift = |at: &mut Instant| *at = (*at + frozen_for).min(now);
+        for l in self.links.values_mut() {
+            shift(&mut l.heard);
+        }
+        for s in self.statuses.values_mut() {
+            shift(&mut s.at);
+        }
+        match &mut self.state {
+            State::Looking { since } => shift(since),
+            State::Following(f) => shift(&mut f.since),
+            State::Leading(l) => {
+                shift(&mut l.since);
+                for at in l.joined.values_mut() {
+                    shift(at);
+                }
+            }
+        }
+        self.event(format!(
+            "resumed after {} ms frozen",
+            frozen_for.as_millis()
+        ));
     }
 
     /// The durable store (locked with the world).

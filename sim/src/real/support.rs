@@ -2,7 +2,8 @@
 //! can apply faithfully: partitions, splits, heals, crashes and restarts (of members and of
 //! clients), expiries (by takeover, or by cutting the client off until the leader expires
 //! the session), a client's pause (its application frozen, its traffic held at its
-//! proxies), held messages, added latency and a lagging follower. Packet loss is refused
+//! proxies), held messages, added latency, a lagging follower and cancelled calls (the
+//! workload's own timeouts, in real time). Packet loss is refused
 //! (a fault or a scenario's base `loss`): on a real TCP link a lost segment is
 //! retransmitted, so what turmoil's loss does has no faithful counterpart at a proxy, and
 //! the scenario is refused with the reason rather than run as something it is not.
@@ -12,7 +13,7 @@ use std::fmt::Write as _;
 use crate::scenario::{FaultKind, Scenario};
 
 /// The fault kinds real mode applies.
-pub const REAL_FAULTS: [FaultKind; 10] = [
+pub const REAL_FAULTS: [FaultKind; 11] = [
     FaultKind::Partition,
     FaultKind::Split,
     FaultKind::Heal,
@@ -23,6 +24,7 @@ pub const REAL_FAULTS: [FaultKind; 10] = [
     FaultKind::Hold,
     FaultKind::Latency,
     FaultKind::Lag,
+    FaultKind::Cancel,
 ];
 
 /// A scenario real mode refuses, and why.

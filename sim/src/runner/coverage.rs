@@ -8,7 +8,7 @@ use std::fmt;
 
 use super::faults::Faults;
 use crate::check;
-use crate::history::Record;
+use crate::history::{Event, Record};
 
 /// Counts of what one run (or, added up, many runs) exercised.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,7 +29,11 @@ impl Coverage {
             faults_fired: faults.fired.values().sum(),
             faults_skipped: faults.skipped,
             by_kind: faults.fired.iter().map(|(k, n)| (k.name(), *n)).collect(),
-            counts: check::coverage(records),
+            counts: {
+                let mut counts = check::coverage(records);
+                cancellations(records, &mut counts);
+                counts
+            },
         }
     }
 
@@ -42,6 +46,26 @@ impl Coverage {
         }
         for (k, n) in &other.counts {
             *self.counts.entry(k).or_default() += n;
+        }
+    }
+}
+
+/// Counts the recipe calls a `cancel` fault's timeout cut short, by call: `cancelled
+/// acquires` and `cancelled enters` (the recipe must leave no node behind), `cancelled
+/// releases`, `cancelled leaves` and `cancelled closes` (the recipe must still remove its
+/// node, in the background).
+fn cancellations(records: &[Record], counts: &mut BTreeMap<&'static str, usize>) {
+    for r in records {
+        if let Event::Cancelled { call, .. } = r.event {
+            let key = match call {
+                "acquire" => "cancelled acquires",
+                "enter" => "cancelled enters",
+                "release" => "cancelled releases",
+                "leave" => "cancelled leaves",
+                "close" => "cancelled closes",
+                _ => "cancelled calls",
+            };
+            *counts.entry(key).or_default() += 1;
         }
     }
 }

@@ -5,6 +5,11 @@
 //! Link cuts are counted per direction, so overlapping faults compose: a link stays cut
 //! until every fault that cut it has ended. When no fault is in force any more the history
 //! gets [`Event::Healed`], which starts the liveness window.
+//!
+//! A `cancel` fault touches neither network nor host: it marks the client in the shared
+//! history ([`History::set_cancel`](crate::history::History::set_cancel)), and the client's
+//! workload, reading the mark, wraps its recipe calls in timeouts (so it works the same in
+//! both backends).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -40,6 +45,8 @@ enum Undo {
     Latency(Vec<Link>),
     /// Put these links' loss back to the scenario's.
     Loss(Vec<Link>),
+    /// End `cancel` fault `id` on client `client`: its calls run to the end again.
+    Cancel { client: usize, id: u64 },
 }
 
 /// The runner's fault state for one seed.
@@ -390,6 +397,20 @@ impl<W: World> Run<'_, W> {
                 }
                 _ => return,
             },
+            FaultKind::Cancel => {
+                let Some(Host::Client(c)) = hosts.as_ref().and_then(|h| h.first().copied()) else {
+                    return;
+                };
+                let (lo, hi) = fault.timeout.unwrap_or_default();
+                let id = self.faults.next_id;
+                self.history.set_cancel(c, id, fault.timeout);
+                self.record_fault(format!(
+                    "cancel{target}{lasts}: its recipe calls time out after {} to {} ms",
+                    lo.as_millis(),
+                    hi.as_millis()
+                ));
+                Some(Undo::Cancel { client: c, id })
+            }
             FaultKind::Hold => {
                 let hosts = hosts.unwrap_or_default();
                 let others: Vec<Host> = self
@@ -538,6 +559,10 @@ impl<W: World> Run<'_, W> {
                     self.world.set_loss(a, b, None);
                 }
                 self.record_fault(format!("loss ends on {} links", links.len()));
+            }
+            Undo::Cancel { client, id } => {
+                self.history.set_cancel(client, id, None);
+                self.record_fault(format!("cancel ends: c{client}'s calls run to the end"));
             }
         }
     }

@@ -6,10 +6,11 @@
 //! kind = "partition"        # see FaultKind
 //! target = "lock-holder"    # see Target
 //! direction = "inbound"     # partitions only: both (default) | outbound | inbound
-//! for_s = 5                 # optional: undo it after this long (required for pause,
+//! for_s = 5                 # optional: undo it after this long (required for pause, cancel,
 //!                           # hold and lag; for an expire by timeout, a cap)
 //! mode = "timeout"          # expire only: close (default, a takeover-and-close) | timeout
 //!                           # (the client is cut off until the leader expires its session)
+//! timeout_ms = [5, 40]      # cancel only: the range its calls' timeouts are drawn from
 //! ```
 
 use std::fmt::Write as _;
@@ -56,6 +57,11 @@ pub enum FaultKind {
     /// to clients, until the fault ends: a follower keeps serving clients from a tree that
     /// falls behind (until `syncLimit` ticks pass and it gives up on its leader).
     Lag,
+    /// While it lasts, the target client's application wraps each recipe call (acquire,
+    /// release, enter, leave, close) in a timeout drawn from `timeout_ms`, as users wrap
+    /// futures in `tokio::time::timeout` or `select!`: a call still running when its timeout
+    /// fires is cancelled (its future dropped). The recipe must clean up on its own.
+    Cancel,
 }
 
 impl FaultKind {
@@ -73,6 +79,7 @@ impl FaultKind {
             FaultKind::Latency => "latency",
             FaultKind::Loss => "loss",
             FaultKind::Lag => "lag",
+            FaultKind::Cancel => "cancel",
         }
     }
 }
@@ -122,6 +129,8 @@ pub struct Fault {
     pub rate: Option<f64>,
     /// How an expire fault ends the session.
     pub mode: ExpireMode,
+    /// A cancel fault's range of call timeouts (inclusive).
+    pub timeout: Option<(Duration, Duration)>,
 }
 
 impl Fault {
@@ -146,6 +155,9 @@ impl Fault {
         }
         if self.mode == ExpireMode::Timeout {
             s.push_str("mode = \"timeout\"\n");
+        }
+        if let Some((lo, hi)) = self.timeout {
+            let _ = writeln!(s, "timeout_ms = [{}, {}]", lo.as_millis(), hi.as_millis());
         }
         if let Some(l) = self.lasts {
             let _ = writeln!(s, "for_s = {}", secs(l));
@@ -180,6 +192,7 @@ pub(super) struct RawFault {
     ms: Option<Spanned<u64>>,
     rate: Option<Spanned<f64>>,
     mode: Option<Spanned<ExpireMode>>,
+    timeout_ms: Option<Spanned<Vec<i64>>>,
 }
 
 /// Checks one raw fault against the scenario (what its workloads offer as `targets`, their
@@ -269,6 +282,7 @@ pub(super) fn fault(
             | FaultKind::Pause
             | FaultKind::Hold
             | FaultKind::Lag
+            | FaultKind::Cancel
     );
     if needs_target && target.is_none() {
         return Err(ctx.err(
@@ -278,7 +292,7 @@ pub(super) fn fault(
         ));
     }
     if let Some((t, span)) = &target {
-        if kind == FaultKind::Expire && !t.is_client() {
+        if matches!(kind, FaultKind::Expire | FaultKind::Cancel) && !t.is_client() {
             return Err(ctx.err(
                 span.clone(),
                 format!("a {} fault needs a client target, not {t}", kind.name()),
@@ -342,6 +356,13 @@ pub(super) fn fault(
                 "add for_s = SECONDS (longer than the session timeout to let it expire)",
             ))
         }
+        None if kind == FaultKind::Cancel => {
+            return Err(ctx.err(
+                f.kind.span(),
+                "a cancel needs to say how long it lasts".to_owned(),
+                "add for_s = SECONDS (the window in which the target's calls are timed out)",
+            ))
+        }
         None => None,
     };
     let latency = match (&f.ms, kind) {
@@ -398,6 +419,7 @@ pub(super) fn fault(
         }
         (None, _) => None,
     };
+    let timeout = cancel_timeout(ctx, &f, kind, duration_s)?;
     Ok(Fault {
         at: millis(at),
         kind,
@@ -407,5 +429,92 @@ pub(super) fn fault(
         latency,
         rate,
         mode,
+        timeout,
     })
+}
+
+/// The most a cancel fault's timeout may be: a call running longer than this is not being
+/// raced by a timeout any user would write.
+const MAX_CANCEL_TIMEOUT_MS: i64 = 60_000;
+
+/// A cancel fault's `timeout_ms = [lo, hi]`: required for a cancel, refused for any other
+/// kind. The range must be 1 ms or more (a 0 ms timeout cancels every call before it
+/// sends anything: nothing is raced), low to high, and able to fire within the run (a
+/// timeout no shorter than the run never cancels anything).
+fn cancel_timeout(
+    ctx: &Ctx<'_>,
+    f: &RawFault,
+    kind: FaultKind,
+    duration_s: u64,
+) -> Result<Option<(Duration, Duration)>, ScenarioError> {
+    let range = match (&f.timeout_ms, kind) {
+        (Some(r), FaultKind::Cancel) => r,
+        (Some(r), _) => {
+            return Err(ctx.err(
+                r.span(),
+                "timeout_ms only applies to a cancel fault".to_owned(),
+                "remove the key",
+            ))
+        }
+        (None, FaultKind::Cancel) => {
+            return Err(ctx.err(
+                f.kind.span(),
+                "a cancel fault needs its range of timeouts".to_owned(),
+                "add timeout_ms = [MIN, MAX] (milliseconds, e.g. [5, 40])",
+            ))
+        }
+        (None, _) => return Ok(None),
+    };
+    let hint = "write timeout_ms = [MIN, MAX] with 1 <= MIN <= MAX milliseconds";
+    let &[lo, hi] = range.get_ref().as_slice() else {
+        return Err(ctx.err(
+            range.span(),
+            format!(
+                "timeout_ms has {} values, not a range [MIN, MAX]",
+                range.get_ref().len()
+            ),
+            hint,
+        ));
+    };
+    if lo < 0 || hi < 0 {
+        return Err(ctx.err(
+            range.span(),
+            format!("timeout_ms = [{lo}, {hi}] has a negative timeout"),
+            hint,
+        ));
+    }
+    if lo > hi {
+        return Err(ctx.err(
+            range.span(),
+            format!("timeout_ms = [{lo}, {hi}] is reversed"),
+            &format!("write it low to high: [{hi}, {lo}]"),
+        ));
+    }
+    if lo == 0 {
+        return Err(ctx.err(
+            range.span(),
+            format!("timeout_ms = [{lo}, {hi}] allows a 0 ms timeout"),
+            "a 0 ms timeout cancels a call before it sends anything; start the range at 1",
+        ));
+    }
+    let run_ms = i64::try_from(duration_s.saturating_mul(1000)).unwrap_or(i64::MAX);
+    if lo >= run_ms.min(MAX_CANCEL_TIMEOUT_MS + 1) {
+        return Err(ctx.err(
+            range.span(),
+            format!("timeout_ms = [{lo}, {hi}] is vacuous: no call is cancelled within it"),
+            &format!(
+                "use timeouts below the run's {duration_s} s and at most \
+                 {MAX_CANCEL_TIMEOUT_MS} ms"
+            ),
+        ));
+    }
+    if hi > MAX_CANCEL_TIMEOUT_MS {
+        return Err(ctx.err(
+            range.span(),
+            format!("timeout_ms = [{lo}, {hi}] is out of range"),
+            &format!("use at most {MAX_CANCEL_TIMEOUT_MS} milliseconds"),
+        ));
+    }
+    let ms = |v: i64| Duration::from_millis(v.unsigned_abs());
+    Ok(Some((ms(lo), ms(hi))))
 }

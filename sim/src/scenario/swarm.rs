@@ -77,6 +77,7 @@ impl Swarm {
                 latency: None,
                 rate: None,
                 mode: ExpireMode::Close,
+                timeout: None,
             };
             match kind {
                 FaultKind::Partition => {
@@ -111,8 +112,9 @@ impl Swarm {
                     });
                 }
                 FaultKind::Split => {}
-                // Not drawn (validated away): every drawn fault undoes itself.
-                FaultKind::Heal | FaultKind::Restart => continue,
+                // Not drawn (validated away): every drawn fault undoes itself, and a cancel
+                // needs its range of timeouts.
+                FaultKind::Heal | FaultKind::Restart | FaultKind::Cancel => continue,
             }
             out.push(fault);
         }
@@ -160,6 +162,13 @@ pub(super) fn swarm(ctx: &Ctx<'_>, s: RawSwarm, duration_s: u64) -> Result<Swarm
             s.kinds.span(),
             format!("{} is not a swarm fault kind", k.name()),
             "every swarm fault undoes itself; list the faults, not their undoing",
+        ));
+    }
+    if kinds.contains(&FaultKind::Cancel) {
+        return Err(ctx.err(
+            s.kinds.span(),
+            "cancel is not a swarm fault kind (it needs its range of timeouts)".to_owned(),
+            "add a [[fault]] with kind = \"cancel\" and timeout_ms = [MIN, MAX] instead",
         ));
     }
     let [lo, hi] = *s.faults.get_ref();

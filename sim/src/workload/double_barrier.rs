@@ -13,8 +13,19 @@ use std::time::Duration;
 use rand::Rng;
 use zkit::recipe::DoubleBarrier;
 
-use super::{start, ClientSpec};
+use super::{cancellable, start, ClientSpec};
 use crate::history::Event;
+
+/// Why an attempt failed.
+#[derive(Debug, thiserror::Error)]
+enum Failed {
+    /// The recipe said so.
+    #[error(transparent)]
+    Recipe(#[from] zkit::Error),
+    /// A `cancel` fault's timeout cut the call short.
+    #[error("{0} cancelled")]
+    Cancelled(&'static str),
+}
 
 /// Runs the participant loop forever.
 pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std::error::Error>> {
@@ -27,18 +38,25 @@ pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std:
         let barrier = DoubleBarrier::new(&zk, &spec.workload.path, spec.workload.count)?;
         history.record(Event::BarrierEntering { client });
         let outcome = async {
-            barrier.enter().await?;
+            // A cancelled enter or leave fails the attempt; the barrier is dropped with it
+            // and must remove this participant's node on its own.
+            cancellable(spec, &mut rng, "enter", barrier.enter())
+                .await
+                .ok_or(Failed::Cancelled("enter"))??;
             history.pause_point(client).await;
             history.record(Event::BarrierEntered { client });
             tokio::time::sleep(rng.random_range(lo..=hi)).await;
             history.pause_point(client).await;
             history.record(Event::BarrierLeaving { client });
-            barrier.leave().await?;
+            cancellable(spec, &mut rng, "leave", barrier.leave())
+                .await
+                .ok_or(Failed::Cancelled("leave"))??;
             history.pause_point(client).await;
             history.record(Event::BarrierLeft { client });
-            Ok::<(), zkit::Error>(())
+            Ok::<(), Failed>(())
         }
         .await;
+        drop(barrier);
         if let Err(e) = outcome {
             history.record(Event::BarrierFailed {
                 client,

@@ -12,16 +12,26 @@ use rand::Rng;
 use tokio::time::Instant;
 use zkit::recipe::{LeaderEvent, LeaderLatch};
 
-use super::{start, ClientSpec};
+use super::{cancellable, start_configured, ClientSpec};
 use crate::history::Event;
 
 /// Runs the candidate loop forever.
 pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std::error::Error>> {
+    run_configured(spec, incarnation, |builder| builder).await
+}
+
+/// [`run`], connecting with [`super::connect_configured`] (a test planting a bug in the
+/// client).
+pub async fn run_configured(
+    spec: &ClientSpec,
+    incarnation: u32,
+    configure: impl Fn(zkit::Builder) -> zkit::Builder,
+) -> Result<(), Box<dyn std::error::Error>> {
     let who = spec.host();
     let client = spec.client;
     let history = &spec.history;
     let (lo, hi) = spec.workload.hold;
-    let (mut rng, zk) = start(spec, incarnation).await;
+    let (mut rng, zk) = start_configured(spec, incarnation, configure).await;
     loop {
         let latch = LeaderLatch::start(&zk, &spec.workload.path, &who)?;
         let mut events = latch.events();
@@ -61,7 +71,8 @@ pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std:
                 () = tokio::time::sleep_until(until), if leading.is_some() => {}
             }
         }
-        if let Err(e) = latch.close().await {
+        // A cancelled close is not retried: the dropped latch must delete its node.
+        if let Some(Err(e)) = cancellable(spec, &mut rng, "close", latch.close()).await {
             history.note(&who, format!("latch close failed: {e}"));
         }
         tokio::time::sleep(Duration::from_millis(rng.random_range(100..600))).await;

@@ -16,7 +16,7 @@ use rand::Rng;
 use tokio::time::Instant;
 use zkit::recipe::Lock;
 
-use super::{end_hold, start, ClientSpec};
+use super::{cancellable, end_hold, start_configured, ClientSpec};
 use crate::history::Event;
 
 /// What woke the holder.
@@ -27,15 +27,27 @@ enum Woke {
 
 /// Runs the contender loop forever.
 pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std::error::Error>> {
+    run_configured(spec, incarnation, |builder| builder).await
+}
+
+/// [`run`], connecting with [`super::connect_configured`] (a test planting a bug in the
+/// client).
+pub async fn run_configured(
+    spec: &ClientSpec,
+    incarnation: u32,
+    configure: impl Fn(zkit::Builder) -> zkit::Builder,
+) -> Result<(), Box<dyn std::error::Error>> {
     let who = spec.host();
     let client = spec.client;
     let history = &spec.history;
     let (lo, hi) = spec.workload.hold;
-    let (mut rng, zk) = start(spec, incarnation).await;
+    let (mut rng, zk) = start_configured(spec, incarnation, configure).await;
     let lock = Lock::new(&zk, &spec.workload.path)?;
     loop {
-        match lock.acquire().await {
-            Ok(guard) => {
+        match cancellable(spec, &mut rng, "acquire", lock.acquire()).await {
+            // Cancelled: tried again after the rest.
+            None => {}
+            Some(Ok(guard)) => {
                 // A frozen application learns of the acquisition when it wakes.
                 history.pause_point(client).await;
                 let token = guard.fencing_token();
@@ -76,9 +88,9 @@ pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std:
                         }
                     }
                 }
-                end_hold(spec, guard, lost).await;
+                end_hold(spec, &mut rng, guard, lost).await;
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 history.note(&who, format!("acquire failed: {e}"));
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }

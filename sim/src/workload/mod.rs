@@ -24,6 +24,13 @@
 //! Every role records each belief change into the history, and passes a pause point
 //! ([`History::pause_point`]) wherever a frozen application would stop before acting on what
 //! it learnt.
+//!
+//! Cancellation: while a `cancel` fault is in force on a client ([`History::cancel_range`]),
+//! the lock, read-write lock, semaphore, multi-lock, double-barrier and leader-latch roles
+//! run their recipe calls through [`cancellable`]: under a timeout drawn from the client's
+//! own random stream, as users wrap futures in `tokio::time::timeout`. A cancelled acquire
+//! (or enter) is simply tried again later; a cancelled release, leave or close is not
+//! retried: the recipe, dropped, must remove its node on its own.
 
 pub mod config;
 pub mod double_barrier;
@@ -265,17 +272,49 @@ impl Held for Lease {
 
 /// Ends a hold: a lost one is recorded as [`Event::Lost`] and dropped (its guard cleans up
 /// in the background); otherwise the client records [`Event::Released`] (its belief ends as
-/// it starts to release) and releases, noting a failure.
-pub async fn end_hold<H: Held>(spec: &ClientSpec, held: H, lost: bool) {
+/// it starts to release) and releases, noting a failure. The release is
+/// [`cancellable`]: one cut short is not retried (the dropped guard must delete its node
+/// in the background).
+pub async fn end_hold<H: Held>(spec: &ClientSpec, rng: &mut ChaCha8Rng, held: H, lost: bool) {
     let client = spec.client;
     if lost {
         spec.history.record(Event::Lost { client });
         drop(held);
     } else {
         spec.history.record(Event::Released { client });
-        if let Err(e) = held.release().await {
+        if let Some(Err(e)) = cancellable(spec, rng, "release", held.release()).await {
             spec.history
                 .note(&spec.host(), format!("release failed: {e}"));
+        }
+    }
+}
+
+/// Runs the recipe call `call` (`acquire`, `release`, `enter`, `leave`, `close`: its name
+/// in the history) as the client's application would. While a `cancel` fault is in force
+/// on the client, under a timeout drawn from the fault's range with `rng`: `None` if the
+/// timeout fired first (the call's future is dropped unfinished, and [`Event::Cancelled`]
+/// recorded). Otherwise the call runs to the end and nothing is drawn, so a run without a
+/// cancel fault draws exactly what it drew before the fault existed.
+pub async fn cancellable<T>(
+    spec: &ClientSpec,
+    rng: &mut ChaCha8Rng,
+    call: &'static str,
+    future: impl Future<Output = T>,
+) -> Option<T> {
+    let Some((lo, hi)) = spec.history.cancel_range(spec.client) else {
+        return Some(future.await);
+    };
+    let after = rng.random_range(lo..=hi);
+    match tokio::time::timeout(after, future).await {
+        Ok(out) => Some(out),
+        Err(_) => {
+            tracing::debug!(client = spec.client, call, ?after, "recipe call cancelled");
+            spec.history.record(Event::Cancelled {
+                client: spec.client,
+                call,
+                after,
+            });
+            None
         }
     }
 }

@@ -11,7 +11,7 @@ use rand::seq::IndexedRandom;
 use rand::Rng;
 use zkit::recipe::{MultiLock, MultiLockGuard};
 
-use super::{end_hold, hold, start, ClientSpec, Held};
+use super::{cancellable, end_hold, hold, start, ClientSpec, Held};
 use crate::history::Event;
 
 /// How many locks there are under the workload's path.
@@ -46,8 +46,10 @@ pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std:
             .collect();
         picked.sort_unstable();
         let multi = MultiLock::new(&zk, &picked)?;
-        match multi.acquire().await {
-            Ok(guard) => {
+        match cancellable(spec, &mut rng, "acquire", multi.acquire()).await {
+            // Cancelled: tried again after the rest.
+            None => {}
+            Some(Ok(guard)) => {
                 history.pause_point(client).await;
                 history.record(Event::MultiLockAcquired {
                     client,
@@ -55,9 +57,9 @@ pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std:
                 });
                 let lost = guard.is_lost()
                     || hold(history, client, &guard, rng.random_range(lo..=hi)).await;
-                end_hold(spec, guard, lost).await;
+                end_hold(spec, &mut rng, guard, lost).await;
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 history.note(&who, format!("acquire failed: {e}"));
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use rand::Rng;
 use zkit::recipe::{Access, ReadWriteLock};
 
-use super::{end_hold, hold, start, ClientSpec};
+use super::{cancellable, end_hold, hold, start, ClientSpec};
 use crate::history::Event;
 
 /// Runs the contender loop forever.
@@ -25,8 +25,10 @@ pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std:
         } else {
             Access::Read
         };
-        match lock.acquire(access).await {
-            Ok(guard) => {
+        match cancellable(spec, &mut rng, "acquire", lock.acquire(access)).await {
+            // Cancelled: tried again after the rest.
+            None => {}
+            Some(Ok(guard)) => {
                 history.pause_point(client).await;
                 let token = guard.fencing_token();
                 history.record(match access {
@@ -37,9 +39,9 @@ pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std:
                 history.record(Event::HeldIn { client, session });
                 let lost = guard.is_lost()
                     || hold(history, client, &guard, rng.random_range(lo..=hi)).await;
-                end_hold(spec, guard, lost).await;
+                end_hold(spec, &mut rng, guard, lost).await;
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 history.note(&who, format!("acquire failed: {e}"));
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use rand::Rng;
 use zkit::recipe::Semaphore;
 
-use super::{end_hold, hold, start, ClientSpec};
+use super::{cancellable, end_hold, hold, start, ClientSpec};
 use crate::history::Event;
 
 /// Runs the holder loop forever.
@@ -19,8 +19,10 @@ pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std:
     let (mut rng, zk) = start(spec, incarnation).await;
     let semaphore = Semaphore::new(&zk, &spec.workload.path, spec.workload.leases)?;
     loop {
-        match semaphore.acquire().await {
-            Ok(lease) => {
+        match cancellable(spec, &mut rng, "acquire", semaphore.acquire()).await {
+            // Cancelled: tried again after the rest.
+            None => {}
+            Some(Ok(lease)) => {
                 history.pause_point(client).await;
                 history.record(Event::LeaseAcquired {
                     client,
@@ -30,9 +32,9 @@ pub async fn run(spec: &ClientSpec, incarnation: u32) -> Result<(), Box<dyn std:
                 history.record(Event::HeldIn { client, session });
                 let lost = lease.is_lost()
                     || hold(history, client, &lease, rng.random_range(lo..=hi)).await;
-                end_hold(spec, lease, lost).await;
+                end_hold(spec, &mut rng, lease, lost).await;
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 history.note(&who, format!("acquire failed: {e}"));
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
