@@ -68,11 +68,14 @@ fn show(state: Option<&(String, i32)>) -> String {
     }
 }
 
+/// A read's result awaiting the watch it set: (session, the state it saw, when).
+type SeenRead<'a> = (i64, &'a (String, i32), Duration);
+
 /// Judges the watches of `clients` (on register `path`) in `records`.
 fn judge(records: &[Record], path: &str, clients: &[usize]) -> Judged {
     let mut out = Judged::default();
     // The last read results, by (client, op id), until a watch set by them is recorded.
-    let mut reads: BTreeMap<(usize, u64), (i64, &(String, i32), Duration)> = BTreeMap::new();
+    let mut reads: BTreeMap<(usize, u64), SeenRead<'_>> = BTreeMap::new();
     let mut armed: BTreeMap<(usize, u64), Armed<'_>> = BTreeMap::new();
     for r in records {
         match &r.event {
