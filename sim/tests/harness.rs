@@ -9,7 +9,7 @@ use std::time::Duration;
 use zkit_sim::check;
 use zkit_sim::history::{Event, History};
 use zkit_sim::runner;
-use zkit_sim::scenario::{self, FaultKind, Target};
+use zkit_sim::scenario::{self, ExpireMode, FaultKind, Target};
 
 fn scenarios_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
@@ -534,6 +534,22 @@ fn network_run_and_swarm_sections_are_checked() {
         "[swarm]\nkinds = [\"crash\"]\nfaults = [1, 2]\nfor_s = [1, 2]\npace = 3",
         "unknown field `pace`",
     );
+    bad(
+        "[swarm]\nkinds = [\"cancel\"]\nfaults = [1, 2]\nfor_s = [1, 2]",
+        "needs their range of timeouts",
+    );
+    bad(
+        "[swarm]\nkinds = [\"crash\"]\nfaults = [1, 2]\nfor_s = [1, 2]\ntimeout_ms = [5, 40]",
+        "only applies to a swarm that draws cancel",
+    );
+    bad(
+        "[swarm]\nkinds = [\"cancel\"]\nfaults = [1, 2]\nfor_s = [1, 2]\ntimeout_ms = [40, 5]",
+        "is reversed",
+    );
+    bad(
+        "[swarm]\nkinds = [\"cancel\"]\nfaults = [1, 2]\nfor_s = [1, 2]\ntimeout_ms = [0, 5]",
+        "0 ms timeout",
+    );
     let s = scenario::parse(
         "t.toml",
         "t",
@@ -811,4 +827,53 @@ fn barrier_rounds_go_on_after_cancelled_leaves() {
         }
     }
     assert!(cancelled_leaves > 0, "no leave was cancelled");
+}
+
+/// `swarm_everything` draws every variant: cancels with its timeout range, pauses of servers
+/// as well as clients, expiries by timeout as well as by takeover, and waiters as targets;
+/// each printed schedule parses back to itself. `swarm_lock` (no `every_variant`) never
+/// draws those variants, so its pinned seeds keep their schedules.
+#[test]
+fn a_swarm_with_every_variant_draws_the_newer_faults() {
+    let s = scenario::load(&scenarios_dir().join("swarm_everything.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let swarm = s.swarm.clone().expect("a swarm");
+    assert!(swarm.every_variant && swarm.cancel.is_some());
+    let (mut cancels, mut server_pauses, mut timeouts, mut waiters) = (0, 0, 0, 0);
+    for seed in 0..200 {
+        let faults = runner::schedule(&s, seed);
+        for f in &faults {
+            match f.kind {
+                FaultKind::Cancel => {
+                    assert_eq!(f.timeout, swarm.cancel);
+                    cancels += 1;
+                }
+                FaultKind::Pause if f.target.is_some_and(|t| !t.is_client()) => server_pauses += 1,
+                FaultKind::Expire if f.mode == ExpireMode::Timeout => {
+                    assert!(f.lasts.is_some(), "an expiry by timeout has its cap");
+                    timeouts += 1;
+                }
+                _ => {}
+            }
+            if f.target == Some(Target::Waiter) {
+                waiters += 1;
+            }
+        }
+        let text = s.to_toml_with(&faults);
+        let back =
+            scenario::parse("shrunk.toml", "x", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(back.faults, faults, "{text}");
+    }
+    assert!(
+        cancels > 0 && server_pauses > 0 && timeouts > 0 && waiters > 0,
+        "cancels {cancels}, server pauses {server_pauses}, timeouts {timeouts}, waiters {waiters}"
+    );
+    let old =
+        scenario::load(&scenarios_dir().join("swarm_lock.toml")).unwrap_or_else(|e| panic!("{e}"));
+    for seed in 0..200 {
+        for f in runner::schedule(&old, seed) {
+            assert!(f.mode == ExpireMode::Close && f.target != Some(Target::Waiter));
+            assert!(f.kind != FaultKind::Pause || f.target.is_some_and(|t| t.is_client()));
+        }
+    }
 }

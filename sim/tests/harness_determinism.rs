@@ -37,6 +37,8 @@ fn same_seed_same_trace() {
         "lock_holder_paused.toml",
         "leader_election_split_halves.toml",
         "swarm_lock.toml",
+        "leader_paused.toml",
+        "swarm_everything.toml",
     ] {
         let s = load(file);
         let a = runner::run(&s, 3).trace;

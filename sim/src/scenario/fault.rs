@@ -465,6 +465,16 @@ fn cancel_timeout(
         }
         (None, _) => return Ok(None),
     };
+    timeout_range(ctx, range, duration_s).map(Some)
+}
+
+/// Checks a `timeout_ms = [lo, hi]` range of cancel timeouts against a run of `duration_s`
+/// seconds (a cancel fault's, or a swarm's that draws cancels).
+pub(super) fn timeout_range(
+    ctx: &Ctx<'_>,
+    range: &Spanned<Vec<i64>>,
+    duration_s: u64,
+) -> Result<(Duration, Duration), ScenarioError> {
     let hint = "write timeout_ms = [MIN, MAX] with 1 <= MIN <= MAX milliseconds";
     let &[lo, hi] = range.get_ref().as_slice() else {
         return Err(ctx.err(
@@ -516,5 +526,5 @@ fn cancel_timeout(
         ));
     }
     let ms = |v: i64| Duration::from_millis(v.unsigned_abs());
-    Ok(Some((ms(lo), ms(hi))))
+    Ok((ms(lo), ms(hi)))
 }

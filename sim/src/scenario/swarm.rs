@@ -9,7 +9,12 @@
 //! for_s = [1, 8]      # how long each lasts
 //! from_s = 2          # none starts before
 //! until_s = 45        # every one has ended by then (the liveness window follows)
+//! timeout_ms = [5, 400]  # with "cancel" in kinds: the range its calls' timeouts come from
+//! every_variant = true   # also draw server pauses, expiry by timeout and waiter targets
 //! ```
+//!
+//! `every_variant` is off by default, so a swarm written before those variants existed
+//! draws the same schedules (and its pinned seeds replay) as it always did.
 
 use std::time::Duration;
 
@@ -18,7 +23,7 @@ use rand::Rng;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::fault::{millis, Direction, ExpireMode, Fault, FaultKind};
+use super::fault::{millis, timeout_range, Direction, ExpireMode, Fault, FaultKind};
 use super::{Ctx, ScenarioError, Target};
 
 /// A parsed `[swarm]` section.
@@ -34,6 +39,12 @@ pub struct Swarm {
     pub from: Duration,
     /// Every fault has ended by this.
     pub until: Duration,
+    /// The range a drawn cancel fault's timeouts come from (with `cancel` in `kinds`).
+    pub cancel: Option<(Duration, Duration)>,
+    /// Whether to draw every variant of a kind: a pause of a server as well as of a client,
+    /// an expiry by timeout as well as by takeover-and-close, and a lock waiter as well as
+    /// the other client targets.
+    pub every_variant: bool,
 }
 
 /// What the workloads offer as fault targets.
@@ -62,7 +73,7 @@ impl Swarm {
             let latest = ms(self.until).saturating_sub(lasts).max(ms(self.from));
             let at = Duration::from_millis(rng.random_range(ms(self.from)..=latest));
             let lasts = Duration::from_millis(lasts);
-            let clients = client_targets(targets);
+            let clients = client_targets(targets, self.every_variant);
             let mut servers = vec![Target::LeaderServer, Target::RandomServer];
             if targets.servers >= 3 {
                 servers.extend([Target::RandomFollower, Target::Minority]);
@@ -94,8 +105,21 @@ impl Swarm {
                 FaultKind::Expire => {
                     fault.target = pick(rng, &clients);
                     fault.lasts = None;
+                    if self.every_variant && rng.random_bool(0.5) {
+                        // Cut off until the leader expires the session, `lasts` at most.
+                        fault.mode = ExpireMode::Timeout;
+                        fault.lasts = Some(lasts);
+                    }
+                }
+                FaultKind::Pause if self.every_variant => {
+                    let both: Vec<Target> = clients.iter().chain(&servers).copied().collect();
+                    fault.target = pick(rng, &both);
                 }
                 FaultKind::Pause => fault.target = pick(rng, &clients),
+                FaultKind::Cancel => {
+                    fault.target = pick(rng, &clients);
+                    fault.timeout = self.cancel;
+                }
                 FaultKind::Latency => {
                     fault.latency = Some(Duration::from_millis(rng.random_range(50..=1500)));
                     fault.target = pick(rng, &[Target::RandomClient, Target::RandomServer]);
@@ -112,9 +136,8 @@ impl Swarm {
                     });
                 }
                 FaultKind::Split => {}
-                // Not drawn (validated away): every drawn fault undoes itself, and a cancel
-                // needs its range of timeouts.
-                FaultKind::Heal | FaultKind::Restart | FaultKind::Cancel => continue,
+                // Not drawn (validated away): every drawn fault undoes itself.
+                FaultKind::Heal | FaultKind::Restart => continue,
             }
             out.push(fault);
         }
@@ -123,10 +146,13 @@ impl Swarm {
     }
 }
 
-fn client_targets(targets: Targets) -> Vec<Target> {
+fn client_targets(targets: Targets, every_variant: bool) -> Vec<Target> {
     let mut pool = vec![Target::RandomClient];
     if targets.lock_holder {
         pool.push(Target::LockHolder);
+        if every_variant {
+            pool.push(Target::Waiter);
+        }
     }
     if targets.leader_candidate {
         pool.push(Target::LeaderCandidate);
@@ -142,6 +168,8 @@ pub(super) struct RawSwarm {
     for_s: Spanned<[f64; 2]>,
     from_s: Option<Spanned<f64>>,
     until_s: Option<Spanned<f64>>,
+    timeout_ms: Option<Spanned<Vec<i64>>>,
+    every_variant: Option<bool>,
 }
 
 /// Checks the raw section against a run of `duration_s` seconds.
@@ -164,13 +192,24 @@ pub(super) fn swarm(ctx: &Ctx<'_>, s: RawSwarm, duration_s: u64) -> Result<Swarm
             "every swarm fault undoes itself; list the faults, not their undoing",
         ));
     }
-    if kinds.contains(&FaultKind::Cancel) {
-        return Err(ctx.err(
-            s.kinds.span(),
-            "cancel is not a swarm fault kind (it needs its range of timeouts)".to_owned(),
-            "add a [[fault]] with kind = \"cancel\" and timeout_ms = [MIN, MAX] instead",
-        ));
-    }
+    let cancel = match (&s.timeout_ms, kinds.contains(&FaultKind::Cancel)) {
+        (Some(range), true) => Some(timeout_range(ctx, range, duration_s)?),
+        (Some(range), false) => {
+            return Err(ctx.err(
+                range.span(),
+                "timeout_ms only applies to a swarm that draws cancel faults".to_owned(),
+                "add \"cancel\" to kinds, or remove the key",
+            ))
+        }
+        (None, true) => {
+            return Err(ctx.err(
+                s.kinds.span(),
+                "a swarm that draws cancel faults needs their range of timeouts".to_owned(),
+                "add timeout_ms = [MIN, MAX] (milliseconds, e.g. [5, 400])",
+            ))
+        }
+        (None, false) => None,
+    };
     let [lo, hi] = *s.faults.get_ref();
     if lo > hi || hi > 1000 {
         return Err(ctx.err(
@@ -220,5 +259,7 @@ pub(super) fn swarm(ctx: &Ctx<'_>, s: RawSwarm, duration_s: u64) -> Result<Swarm
         lasts: (millis(flo), millis(fhi)),
         from: millis(from),
         until: millis(until),
+        cancel,
+        every_variant: s.every_variant.unwrap_or(false),
     })
 }
