@@ -768,6 +768,50 @@ fn fencing_fires_when_a_legitimate_write_is_rejected() {
     assert!(v[0].message.contains("rejected c2's write"), "{}", v[0]);
 }
 
+/// `swarm_everything` seed 297: a client on a lagging follower saw its node come first after
+/// the ensemble had expired its session (the follower had not applied the close), and
+/// recorded an acquisition with a token below the live holder's; its write was rejected.
+/// That acquisition supersedes nobody: the live holder's later write is legitimate. The
+/// same acquisition in a live session would make the holder's write a stale one.
+#[test]
+fn fencing_ignores_an_acquisition_made_in_an_expired_session() {
+    let session = |ms, client, session| (ms, Event::Session { client, session });
+    let base = vec![
+        session(0, 1, 7),
+        session(0, 2, 8),
+        acquired(1, 1, 20),
+        write(1, 1, 20, true),
+    ];
+    let mut expired = base.clone();
+    expired.extend([
+        (2, Event::SessionExpired { session: 8 }),
+        acquired(3, 2, 10),
+        write(3, 2, 10, false),
+        (4, Event::Lost { client: 2 }),
+        write(5, 1, 20, true),
+    ]);
+    let report = check::report(&h(expired), &lock2());
+    let fencing: Vec<_> = report
+        .violations
+        .iter()
+        .filter(|v| v.checker == "fencing")
+        .collect();
+    assert!(fencing.is_empty(), "{fencing:#?}");
+    let mut live = base;
+    live.extend([
+        acquired(3, 2, 21),
+        write(3, 2, 21, true),
+        (4, Event::Lost { client: 2 }),
+        write(5, 1, 20, true),
+    ]);
+    let v = check::all(&h(live), &lock2());
+    assert!(
+        v.iter()
+            .any(|v| v.checker == "fencing" && v.message.contains("accepted c1's stale write")),
+        "{v:#?}"
+    );
+}
+
 /// A lock that hands every holder the same token: the paused holder's stale write is
 /// accepted (the resource only refuses lower tokens), and the token did not increase.
 #[test]
@@ -915,6 +959,48 @@ fn policy_fires_when_a_holder_ignores_suspended() {
     );
     assert_eq!(checkers(&v), vec!["connection-policy"], "{v:#?}");
     assert!(v[0].message.contains("went Lost at 4.000000 s"), "{}", v[0]);
+}
+
+/// `swarm_everything` seed 132: a leader candidate paused while it led; its client went
+/// Suspended and Lost and then Connected in a new session, where it was elected again; the
+/// resumed application saw only the latest leadership (a new epoch) and recorded it 2 ms
+/// after resuming. That new belief is taken in a trusted state: it is not held against the
+/// Suspended of the old one. A belief taken while still Suspended is.
+#[test]
+fn policy_lets_a_resumed_client_take_a_new_belief_in_its_new_session() {
+    let leads = |ms, epoch| (ms, Event::Leader { client: 1, epoch });
+    let base = vec![
+        state(0, 1, "Connected"),
+        leads(100, 1),
+        (150, Event::Paused { client: 1 }),
+        state(200, 1, "Suspended"),
+        state(1500, 1, "Lost"),
+        (
+            1800,
+            Event::Session {
+                client: 1,
+                session: 7,
+            },
+        ),
+    ];
+    let mut ok = base.clone();
+    ok.extend([
+        state(1800, 1, "Connected"),
+        (5000, Event::Resumed { client: 1 }),
+        leads(5002, 2),
+        end(10_000),
+    ]);
+    assert_eq!(check::policy::check(&h(ok), &lock2()), vec![]);
+    let mut doubtful = base;
+    doubtful.extend([
+        (5000, Event::Resumed { client: 1 }),
+        leads(5002, 2),
+        end(10_000),
+    ]);
+    assert_eq!(
+        checkers(&check::policy::check(&h(doubtful), &lock2())),
+        vec!["connection-policy"]
+    );
 }
 
 #[test]

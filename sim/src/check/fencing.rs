@@ -4,7 +4,10 @@
 //!
 //! - **A stale write is rejected**: a write by a holder after someone else acquired the same
 //!   lock later than it did (and wrote, which the lock contender does in the same instant as
-//!   it acquires) is rejected. That holder is normally tainted (see [`super`]: paused, or
+//!   it acquires) is rejected. An acquisition in a session the ensemble had already expired
+//!   does not count: ZooKeeper lets a client on a lagging follower see its node come first
+//!   after its session is gone (the follower has not applied the close yet), and such an
+//!   acquisition supersedes nobody (its own writes are what fencing must reject). That holder is normally tainted (see [`super`]: paused, or
 //!   killed, since its belief began); an untainted one is also a mutual-exclusion violation.
 //!   A lock that hands every holder the same token breaks this: the stale holder's equal
 //!   token is accepted.
@@ -47,8 +50,9 @@ pub fn check(records: &[Record], scenario: &Scenario) -> (Vec<Violation>, Vec<Fi
     let mut taint = Taint::default();
     // Open beliefs per client.
     let mut holding: BTreeMap<usize, Hold> = BTreeMap::new();
-    // Per path: every acquisition so far (log index, client, token), in log order.
-    let mut acquisitions: BTreeMap<&str, Vec<(usize, usize, i64)>> = BTreeMap::new();
+    // Per path: every acquisition so far (log index, client, token, whether made in a
+    // session the ensemble had expired), in log order.
+    let mut acquisitions: BTreeMap<&str, Vec<(usize, usize, i64, bool)>> = BTreeMap::new();
     // Per path: the last index at which each client wrote.
     let mut last_write: BTreeMap<&str, BTreeMap<usize, usize>> = BTreeMap::new();
     // Per path: the highest token accepted.
@@ -61,10 +65,10 @@ pub fn check(records: &[Record], scenario: &Scenario) -> (Vec<Violation>, Vec<Fi
             Event::Acquired { client, token } => {
                 let path = path_of(client);
                 let earlier = acquisitions.entry(path).or_default();
-                if let Some(&(_, by, high)) = earlier
+                if let Some(&(_, by, high, _)) = earlier
                     .iter()
-                    .filter(|(_, _, t)| *t >= token)
-                    .max_by_key(|(_, _, t)| *t)
+                    .filter(|(_, _, t, _)| *t >= token)
+                    .max_by_key(|(_, _, t, _)| *t)
                 {
                     let message = format!(
                         "c{client} acquired {path} with token {token:#x}, not above c{by}'s \
@@ -86,7 +90,7 @@ pub fn check(records: &[Record], scenario: &Scenario) -> (Vec<Violation>, Vec<Fi
                         }),
                     }
                 }
-                earlier.push((i, client, token));
+                earlier.push((i, client, token, taint.session_expired(client)));
                 holding.insert(client, Hold { index: i, at: r.at });
             }
             Event::Released { client }
@@ -111,12 +115,15 @@ pub fn check(records: &[Record], scenario: &Scenario) -> (Vec<Violation>, Vec<Fi
                 // Stale: someone else acquired after this holder did, and wrote since.
                 let mine = hold.map_or(0, |h| h.index);
                 let later = acquisitions.get(path).and_then(|a| {
-                    a.iter().copied().find(|&(j, other, _)| {
-                        j > mine && other != client && writes.get(&other).is_some_and(|&w| w >= j)
+                    a.iter().copied().find(|&(j, other, _, dead)| {
+                        j > mine
+                            && other != client
+                            && !dead
+                            && writes.get(&other).is_some_and(|&w| w >= j)
                     })
                 });
                 match (ok, later) {
-                    (true, Some((j, other, other_token))) => {
+                    (true, Some((j, other, other_token, _))) => {
                         let why = tainted.map_or(String::new(), |t| {
                             format!(" (paused or killed at {:.6} s)", t.as_secs_f64())
                         });

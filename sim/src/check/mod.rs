@@ -411,6 +411,12 @@ impl Taint {
         }
     }
 
+    /// Whether the ensemble has expired client `c`'s current session (and it has not ended
+    /// its belief or moved to a new session since).
+    pub(crate) fn session_expired(&self, c: usize) -> bool {
+        self.expired.contains_key(&c)
+    }
+
     /// Since when client `c` has been tainted (paused, killed, or its session expired on the
     /// ensemble), if it is now.
     pub(crate) fn since(&self, c: usize) -> Option<Duration> {

@@ -225,7 +225,15 @@ pub fn check_with(
     for r in records {
         overdue(&mut clients, r.at, &mut out);
         if let Some(c) = starts(&r.event) {
-            clients.entry(c).or_default().belief = Some(r.at);
+            let st = clients.entry(c).or_default();
+            // A belief taken while the client is trusted replaces one it still had in doubt
+            // (a resumed application that catches up in one step: leadership lost while it
+            // was paused and won again in its new session): the doubt was the old belief's,
+            // which was excused while paused and ends here.
+            if !doubtful(policy, &st.state) {
+                st.doubt = None;
+            }
+            st.belief = Some(r.at);
         }
         if let Some(c) = ends(&r.event) {
             let st = clients.entry(c).or_default();

@@ -2,8 +2,8 @@
 //! applying it to the turmoil network or hosts, and undoing it when it ends (its `for_s`
 //! elapsed, a `heal`, a `restart`).
 //!
-//! Link cuts are counted per direction, so overlapping faults compose: a link stays cut
-//! until every fault that cut it has ended. When no fault is in force any more the history
+//! Link cuts are counted per direction, and holds per pair of hosts, so overlapping faults
+//! compose: a link stays cut (or held) until every fault that cut (or held) it has ended. When no fault is in force any more the history
 //! gets [`Event::Healed`], which starts the liveness window.
 //!
 //! A `cancel` fault touches neither network nor host: it marks the client in the shared
@@ -55,6 +55,8 @@ pub(crate) struct Faults {
     rng: ChaCha8Rng,
     /// How many faults cut each directed link now.
     cuts: BTreeMap<Link, u32>,
+    /// How many faults hold each pair of hosts now (the pair in order).
+    holds: BTreeMap<Link, u32>,
     /// Faults in force, by id, with how each ends.
     active: BTreeMap<u64, (FaultKind, Undo)>,
     /// When the faults with a `for_s` end: (time, id).
@@ -81,6 +83,7 @@ impl Faults {
         Faults {
             rng,
             cuts: BTreeMap::new(),
+            holds: BTreeMap::new(),
             active: BTreeMap::new(),
             due: BTreeSet::new(),
             next_id: 0,
@@ -531,6 +534,16 @@ impl<W: World> Run<'_, W> {
                     self.world.freeze(id, false);
                 }
                 for &(a, b) in &links {
+                    // Another fault in force still holds the pair (a server's pause ending
+                    // while a client it held is paused itself): it stays held.
+                    let pair = (a.min(b), a.max(b));
+                    if let Some(n) = self.faults.holds.get_mut(&pair) {
+                        *n -= 1;
+                        if *n > 0 {
+                            continue;
+                        }
+                        self.faults.holds.remove(&pair);
+                    }
                     self.world.release(a, b);
                     // Release heals both directions; put back cuts still in force.
                     for link in [(a, b), (b, a)] {
@@ -598,6 +611,7 @@ impl<W: World> Run<'_, W> {
         for &h in hosts {
             for &p in others {
                 self.world.hold(h, p);
+                *self.faults.holds.entry((h.min(p), h.max(p))).or_default() += 1;
                 links.push((h, p));
             }
         }
