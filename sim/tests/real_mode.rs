@@ -47,9 +47,10 @@ fn real(scenario: &Scenario, run: u64, options: RealOptions) -> Outcome {
         .unwrap_or_else(|e| panic!("a real ZooKeeper must start for this test: {e}"))
 }
 
-/// The CI budget: three scenarios that between them use a client's pause, a split of the
-/// ensemble, a lagging follower, an expiry by timeout and a waiter target; each must pass
-/// every checker, fire every fault, and provoke what it exists for.
+/// The CI budget: four scenarios that between them use a client's pause, a split of the
+/// ensemble, a lagging follower, an expiry by timeout, a waiter target and a server's
+/// stop-the-world pause (SIGSTOP, then SIGCONT); each must pass every checker, fire every
+/// fault, and provoke what it exists for.
 #[test]
 fn shipped_scenarios_pass_against_a_real_ensemble() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -65,6 +66,15 @@ fn shipped_scenarios_pass_against_a_real_ensemble() {
         (
             "leader_election_split_halves.toml",
             &["fault:split", "leader changes"],
+        ),
+        (
+            "leader_paused.toml",
+            &[
+                "fault:pause",
+                "lock handoffs",
+                "leader changes",
+                "ensemble expiries",
+            ],
         ),
         (
             "lagging_follower_waiters.toml",
